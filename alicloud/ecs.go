@@ -1,0 +1,287 @@
+package alicloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+
+	"github.com/enipool/enipool/handler"
+)
+
+// ecsAPI implements handler.ECS. alibaba-cloud-sdk-go clients are not safe for concurrent
+// use (each call rewrites the shared HTTP client's timeouts), so it lends each call a client
+// of its own from a pool.
+type ecsAPI struct {
+	opts   Options
+	region string
+	creds  *creds
+
+	mu   sync.Mutex
+	idle []*ecs.Client
+}
+
+func newECS(opts Options, region string, c *creds) *ecsAPI {
+	return &ecsAPI{opts: opts, region: region, creds: c}
+}
+
+func (a *ecsAPI) get() (*ecs.Client, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n := len(a.idle); n > 0 {
+		c := a.idle[n-1]
+		a.idle = a.idle[:n-1]
+		return c, nil
+	}
+	// Built by hand rather than with ecs.NewClientWithOptions, which fills the client's
+	// endpoint map from a lazily initialized package variable (a data race when clients are
+	// built concurrently). The endpoint is set explicitly, so the map is not needed.
+	c := &ecs.Client{}
+	cfg := sdk.NewConfig().WithScheme(strings.ToUpper(a.opts.Scheme)).WithAutoRetry(false)
+	if err := c.InitWithOptions(a.region, cfg, a.creds); err != nil {
+		return nil, &handler.APIError{Service: "ecs", API: "client", Err: err}
+	}
+	c.Domain = endpointFor(a.opts.ECSEndpoint, "ecs.%s.aliyuncs.com", a.region)
+	c.SetConnectTimeout(a.opts.ConnectTimeout)
+	return c, nil
+}
+
+func (a *ecsAPI) put(c *ecs.Client) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.idle = append(a.idle, c)
+}
+
+// do runs one request with a pooled client, bounds it by ctx, reports it and converts its
+// error.
+func (a *ecsAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*ecs.Client) (string, error)) error {
+	timeout, err := deadlineTimeout(ctx, a.opts.ReadTimeout)
+	if err != nil {
+		return &handler.APIError{Service: "ecs", API: api, Err: err}
+	}
+	req.SetReadTimeout(timeout)
+	c, err := a.get()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	reqID, err := fn(c)
+	a.put(c)
+	err = a.convert(api, err)
+	var ae *handler.APIError
+	if errors.As(err, &ae) && ae.RequestID != "" {
+		reqID = ae.RequestID
+	}
+	handler.ReportCall(ctx, handler.Call{Service: "ecs", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
+	return err
+}
+
+func (a *ecsAPI) convert(api string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) {
+		return &handler.APIError{Service: "ecs", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
+			HTTPStatus: se.HttpStatus(), RequestID: se.RequestId()}
+	}
+	return &handler.APIError{Service: "ecs", API: api, Err: a.creds.transportError(err)}
+}
+
+func (a *ecsAPI) DescribeInstances(ctx context.Context, ids []string) ([]handler.Instance, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	idsJSON, _ := json.Marshal(ids) // a []string always marshals
+	var out []handler.Instance
+	page := 1
+	for {
+		req := ecs.CreateDescribeInstancesRequest()
+		req.InstanceIds = string(idsJSON)
+		req.PageSize = requests.NewInteger(100)
+		req.PageNumber = requests.NewInteger(page)
+		var resp *ecs.DescribeInstancesResponse
+		err := a.do(ctx, "DescribeInstances", req, func(c *ecs.Client) (id string, err error) {
+			resp, err = c.DescribeInstances(req)
+			if resp != nil {
+				id = resp.RequestId
+			}
+			return id, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range resp.Instances.Instance {
+			out = append(out, instanceFrom(in))
+		}
+		if len(resp.Instances.Instance) == 0 || page*resp.PageSize >= resp.TotalCount {
+			return out, nil
+		}
+		page++
+	}
+}
+
+func instanceFrom(in ecs.Instance) handler.Instance {
+	tags := map[string]string{}
+	for _, t := range in.Tags.Tag {
+		k, v := t.TagKey, t.TagValue
+		if k == "" {
+			k, v = t.Key, t.Value
+		}
+		tags[k] = v
+	}
+	var enis []string
+	for _, n := range in.NetworkInterfaces.NetworkInterface {
+		enis = append(enis, n.NetworkInterfaceId)
+	}
+	return handler.Instance{
+		ID:        in.InstanceId,
+		Region:    in.RegionId,
+		Zone:      in.ZoneId,
+		VpcID:     in.VpcAttributes.VpcId,
+		VSwitchID: in.VpcAttributes.VSwitchId,
+		Type:      in.InstanceType,
+		Family:    in.InstanceTypeFamily,
+		Status:    in.Status,
+		StartTime: parseECSTime(in.StartTime),
+		Tags:      tags,
+		ENIs:      enis,
+	}
+}
+
+// parseECSTime reads ECS times, which come at minute precision ("2024-04-14T22:32Z") in
+// DescribeInstances and with seconds elsewhere. Unparseable times read as zero (unknown).
+func parseECSTime(s string) time.Time {
+	for _, layout := range []string{"2006-01-02T15:04Z", time.RFC3339, "2006-01-02T15:04:05Z"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func (a *ecsAPI) DescribeInstanceTypes(ctx context.Context, types []string) ([]handler.InstanceType, error) {
+	req := ecs.CreateDescribeInstanceTypesRequest()
+	req.InstanceTypes = &types
+	var resp *ecs.DescribeInstanceTypesResponse
+	err := a.do(ctx, "DescribeInstanceTypes", req, func(c *ecs.Client) (id string, err error) {
+		resp, err = c.DescribeInstanceTypes(req)
+		if resp != nil {
+			id = resp.RequestId
+		}
+		return id, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]handler.InstanceType, 0, len(resp.InstanceTypes.InstanceType))
+	for _, t := range resp.InstanceTypes.InstanceType {
+		out = append(out, handler.InstanceType{ID: t.InstanceTypeId, Family: t.InstanceTypeFamily, ENIQuantity: t.EniQuantity})
+	}
+	return out, nil
+}
+
+func (a *ecsAPI) DescribeENIs(ctx context.Context, q handler.ENIQuery) ([]handler.ENI, error) {
+	var out []handler.ENI
+	// The API takes at most 100 ids per request.
+	idChunks := [][]string{nil}
+	if len(q.IDs) > 0 {
+		idChunks = nil
+		for i := 0; i < len(q.IDs); i += 100 {
+			idChunks = append(idChunks, q.IDs[i:min(i+100, len(q.IDs))])
+		}
+	}
+	for _, ids := range idChunks {
+		token := ""
+		for {
+			req := ecs.CreateDescribeNetworkInterfacesRequest()
+			req.MaxResults = requests.NewInteger(500)
+			req.NextToken = token
+			req.VpcId, req.InstanceId, req.Status, req.Type = q.VpcID, q.InstanceID, q.Status, q.Type
+			if len(ids) > 0 {
+				req.NetworkInterfaceId = &ids
+			}
+			if q.TagKey != "" {
+				req.Tag = &[]ecs.DescribeNetworkInterfacesTag{{Key: q.TagKey, Value: q.TagValue}}
+			}
+			var resp *ecs.DescribeNetworkInterfacesResponse
+			err := a.do(ctx, "DescribeNetworkInterfaces", req, func(c *ecs.Client) (id string, err error) {
+				resp, err = c.DescribeNetworkInterfaces(req)
+				if resp != nil {
+					id = resp.RequestId
+				}
+				return id, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, n := range resp.NetworkInterfaceSets.NetworkInterfaceSet {
+				out = append(out, eniFrom(n))
+			}
+			if resp.NextToken == "" || resp.NextToken == token {
+				break
+			}
+			token = resp.NextToken
+		}
+	}
+	return out, nil
+}
+
+func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
+	tags := map[string]string{}
+	for _, t := range n.Tags.Tag {
+		k, v := t.TagKey, t.TagValue
+		if k == "" {
+			k, v = t.Key, t.Value
+		}
+		tags[k] = v
+	}
+	instance := n.InstanceId
+	if instance == "" {
+		instance = n.Attachment.InstanceId
+	}
+	return handler.ENI{
+		ID:             n.NetworkInterfaceId,
+		Status:         n.Status,
+		Type:           n.Type,
+		InstanceID:     instance,
+		VpcID:          n.VpcId,
+		VSwitchID:      n.VSwitchId,
+		Zone:           n.ZoneId,
+		PrivateIP:      n.PrivateIpAddress,
+		MAC:            n.MacAddress,
+		ServiceManaged: n.ServiceManaged,
+		Tags:           tags,
+	}
+}
+
+func (a *ecsAPI) AttachENI(ctx context.Context, eniID, instanceID string) error {
+	req := ecs.CreateAttachNetworkInterfaceRequest()
+	req.NetworkInterfaceId, req.InstanceId = eniID, instanceID
+	return a.do(ctx, "AttachNetworkInterface", req, func(c *ecs.Client) (string, error) {
+		resp, err := c.AttachNetworkInterface(req)
+		if resp != nil {
+			return resp.RequestId, err
+		}
+		return "", err
+	})
+}
+
+func (a *ecsAPI) DetachENI(ctx context.Context, eniID, instanceID string) error {
+	req := ecs.CreateDetachNetworkInterfaceRequest()
+	req.NetworkInterfaceId, req.InstanceId = eniID, instanceID
+	return a.do(ctx, "DetachNetworkInterface", req, func(c *ecs.Client) (string, error) {
+		resp, err := c.DetachNetworkInterface(req)
+		if resp != nil {
+			return resp.RequestId, err
+		}
+		return "", err
+	})
+}

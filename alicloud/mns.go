@@ -1,0 +1,178 @@
+package alicloud
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	alimns "github.com/aliyun/aliyun-mns-go-sdk"
+	gogap "github.com/gogap/errors"
+	"github.com/valyala/fasthttp"
+
+	"github.com/enipool/enipool/handler"
+)
+
+// deadLetters implements handler.DeadLetters on an MNS queue.
+type deadLetters struct {
+	client alimns.MNSClient
+	queue  string
+	creds  *creds
+	wait   time.Duration
+}
+
+func newDeadLetters(opts Options, s handler.Session, c *creds) (*deadLetters, error) {
+	endpoint := opts.MNSEndpoint
+	if endpoint == "" {
+		endpoint = "https://{account}.mns.{region}.aliyuncs.com"
+	}
+	if strings.Contains(endpoint, "{account}") && s.AccountID == "" {
+		return nil, fmt.Errorf("alicloud: the MNS endpoint %q needs the account id, and the invocation gave none", endpoint)
+	}
+	endpoint = strings.NewReplacer("{account}", s.AccountID, "{region}", s.Region).Replace(endpoint)
+	// The SDK panics on an endpoint it cannot split into {account}.mns.{region}.aliyuncs.com;
+	// refuse it with an error instead.
+	if host := strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"); strings.Count(host, ".") != 4 ||
+		!strings.Contains(host, ".mns.") || strings.ContainsAny(host, "/:") {
+		return nil, fmt.Errorf("alicloud: MNS endpoint %q is not of the form http(s)://{account}.mns.{region}.aliyuncs.com", endpoint)
+	}
+	cfg := alimns.AliMNSClientConfig{EndPoint: endpoint, TimeoutSecond: int64(max(1, opts.ReadTimeout/time.Second))}
+	if c.chain != nil {
+		cfg.Credential = c.chain
+	} else {
+		cfg.AccessKeyId, cfg.AccessKeySecret, cfg.Token = c.static.AccessKeyID, c.static.AccessKeySecret, c.static.SecurityToken
+	}
+	client := alimns.NewAliMNSClientWithConfig(cfg)
+	if opts.MNSDialAddr != "" {
+		client.SetTransport(DialTransport(opts.MNSDialAddr))
+	}
+	return &deadLetters{client: client, queue: opts.DeadLetterQueue, creds: c}, nil
+}
+
+// DialTransport returns a fasthttp transport that sends every request to addr (host:port)
+// whatever its URL says, keeping the Host header, path and signature. Install it with the MNS
+// client's SetTransport before its first request to reach an MNS on another address, such as
+// the local cloud's.
+func DialTransport(addr string) fasthttp.RoundTripper {
+	return &dialTransport{hc: &fasthttp.HostClient{Addr: addr, Dial: func(string) (net.Conn, error) {
+		return net.DialTimeout("tcp", addr, 3*time.Second)
+	}}}
+}
+
+type dialTransport struct{ hc *fasthttp.HostClient }
+
+func (d *dialTransport) RoundTrip(_ *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	return false, d.hc.Do(req, resp)
+}
+
+// queue returns a handle on the queue. Handles are made per call: the SDK's per-handle QPS
+// monitor is not safe for concurrent use, while the client under it is.
+func (d *deadLetters) handle() alimns.AliMNSQueue {
+	return alimns.NewMNSQueue(d.queue, d.client)
+}
+
+// run runs fn, returning early with ctx's error if ctx ends first (the SDK takes no context;
+// its own timeout ends the abandoned call).
+func run[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+func (d *deadLetters) Send(ctx context.Context, body []byte) (string, error) {
+	start := time.Now()
+	resp, err := run(ctx, func() (alimns.MessageSendResponse, error) {
+		// Priority must be 1..16 (MNS rejects the SDK's zero value).
+		return d.handle().SendMessage(alimns.MessageSendRequest{MessageBody: string(body), Priority: 8})
+	})
+	err = d.convert("SendMessage", err)
+	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "SendMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	if err != nil {
+		return "", err
+	}
+	return resp.MessageId, nil
+}
+
+func (d *deadLetters) Receive(ctx context.Context, maxN int, wait time.Duration) ([]handler.Message, error) {
+	start := time.Now()
+	resp, err := run(ctx, func() (alimns.BatchMessageReceiveResponse, error) {
+		respCh := make(chan alimns.BatchMessageReceiveResponse, 1)
+		errCh := make(chan error, 1)
+		d.handle().BatchReceiveMessage(respCh, errCh, int32(min(max(maxN, 1), 16)), int64(max(1, wait/time.Second)))
+		select {
+		case r := <-respCh:
+			return r, nil
+		case err := <-errCh:
+			return alimns.BatchMessageReceiveResponse{}, err
+		}
+	})
+	if alimns.ERR_MNS_MESSAGE_NOT_EXIST.IsEqual(err) {
+		err = nil // an empty queue
+	}
+	err = d.convert("BatchReceiveMessage", err)
+	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "BatchReceiveMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]handler.Message, 0, len(resp.Messages))
+	for _, m := range resp.Messages {
+		out = append(out, handler.Message{ID: m.MessageId, ReceiptHandle: m.ReceiptHandle, Body: []byte(m.MessageBody), DequeueCount: int(m.DequeueCount)})
+	}
+	return out, nil
+}
+
+func (d *deadLetters) Delete(ctx context.Context, receiptHandle string) error {
+	start := time.Now()
+	_, err := run(ctx, func() (struct{}, error) { return struct{}{}, d.handle().DeleteMessage(receiptHandle) })
+	err = d.convert("DeleteMessage", err)
+	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "DeleteMessage", Err: err, Duration: time.Since(start)})
+	return err
+}
+
+// convert turns an MNS SDK error into a *handler.APIError. The SDK keeps the service's error
+// response in its error's context; the HTTP status is not kept, so codes decide.
+func (d *deadLetters) convert(api string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ec, ok := err.(gogap.ErrCode); ok {
+		if resp, ok := ec.Context()["resp"].(alimns.ErrorResponse); ok && resp.Code != "" {
+			status := 400
+			switch resp.Code {
+			case "QueueNotExist", "MessageNotExist":
+				status = 404
+			case "AccessDenied", "InvalidAccessKeyId":
+				status = 403
+			case "InternalError":
+				status = 500
+			case "ServiceUnavailable", "QpsLimitExceeded":
+				status = 503
+			}
+			return &handler.APIError{Service: "mns", API: api, Code: resp.Code, Message: d.creds.scrub(resp.Message),
+				HTTPStatus: status, RequestID: resp.RequestId}
+		}
+	}
+	return &handler.APIError{Service: "mns", API: api, Err: d.creds.transportError(err)}
+}
+
+// clientToken derives an idempotency token (at most 64 ASCII characters) from parts.
+func clientToken(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(h[:])[:64]
+}

@@ -1,0 +1,203 @@
+// Package config reads enipool's settings from environment variables, once, at start. Every
+// error names the variable at fault. Variables lists them all with defaults and meanings;
+// the README's configuration table is generated from it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/enipool/enipool/alicloud"
+	"github.com/enipool/enipool/handler"
+)
+
+// Config is everything main needs to build the function.
+type Config struct {
+	Handler  handler.Options
+	Cloud    alicloud.Options
+	LogLevel slog.Level
+	// AccountID and Region stand in for what FC says per invocation when the function runs
+	// outside FC (local runs).
+	AccountID string
+}
+
+// Variable documents one environment variable.
+type Variable struct {
+	Name     string
+	Default  string
+	Required bool
+	Meaning  string
+}
+
+// Variables returns every variable enipool reads, in the order of the README's table.
+func Variables() []Variable {
+	d := handler.DefaultOptions()
+	return []Variable{
+		{"ENIPOOL_DLQ_QUEUE", "", true, "MNS queue that receives dead letters (one message per failed event)."},
+		{"ENIPOOL_TAG_KEY", d.TagKey, false, "Pool tag key. ENIs tagged `<key>=<pool>` form pool `<pool>`; an instance tagged `<key>=<pool>` gets ENIs from it."},
+		{"ENIPOOL_ENIS_PER_INSTANCE", strconv.Itoa(d.PerInstance), false, "Pool ENIs each instance should hold (1-16)."},
+		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
+		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
+		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of how long an attach takes; enipool learns the real figure and polls when an attach should be done."},
+		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters."},
+		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},
+		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
+		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
+		{"ENIPOOL_STOPPED_ONLY_FAMILIES", strings.Join(d.StoppedOnlyFamilies, ","), false, "Instance families that must be Stopped to take an ENI; `none` for none."},
+		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
+		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for the local cloud."},
+		{"ENIPOOL_ECS_ENDPOINT", "ecs.{region}.aliyuncs.com", false, "ECS API host[:port]. In a VPC, `ecs-vpc.{region}.aliyuncs.com`."},
+		{"ENIPOOL_ESS_ENDPOINT", "ess.{region}.aliyuncs.com", false, "Auto Scaling API host[:port]."},
+		{"ENIPOOL_MNS_ENDPOINT", "https://{account}.mns.{region}.aliyuncs.com", false, "MNS endpoint; `{account}` and `{region}` are filled in. In a VPC, `http://{account}.mns.{region}-internal.aliyuncs.com`."},
+		{"ENIPOOL_MNS_DIAL_ADDR", "", false, "Send MNS requests to this host:port without changing what is sent (the local cloud)."},
+		{"ENIPOOL_API_CONNECT_TIMEOUT", "3s", false, "Connect timeout of each API request."},
+		{"ENIPOOL_API_READ_TIMEOUT", "10s", false, "Read timeout of each API request (the invocation deadline bounds it further)."},
+		{"ENIPOOL_LOG_LEVEL", "info", false, "debug, info, warn or error."},
+	}
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	h := handler.DefaultOptions()
+	c := Config{}
+
+	dlq := r.str("ENIPOOL_DLQ_QUEUE", "")
+	if dlq == "" {
+		r.fail("ENIPOOL_DLQ_QUEUE", errors.New("is required: the MNS queue that receives dead letters"))
+	} else if !validQueueName(dlq) {
+		r.fail("ENIPOOL_DLQ_QUEUE", fmt.Errorf("%q is not an MNS queue name (1-120 letters, digits and hyphens, starting with a letter)", dlq))
+	}
+	h.TagKey = r.str("ENIPOOL_TAG_KEY", h.TagKey)
+	h.PerInstance = r.intIn("ENIPOOL_ENIS_PER_INSTANCE", h.PerInstance, 1, 16)
+	h.Region = r.str("ENIPOOL_REGION", "")
+	c.AccountID = r.str("ENIPOOL_ACCOUNT_ID", "")
+	h.AttachTime = r.duration("ENIPOOL_ATTACH_TIME", h.AttachTime, time.Millisecond, time.Minute)
+	h.DeadLetterReserve = r.duration("ENIPOOL_DLQ_RESERVE", h.DeadLetterReserve, 0, time.Minute)
+	h.PlatformRetries = r.intIn("ENIPOOL_PLATFORM_RETRIES", h.PlatformRetries, 0, 8)
+	h.Concurrency = r.intIn("ENIPOOL_CONCURRENCY", h.Concurrency, 1, 256)
+	h.AttachQPS = r.float("ENIPOOL_ATTACH_QPS", 0)
+	if fam := r.str("ENIPOOL_STOPPED_ONLY_FAMILIES", ""); fam != "" {
+		h.StoppedOnlyFamilies = nil
+		if fam != "none" {
+			for f := range strings.SplitSeq(fam, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					h.StoppedOnlyFamilies = append(h.StoppedOnlyFamilies, f)
+				}
+			}
+		}
+	}
+	h.DefaultTimeout = r.duration("ENIPOOL_DEFAULT_TIMEOUT", h.DefaultTimeout, time.Second, time.Hour)
+
+	c.Cloud = alicloud.Options{
+		Scheme:          r.oneOf("ENIPOOL_API_SCHEME", "https", "https", "http"),
+		ECSEndpoint:     r.str("ENIPOOL_ECS_ENDPOINT", ""),
+		ESSEndpoint:     r.str("ENIPOOL_ESS_ENDPOINT", ""),
+		MNSEndpoint:     r.str("ENIPOOL_MNS_ENDPOINT", ""),
+		MNSDialAddr:     r.str("ENIPOOL_MNS_DIAL_ADDR", ""),
+		DeadLetterQueue: dlq,
+		ConnectTimeout:  r.duration("ENIPOOL_API_CONNECT_TIMEOUT", 3*time.Second, 100*time.Millisecond, time.Minute),
+		ReadTimeout:     r.duration("ENIPOOL_API_READ_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+	}
+	switch lvl := r.oneOf("ENIPOOL_LOG_LEVEL", "info", "debug", "info", "warn", "error"); lvl {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "warn":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	}
+	c.Handler = h
+	if err := errors.Join(r.errs...); err != nil {
+		return Config{}, err
+	}
+	if err := h.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func validQueueName(s string) bool {
+	if len(s) == 0 || len(s) > 120 || !isLetter(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !(c >= '0' && c <= '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// reader collects every error, so one start reports every bad variable at once.
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) fail(name string, err error) {
+	r.errs = append(r.errs, fmt.Errorf("%s %w", name, err))
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) intIn(name string, def, lo, hi int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, fmt.Errorf("= %q: want a whole number from %d to %d", v, lo, hi))
+		return def
+	}
+	return n
+}
+
+func (r *reader) float(name string, def float64) float64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		r.fail(name, fmt.Errorf("= %q: want a number >= 0", v))
+		return def
+	}
+	return f
+}
+
+func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		r.fail(name, fmt.Errorf("= %q: want a duration such as 2s or 500ms, from %v to %v", v, lo, hi))
+		return def
+	}
+	return d
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, fmt.Errorf("= %q: want one of %s", v, strings.Join(allowed, ", ")))
+	return def
+}

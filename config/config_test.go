@@ -1,0 +1,88 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env("ENIPOOL_DLQ_QUEUE", "enipool-dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Handler.TagKey != "enipool" || c.Handler.PerInstance != 1 || c.Cloud.Scheme != "https" ||
+		c.Cloud.DeadLetterQueue != "enipool-dlq" || c.Handler.AttachTime != 2*time.Second {
+		t.Fatalf("defaults wrong: %+v", c)
+	}
+	if len(c.Handler.StoppedOnlyFamilies) == 0 {
+		t.Fatal("no default stopped-only families")
+	}
+}
+
+func TestLoadErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want []string // variable names the error must mention
+	}{
+		{"missing DLQ", nil, []string{"ENIPOOL_DLQ_QUEUE"}},
+		{"bad queue name", []string{"ENIPOOL_DLQ_QUEUE", "dlq_with_underscore"}, []string{"ENIPOOL_DLQ_QUEUE"}},
+		{"N out of range", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_ENIS_PER_INSTANCE", "0"}, []string{"ENIPOOL_ENIS_PER_INSTANCE"}},
+		{"bad duration", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_ATTACH_TIME", "soon"}, []string{"ENIPOOL_ATTACH_TIME"}},
+		{"bad scheme", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_API_SCHEME", "ftp"}, []string{"ENIPOOL_API_SCHEME"}},
+		{"negative qps", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_ATTACH_QPS", "-1"}, []string{"ENIPOOL_ATTACH_QPS"}},
+		{"several at once", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LOG_LEVEL", "loud", "ENIPOOL_PLATFORM_RETRIES", "9"},
+			[]string{"ENIPOOL_LOG_LEVEL", "ENIPOOL_PLATFORM_RETRIES"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(tt.env...))
+			if err == nil {
+				t.Fatal("Load accepted a bad configuration")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	c, err := Load(env("ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_STOPPED_ONLY_FAMILIES", "none", "ENIPOOL_API_SCHEME", "HTTP",
+		"ENIPOOL_ENIS_PER_INSTANCE", "2", "ENIPOOL_LOG_LEVEL", "debug", "ENIPOOL_MNS_DIAL_ADDR", "127.0.0.1:9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Handler.StoppedOnlyFamilies) != 0 || c.Cloud.Scheme != "http" || c.Handler.PerInstance != 2 || c.Cloud.MNSDialAddr != "127.0.0.1:9" {
+		t.Fatalf("overrides not applied: %+v", c)
+	}
+}
+
+// Every variable Load reads is documented, and every documented variable is read.
+func TestVariablesMatchLoad(t *testing.T) {
+	read := map[string]bool{}
+	Load(func(k string) string { read[k] = true; return "" })
+	documented := map[string]bool{}
+	for _, v := range Variables() {
+		documented[v.Name] = true
+		if !read[v.Name] {
+			t.Errorf("%s is documented but Load never reads it", v.Name)
+		}
+	}
+	for k := range read {
+		if !documented[k] {
+			t.Errorf("Load reads %s, which Variables does not document", k)
+		}
+	}
+}

@@ -1,0 +1,646 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// rebootCutoff returns the date before which an instance's last start means it must be
+// rebooted before it can take an ENI while Running (AttachNetworkInterface's rules).
+func rebootCutoff() time.Time { return time.Date(2018, 4, 1, 0, 0, 0, 0, time.UTC) }
+
+// target is one instance an invocation works on, and what happened to it.
+type target struct {
+	id           string
+	hint         string // an ENI the event asked for
+	allowStopped bool   // direct requests may attach to Stopped instances, as ECS allows
+
+	inst  *Instance
+	pool  string
+	quota int // ENIs the instance type allows; 0 when unknown
+
+	tried    map[string]bool
+	pending  map[string]time.Time // ENI -> when its attach was accepted
+	polled   map[string]bool      // ENIs whose first confirmation poll happened
+	ours     map[string]bool      // ENIs this invocation attached
+	retryAt  time.Time
+	retry    backoff
+	pollWait time.Duration
+	needLook bool // a lost race: look whether the ENI went to this instance
+	lastTry  time.Time
+
+	attempts   int
+	calls      int
+	requestIDs []string
+	lastErr    error
+
+	done    bool
+	outcome Outcome
+	err     error // the error behind a dead letter, skip or retry outcome
+	kept    []ENI
+	dropped []string
+}
+
+func (t *target) finish(o Outcome, err error) {
+	t.done, t.outcome, t.err = true, o, err
+}
+
+// engine runs the attach path of DESIGN.md over a set of instances of one region, sharing
+// the instance and pool look-ups between them.
+type engine struct {
+	h   *Handler
+	ecs ECS
+
+	targets []*target
+	mu      sync.Mutex // guards the targets' fields written from attach goroutines
+	view    map[string]ENI
+	listed  map[groupKey]time.Time
+}
+
+type groupKey struct{ pool, vpc string }
+
+func (t *target) group() groupKey { return groupKey{t.pool, t.inst.VpcID} }
+
+// run drives every target to an outcome or until ctx is done.
+func (e *engine) run(ctx context.Context) {
+	e.view = make(map[string]ENI)
+	e.listed = make(map[groupKey]time.Time)
+	if !e.describe(ctx) {
+		return
+	}
+	if !e.listPools(ctx, e.active()) {
+		return
+	}
+	for round := 0; ; round++ {
+		e.decideAndAttach(ctx)
+		active := e.active()
+		if len(active) == 0 {
+			return
+		}
+		wait := e.nextWake(active)
+		if err := sleep(ctx, wait); err != nil {
+			e.expire(active, err)
+			return
+		}
+		if !e.observe(ctx, active) {
+			return
+		}
+	}
+}
+
+func (e *engine) active() []*target {
+	var out []*target
+	for _, t := range e.targets {
+		if !t.done {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// call runs one ECS call with the retry policy: transient errors back off and retry until
+// ctx ends; the last error is returned.
+func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context) error) error {
+	b := backoff{base: 100 * time.Millisecond, max: 3 * time.Second}
+	for {
+		err := fn(ctx)
+		e.mu.Lock()
+		for _, t := range ts {
+			t.calls++
+		}
+		e.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		if a, _ := Classify(err); a != ActionRetry {
+			return err
+		}
+		if serr := sleep(ctx, b.next()); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+}
+
+// describe looks the instances up (100 per call) and checks what can be checked before an
+// attach: eligibility, state, VPC, the instance type's rules and ENI limit.
+func (e *engine) describe(ctx context.Context) bool {
+	retry := backoff{base: time.Second, max: 5 * time.Second}
+	todo := e.active()
+	for {
+		ids := make([]string, 0, len(todo))
+		for _, t := range todo {
+			ids = append(ids, t.id)
+		}
+		found := make(map[string]*Instance, len(ids))
+		for start := 0; start < len(ids); start += 100 {
+			chunk := ids[start:min(start+100, len(ids))]
+			var got []Instance
+			err := e.call(ctx, todo, func(ctx context.Context) (err error) {
+				got, err = e.ecs.DescribeInstances(ctx, chunk)
+				return err
+			})
+			if err != nil {
+				e.failAll(todo, err)
+				return false
+			}
+			for i := range got {
+				found[got[i].ID] = &got[i]
+			}
+		}
+		var starting []*target
+		for _, t := range todo {
+			t.inst = found[t.id]
+			if e.precheck(t) {
+				starting = append(starting, t)
+			}
+		}
+		if len(starting) == 0 {
+			break
+		}
+		if err := sleep(ctx, retry.next()); err != nil {
+			for _, t := range starting {
+				t.finish(OutcomeRetry, problem(CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
+			}
+			return len(e.active()) > 0
+		}
+		todo = starting
+	}
+	return e.checkTypes(ctx)
+}
+
+func isStarting(i *Instance) bool {
+	return i != nil && (i.Status == "Pending" || i.Status == "Starting")
+}
+
+// precheck settles what the instance record alone decides; it reports true when the
+// instance is still starting and must be looked up again.
+func (e *engine) precheck(t *target) bool {
+	i, o := t.inst, e.h.opts
+	switch {
+	case i == nil:
+		t.finish(OutcomeSkipped, problem(CodeNotFound, "instance %s does not exist", t.id))
+		return false
+	case i.Tags[o.TagKey] == "":
+		t.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s has no %s tag", t.id, o.TagKey))
+		return false
+	case isStarting(i):
+		return true
+	case i.Status == "Stopped" && !t.allowStopped:
+		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is Stopped now; the Running event is out of date", t.id))
+		return false
+	case i.Status != "Running" && i.Status != "Stopped":
+		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s", t.id, i.Status))
+		return false
+	case i.VpcID == "":
+		t.finish(OutcomeDeadLettered, problem(CodeNoVPC, "instance %s is not in a VPC", t.id))
+		return false
+	}
+	t.pool = i.Tags[o.TagKey]
+	if i.Status == "Running" {
+		for _, f := range o.StoppedOnlyFamilies {
+			if family(i) == f {
+				t.finish(OutcomeDeadLettered, problem(CodeRequiresStopped,
+					"instance type %s (family %s) requires the instance to be Stopped to attach an ENI; stop %s and redrive, or use another type",
+					i.Type, f, t.id))
+				return false
+			}
+		}
+		if !i.StartTime.IsZero() && i.StartTime.Before(rebootCutoff()) {
+			t.finish(OutcomeDeadLettered, problem(CodeRebootRequired,
+				"instance %s was last started %s, before 2018-04-01: reboot it (RebootInstance), then redrive",
+				t.id, i.StartTime.UTC().Format("2006-01-02")))
+			return false
+		}
+	}
+	return false
+}
+
+func family(i *Instance) string {
+	if i.Family != "" {
+		return i.Family
+	}
+	// ecs.t5-lc1m1.small -> ecs.t5; ecs.g7.large -> ecs.g7
+	parts := strings.SplitN(i.Type, ".", 3)
+	if len(parts) < 2 {
+		return i.Type
+	}
+	f := parts[0] + "." + parts[1]
+	if k := strings.IndexByte(f, '-'); k > 0 {
+		f = f[:k]
+	}
+	return f
+}
+
+// checkTypes learns the ENI quota of the instances' types (cached for the process) and
+// refuses instances that have no room for their ENIs.
+func (e *engine) checkTypes(ctx context.Context) bool {
+	var missing []string
+	seen := map[string]bool{}
+	for _, t := range e.active() {
+		if _, ok := e.h.types.get(t.inst.Type); !ok && !seen[t.inst.Type] {
+			seen[t.inst.Type] = true
+			missing = append(missing, t.inst.Type)
+		}
+	}
+	if len(missing) > 0 {
+		var got []InstanceType
+		err := e.call(ctx, e.active(), func(ctx context.Context) (err error) {
+			got, err = e.ecs.DescribeInstanceTypes(ctx, missing)
+			return err
+		})
+		if err != nil {
+			e.failAll(e.active(), err)
+			return false
+		}
+		for _, it := range got {
+			e.h.types.put(it)
+		}
+	}
+	for _, t := range e.active() {
+		if it, ok := e.h.types.get(t.inst.Type); ok {
+			t.quota = it.ENIQuantity
+		}
+	}
+	return true
+}
+
+// listPools lists each pool the targets need once, in full (any status), so one listing
+// shows both the candidates and what each instance already holds.
+func (e *engine) listPools(ctx context.Context, ts []*target) bool {
+	groups := map[groupKey][]*target{}
+	for _, t := range ts {
+		groups[t.group()] = append(groups[t.group()], t)
+	}
+	keys := make([]groupKey, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].pool+keys[i].vpc < keys[j].pool+keys[j].vpc })
+	for _, k := range keys {
+		members := groups[k]
+		var got []ENI
+		err := e.call(ctx, members, func(ctx context.Context) (err error) {
+			got, err = e.ecs.DescribeENIs(ctx, ENIQuery{VpcID: k.vpc, TagKey: e.h.opts.TagKey, TagValue: k.pool})
+			return err
+		})
+		if err != nil {
+			e.failAll(members, err)
+			continue
+		}
+		for _, id := range e.idsInGroup(k) {
+			delete(e.view, id)
+		}
+		for _, eni := range got {
+			e.view[eni.ID] = eni
+		}
+		e.listed[k] = time.Now()
+	}
+	return len(e.active()) > 0
+}
+
+func (e *engine) idsInGroup(k groupKey) []string {
+	var ids []string
+	for id, eni := range e.view {
+		if eni.VpcID == k.vpc && eni.Tags[e.h.opts.TagKey] == k.pool {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// holdings returns the pool ENIs attached or attaching to t.
+func (e *engine) holdings(t *target) (held, inUse []ENI) {
+	for _, eni := range e.view {
+		if eni.InstanceID != t.id || eni.Tags[e.h.opts.TagKey] != t.pool {
+			continue
+		}
+		switch eni.Status {
+		case StatusInUse:
+			held, inUse = append(held, eni), append(inUse, eni)
+		case StatusAttaching:
+			held = append(held, eni)
+		}
+	}
+	return held, inUse
+}
+
+// candidates returns the ENIs t may take, best first.
+func (e *engine) candidates(t *target) []ENI {
+	var out []ENI
+	for _, eni := range e.view {
+		if eni.Status != StatusAvailable || eni.Tags[e.h.opts.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
+			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.tried[eni.ID] {
+			continue
+		}
+		if t.hint != "" && eni.ID != t.hint {
+			continue
+		}
+		out = append(out, eni)
+	}
+	return rank(t.id, out)
+}
+
+type attachJob struct {
+	t   *target
+	eni string
+}
+
+// decideAndAttach settles the targets the view decides, and sends the attaches the others
+// need.
+func (e *engine) decideAndAttach(ctx context.Context) {
+	n := e.h.opts.PerInstance
+	now := time.Now()
+	var jobs []attachJob
+	for _, t := range e.active() {
+		held, inUse := e.holdings(t)
+		if len(inUse) >= n {
+			e.settle(ctx, t, inUse)
+			continue
+		}
+		need := n - len(held)
+		if need <= 0 || now.Before(t.retryAt) || t.needLook {
+			continue
+		}
+		if t.quota > 0 && len(t.inst.ENIs)+need > t.quota {
+			t.finish(OutcomeDeadLettered, problem(CodeENILimit,
+				"instance %s (type %s) allows %d ENIs and holds %d; %d more do not fit",
+				t.id, t.inst.Type, t.quota, len(t.inst.ENIs), need))
+			continue
+		}
+		picked := 0
+		for _, c := range e.candidates(t) {
+			if picked == need {
+				break
+			}
+			if e.h.claims.take(c.ID, t.id) {
+				jobs = append(jobs, attachJob{t, c.ID})
+				picked++
+			}
+		}
+		if picked > 0 || len(t.pending) > 0 || len(held) > 0 {
+			continue
+		}
+		if e.h.hintRefused(t, e.view) {
+			continue
+		}
+		if e.listed[t.group()].After(t.lastTry) {
+			t.finish(OutcomeDeadLettered, problem(CodePoolExhausted,
+				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
+			continue
+		}
+		t.needLook = true // look again before calling the pool exhausted
+	}
+	e.attach(ctx, jobs)
+}
+
+// hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
+// ENIs: a message naming an ENI cannot widen the pool.
+func (h *Handler) hintRefused(t *target, view map[string]ENI) bool {
+	if t.hint == "" {
+		return false
+	}
+	eni, ok := view[t.hint]
+	switch {
+	case !ok:
+		t.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s is not in pool %q of %s", t.hint, t.pool, t.inst.VpcID))
+	case eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged:
+		t.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s of pool %q cannot serve instance %s (zone %s, type %s, service-managed %v)",
+			t.hint, t.pool, t.id, eni.Zone, eni.Type, eni.ServiceManaged))
+	case eni.Status != StatusAvailable || len(t.tried) > 0:
+		t.finish(OutcomeDeadLettered, &Problem{Code: CodeENIUnavailable,
+			Msg: fmt.Sprintf("ENI %s of pool %q is %s (instance %q)", t.hint, t.pool, eni.Status, eni.InstanceID), Err: t.lastErr})
+	default:
+		return false
+	}
+	return true
+}
+
+// settle finishes a target that holds enough pool ENIs, detaching any surplus: the
+// best-ranked ENIs stay, so every invocation that notices a surplus drops the same ones.
+func (e *engine) settle(ctx context.Context, t *target, inUse []ENI) {
+	ranked := rank(t.id, inUse)
+	keep, surplus := ranked[:e.h.opts.PerInstance], ranked[e.h.opts.PerInstance:]
+	for _, s := range surplus {
+		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
+		if err == nil {
+			t.dropped = append(t.dropped, s.ID)
+		} else {
+			e.h.logger().Warn("detach of surplus ENI failed", "instanceId", t.id, "networkInterfaceId", s.ID, "error", err.Error())
+		}
+	}
+	t.kept = keep
+	o := OutcomeAlreadyAttached
+	for _, k := range keep {
+		if t.ours[k.ID] {
+			o = OutcomeAttached
+		}
+		e.h.claims.release(k.ID, t.id)
+	}
+	t.finish(o, nil)
+}
+
+// attach sends the attaches, at most Concurrency at once and paced by AttachQPS.
+func (e *engine) attach(ctx context.Context, jobs []attachJob) {
+	sem := make(chan struct{}, e.h.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e.attachOne(ctx, j)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *engine) attachOne(ctx context.Context, j attachJob) {
+	t := j.t
+	if err := e.h.attachPace.wait(ctx); err != nil {
+		return
+	}
+	var reqID string
+	err := e.ecs.AttachENI(WithCallObserver(ctx, func(c Call) { reqID = c.RequestID }), j.eni, t.id)
+	now := time.Now()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t.calls++
+	t.attempts++
+	t.lastTry = now
+	if reqID != "" {
+		t.requestIDs = append(t.requestIDs, reqID)
+	}
+	if err == nil {
+		t.pending[j.eni] = now
+		t.ours[j.eni] = true
+		return
+	}
+	t.lastErr = err
+	action, rule := Classify(err)
+	switch action {
+	case ActionNextENI:
+		t.tried[j.eni] = true
+		e.h.claims.release(j.eni, t.id)
+		if rule.Code == "InvalidOperation.InvalidEniState" {
+			t.needLook = true // maybe a duplicate of this event won it for this instance
+		}
+	case ActionRetry, ActionWaitInstance:
+		e.h.claims.release(j.eni, t.id)
+		t.retryAt = now.Add(t.retry.next())
+	case ActionSkip:
+		t.finish(OutcomeSkipped, err)
+	default:
+		t.finish(OutcomeDeadLettered, err)
+	}
+}
+
+// nextWake returns how long to wait before looking at the cloud again: until the earliest
+// pending attach is expected to be done, until a backed-off retry is due, or now when a
+// look is needed anyway.
+func (e *engine) nextWake(active []*target) time.Duration {
+	now := time.Now()
+	est := e.h.attachTime.get()
+	var wake time.Time
+	consider := func(at time.Time) {
+		if wake.IsZero() || at.Before(wake) {
+			wake = at
+		}
+	}
+	for _, t := range active {
+		if t.needLook {
+			consider(now)
+		}
+		if !t.retryAt.IsZero() && t.retryAt.After(now) {
+			consider(t.retryAt)
+		}
+		for eni, at := range t.pending {
+			if t.polled[eni] {
+				consider(now.Add(t.pollWait))
+			} else {
+				consider(at.Add(est))
+			}
+		}
+	}
+	if wake.IsZero() {
+		return 0
+	}
+	return wake.Sub(now)
+}
+
+// observe refreshes the view. One instance alone is looked up by instance (one call shows
+// all its pool ENIs); several are seen through one listing of each of their pools.
+func (e *engine) observe(ctx context.Context, active []*target) bool {
+	relist := len(active) > 1
+	for _, t := range active {
+		if t.needLook && len(t.pending) == 0 && len(t.tried) > 0 && !e.listed[t.group()].After(t.lastTry) {
+			relist = true
+		}
+	}
+	if relist {
+		if !e.listPools(ctx, active) {
+			return false
+		}
+	} else {
+		t := active[0]
+		var got []ENI
+		err := e.call(ctx, []*target{t}, func(ctx context.Context) (err error) {
+			got, err = e.ecs.DescribeENIs(ctx, ENIQuery{InstanceID: t.id, TagKey: e.h.opts.TagKey, TagValue: t.pool})
+			return err
+		})
+		if err != nil {
+			e.failAll([]*target{t}, err)
+			return false
+		}
+		seen := map[string]bool{}
+		for _, eni := range got {
+			e.view[eni.ID] = eni
+			seen[eni.ID] = true
+		}
+		// A view entry that claimed to be on t but is not any more went back to the pool.
+		for id, eni := range e.view {
+			if eni.InstanceID == t.id && !seen[id] {
+				eni.InstanceID, eni.Status = "", StatusDetaching
+				e.view[id] = eni
+			}
+		}
+	}
+	now := time.Now()
+	est := e.h.attachTime.get()
+	for _, t := range active {
+		t.needLook = false
+		for id, at := range t.pending {
+			eni, ok := e.view[id]
+			onT := ok && eni.InstanceID == t.id
+			// A look taken for another reason before this attach was due is not its poll.
+			early := now.Sub(at) < est*9/10 && !t.polled[id]
+			switch {
+			case early && onT && (eni.Status == StatusAttaching || eni.Status == StatusInUse):
+				if eni.Status == StatusInUse {
+					delete(t.pending, id)
+				}
+			case onT && eni.Status == StatusInUse:
+				if !t.polled[id] {
+					e.h.attachTime.observe(now.Sub(at), true)
+				}
+				delete(t.pending, id)
+			case onT && eni.Status == StatusAttaching:
+				if !t.polled[id] {
+					e.h.attachTime.observe(now.Sub(at), false)
+					t.polled[id] = true
+					t.pollWait = max(est/4, 50*time.Millisecond)
+				} else {
+					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
+				}
+			default:
+				// The attach was accepted, yet the ENI is not on t: it rolled back.
+				delete(t.pending, id)
+				t.tried[id] = true
+				e.h.claims.release(id, t.id)
+				t.lastErr = problem(CodeTransport, "attach of %s to %s rolled back (ENI is %s)", id, t.id, statusOr(eni, ok))
+			}
+		}
+	}
+	return true
+}
+
+func statusOr(eni ENI, ok bool) string {
+	if !ok {
+		return "gone"
+	}
+	return eni.Status
+}
+
+// expire ends the targets still active when the deadline comes.
+func (e *engine) expire(active []*target, cause error) {
+	for _, t := range active {
+		msg := fmt.Sprintf("not done before the deadline (%v)", cause)
+		if len(t.pending) > 0 {
+			msg = fmt.Sprintf("attach accepted but not confirmed InUse before the deadline (%v)", cause)
+		}
+		t.finish(OutcomeRetry, &Problem{Code: CodeDeadline, Msg: msg, Err: t.lastErr})
+	}
+}
+
+// failAll ends targets after a call that could not be made to succeed.
+func (e *engine) failAll(ts []*target, err error) {
+	for _, t := range ts {
+		if t.done {
+			continue
+		}
+		switch a, _ := Classify(err); a {
+		case ActionRetry, ActionWaitInstance:
+			t.finish(OutcomeRetry, err)
+		case ActionSkip:
+			t.finish(OutcomeSkipped, err)
+		default:
+			t.finish(OutcomeDeadLettered, err)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Credentials are the STS credentials of one invocation (FC hands a fresh set to each). They
+// print and log redacted.
+type Credentials struct {
+	AccessKeyID     string
+	AccessKeySecret string
+	SecurityToken   string
+}
+
+// IsZero reports whether no credentials are set; adapters then use their default chain.
+func (c Credentials) IsZero() bool { return c == Credentials{} }
+
+// String redacts the secret parts, so a stray %v cannot leak them.
+func (c Credentials) String() string {
+	return fmt.Sprintf("Credentials{AccessKeyID: %s, secret and token redacted}", c.AccessKeyID)
+}
+
+// GoString redacts like String, for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue redacts for log/slog.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Session is what a set of clients acts as: a region, an account and credentials.
+type Session struct {
+	Region      string
+	AccountID   string
+	Credentials Credentials
+}
+
+// Connector gives the handler cloud clients for a session. Implementations cache clients
+// and rebuild them when the credentials change.
+type Connector interface {
+	Connect(ctx context.Context, s Session) (*Clients, error)
+}
+
+// Clients are the cloud APIs the handler uses, bound to one session.
+type Clients struct {
+	ECS         ECS
+	Lifecycle   Lifecycle
+	DeadLetters DeadLetters
+}
+
+// ECS is the part of the ECS OpenAPI the handler needs. Methods return *APIError for
+// failures the service reported and for transport failures.
+type ECS interface {
+	// DescribeInstances returns the instances among ids that exist (at most 100 ids).
+	DescribeInstances(ctx context.Context, ids []string) ([]Instance, error)
+	// DescribeInstanceTypes returns the named instance types.
+	DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error)
+	// DescribeENIs returns every ENI matching q, following pages.
+	DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error)
+	// AttachENI asks ECS to attach an ENI; the attach completes asynchronously.
+	AttachENI(ctx context.Context, eniID, instanceID string) error
+	// DetachENI asks ECS to detach an ENI; the detach completes asynchronously.
+	DetachENI(ctx context.Context, eniID, instanceID string) error
+}
+
+// Lifecycle is the part of the Auto Scaling (ESS) API the handler needs.
+type Lifecycle interface {
+	// Complete ends a lifecycle action with CONTINUE, ABANDON or ROLLBACK.
+	Complete(ctx context.Context, hookID, token, result string) error
+	// Heartbeat extends a lifecycle action's timeout.
+	Heartbeat(ctx context.Context, hookID, token string, timeout time.Duration) error
+}
+
+// DeadLetters is the dead-letter queue.
+type DeadLetters interface {
+	// Send enqueues one message and returns its id.
+	Send(ctx context.Context, body []byte) (messageID string, err error)
+	// Receive takes up to max messages, waiting at most wait for the first.
+	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	// Delete removes a received message.
+	Delete(ctx context.Context, receiptHandle string) error
+}
+
+// Message is a received dead letter.
+type Message struct {
+	ID            string
+	ReceiptHandle string
+	Body          []byte
+	DequeueCount  int
+}
+
+// Instance is an ECS instance as the handler sees it.
+type Instance struct {
+	ID        string
+	Region    string
+	Zone      string
+	VpcID     string
+	VSwitchID string
+	Type      string
+	Family    string
+	Status    string    // Pending, Starting, Running, Stopping, Stopped
+	StartTime time.Time // zero when ECS did not say
+	Tags      map[string]string
+	ENIs      []string // every ENI attached to the instance, primary included
+}
+
+// InstanceType is the part of an instance type that limits ENIs.
+type InstanceType struct {
+	ID          string
+	Family      string
+	ENIQuantity int // ENIs an instance may hold, primary included
+}
+
+// ENI is an elastic network interface.
+type ENI struct {
+	ID             string
+	Status         string // Available, Attaching, InUse, Detaching, Deleting
+	Type           string // Primary, Secondary
+	InstanceID     string
+	VpcID          string
+	VSwitchID      string
+	Zone           string
+	PrivateIP      string
+	MAC            string
+	ServiceManaged bool
+	Tags           map[string]string
+}
+
+// ENI statuses.
+const (
+	StatusAvailable = "Available"
+	StatusAttaching = "Attaching"
+	StatusInUse     = "InUse"
+	StatusDetaching = "Detaching"
+)
+
+// ENIQuery selects ENIs; zero fields do not filter.
+type ENIQuery struct {
+	IDs        []string
+	VpcID      string
+	InstanceID string
+	Status     string
+	Type       string
+	TagKey     string
+	TagValue   string
+}
+
+// APIError is a failed cloud call: either the service answered with an error code, or the
+// call did not complete (Code empty, Err set).
+type APIError struct {
+	Service    string // "ecs", "ess", "mns"
+	API        string // e.g. "AttachNetworkInterface"
+	Code       string
+	Message    string
+	HTTPStatus int
+	RequestID  string
+	Err        error
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("%s %s: %v", e.Service, e.API, e.Err)
+	}
+	return fmt.Sprintf("%s %s: %s (HTTP %d, request %s): %s", e.Service, e.API, e.Code, e.HTTPStatus, e.RequestID, e.Message)
+}
+
+// Unwrap returns the transport error, if any.
+func (e *APIError) Unwrap() error { return e.Err }
+
+// Call describes one API call an adapter made, for counting and logging.
+type Call struct {
+	Service   string
+	API       string
+	RequestID string
+	Err       error
+	Duration  time.Duration
+}
+
+type callObserverKey struct{}
+
+// WithCallObserver returns a context whose API calls are reported to fn. The handler uses it
+// to count calls and collect request ids per event; adapters report through ReportCall.
+func WithCallObserver(ctx context.Context, fn func(Call)) context.Context {
+	if prev, ok := ctx.Value(callObserverKey{}).(func(Call)); ok {
+		next := fn
+		fn = func(c Call) { prev(c); next(c) }
+	}
+	return context.WithValue(ctx, callObserverKey{}, fn)
+}
+
+// ReportCall tells the observers in ctx about a call. Adapters call it once per request sent,
+// pages included.
+func ReportCall(ctx context.Context, c Call) {
+	if fn, ok := ctx.Value(callObserverKey{}).(func(Call)); ok {
+		fn(c)
+	}
+}

@@ -1,0 +1,456 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/event"
+)
+
+// Handler handles invocations. Make one per process with New and share it: it is safe for
+// concurrent use, and it keeps what is worth keeping between invocations (instance types,
+// how long attaches take, which ENIs this process is attaching).
+type Handler struct {
+	opts       Options
+	conn       Connector
+	log        *slog.Logger
+	types      *typeCache
+	claims     *claims
+	attachTime *estimator
+	attachPace *limiter
+}
+
+// New returns a Handler that reaches the cloud through conn.
+func New(opts Options, conn Connector) (*Handler, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("handler: invalid options: %w", err)
+	}
+	if conn == nil {
+		return nil, errors.New("handler: nil Connector")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return &Handler{
+		opts:       opts,
+		conn:       conn,
+		log:        log,
+		types:      &typeCache{m: map[string]InstanceType{}},
+		claims:     newClaims(time.Minute, opts.Now),
+		attachTime: newEstimator(opts.AttachTime),
+		attachPace: newLimiter(opts.AttachQPS, opts.Now),
+	}, nil
+}
+
+func (h *Handler) logger() *slog.Logger { return h.log }
+
+// Invocation is what the platform says about one invocation.
+type Invocation struct {
+	RequestID    string
+	FunctionName string
+	Region       string
+	AccountID    string
+	Credentials  Credentials
+	// RetryCount is how many times the platform already retried this event.
+	RetryCount int
+}
+
+// InvocationError is returned when the platform must keep the event: a transient failure
+// it should retry, or a dead letter that could not be sent.
+type InvocationError struct {
+	Retry  []string // "instance: reason" of events to retry
+	Failed []string // events whose dead letter could not be sent
+}
+
+func (e *InvocationError) Error() string {
+	var parts []string
+	if len(e.Retry) > 0 {
+		parts = append(parts, fmt.Sprintf("%d event(s) to retry: %s", len(e.Retry), strings.Join(e.Retry, "; ")))
+	}
+	if len(e.Failed) > 0 {
+		parts = append(parts, fmt.Sprintf("%d dead letter(s) not sent: %s", len(e.Failed), strings.Join(e.Failed, "; ")))
+	}
+	return "enipool: " + strings.Join(parts, "; ")
+}
+
+// item is one decoded event and what became of it.
+type item struct {
+	req    event.Request
+	target *target
+	res    Result
+	err    error // the error behind a non-success outcome
+}
+
+// Invoke handles one invocation's payload. It returns one result per event. The error is
+// non-nil only when the platform must keep the event (see InvocationError).
+func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*Response, error) {
+	start := h.opts.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.opts.DefaultTimeout)
+		defer cancel()
+	}
+	var calls atomic.Int64
+	ctx = WithCallObserver(ctx, func(Call) { calls.Add(1) })
+	deadline, _ := ctx.Deadline()
+	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
+	defer cancelWork()
+
+	reqs := event.Decode(payload, event.Options{})
+	items := make([]*item, len(reqs))
+	byRegion := map[string][]*item{}
+	for i, r := range reqs {
+		it := &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}}
+		items[i] = it
+		h.plan(it, inv, byRegion)
+	}
+
+	regions := make([]string, 0, len(byRegion))
+	for r := range byRegion {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	for _, region := range regions {
+		h.runRegion(work, inv, region, byRegion[region])
+	}
+
+	single := len(items) == 1
+	for _, it := range items {
+		h.fill(it, start)
+		if it.res.Outcome == OutcomeRetry && !(single && inv.RetryCount < h.opts.PlatformRetries) {
+			// The platform will not retry this one (a batch, or its retries are spent):
+			// dead-letter it with its own reason, so nothing is lost and the reason stays.
+			it.res.Outcome = OutcomeDeadLettered
+			it.res.Reason = "gave up retrying: " + it.res.Reason
+		}
+	}
+	h.deadLetter(ctx, inv, items)
+
+	resp := &Response{RequestID: inv.RequestID, Results: make([]Result, len(items))}
+	var ierr InvocationError
+	for i, it := range items {
+		resp.Results[i] = it.res
+		switch it.res.Outcome {
+		case OutcomeRetry:
+			ierr.Retry = append(ierr.Retry, it.res.InstanceID+": "+it.res.Reason)
+		case OutcomeFailed:
+			ierr.Failed = append(ierr.Failed, it.res.InstanceID+": "+it.res.Reason)
+		}
+		h.logResult(inv, it.res)
+	}
+	resp.APICalls = int(calls.Load())
+	resp.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+	if len(ierr.Retry)+len(ierr.Failed) > 0 {
+		return resp, &ierr
+	}
+	return resp, nil
+}
+
+// plan decides what an event needs: an attach (it joins its region's targets) or an outcome
+// right away.
+func (h *Handler) plan(it *item, inv Invocation, byRegion map[string][]*item) {
+	r := it.req
+	if r.Err != nil {
+		code := CodeBadEvent
+		if errors.Is(r.Err, event.ErrUnsupported) {
+			code = CodeUnsupported
+		}
+		h.decide(it, OutcomeDeadLettered, &Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
+		return
+	}
+	switch r.Kind {
+	case event.KindLifecycleTest:
+		h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle hook test event acknowledged"))
+		return
+	case event.KindECSStateChange, event.KindECSNotification:
+		if r.State != "Running" {
+			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s: enipool acts on Running", r.InstanceID, r.State))
+			return
+		}
+	case event.KindDirect:
+	case event.KindLifecycle:
+		if r.Lifecycle.Transition != event.TransitionScaleOut {
+			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle transition %s is not handled", r.Lifecycle.Transition))
+			return
+		}
+	default:
+		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "event kind %q is not handled", r.Kind))
+		return
+	}
+	region := firstNonEmpty(r.Region, inv.Region, h.opts.Region)
+	if region == "" {
+		h.decide(it, OutcomeDeadLettered, problem(CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
+		return
+	}
+	it.res.InstanceID = r.InstanceID
+	byRegion[region] = append(byRegion[region], it)
+}
+
+func (h *Handler) decide(it *item, o Outcome, err error) {
+	it.res.Outcome, it.err = o, err
+}
+
+// runRegion attaches for every event of one region, one target per distinct instance.
+func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, items []*item) {
+	clients, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+	if err != nil {
+		for _, it := range items {
+			h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + region, Err: err})
+		}
+		return
+	}
+	byID := map[string]*target{}
+	var ts []*target
+	for _, it := range items {
+		t, ok := byID[it.req.InstanceID]
+		if !ok {
+			t = &target{id: it.req.InstanceID, hint: it.req.ENIID, allowStopped: it.req.Kind != event.KindECSStateChange && it.req.Kind != event.KindECSNotification,
+				tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{},
+				retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+			byID[t.id] = t
+			ts = append(ts, t)
+		}
+		it.target = t
+	}
+	e := &engine{h: h, ecs: clients.ECS, targets: ts}
+	e.run(ctx)
+	for _, t := range ts {
+		if !t.done { // unreachable in practice: run ends every target
+			t.finish(OutcomeRetry, problem(CodeDeadline, "not finished"))
+		}
+	}
+}
+
+// fill copies a target's end into the item's result.
+func (h *Handler) fill(it *item, start time.Time) {
+	res := &it.res
+	res.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+	if t := it.target; t != nil {
+		res.Outcome, it.err = t.outcome, t.err
+		res.Attempts, res.APICalls, res.RequestIDs = t.attempts, t.calls, t.requestIDs
+		res.Pool, res.Detached = t.pool, t.dropped
+		if t.inst != nil {
+			res.Zone = t.inst.Zone
+		}
+		for _, k := range t.kept {
+			res.ENIs = append(res.ENIs, ENIRef{ID: k.ID, PrivateIP: k.PrivateIP})
+		}
+		if len(res.ENIs) > 0 {
+			res.NetworkInterfaceID, res.PrivateIP = res.ENIs[0].ID, res.ENIs[0].PrivateIP
+			if len(res.ENIs) == 1 {
+				res.ENIs = nil
+			}
+		}
+	}
+	if it.err != nil {
+		action, rule := Classify(it.err)
+		res.Code, res.Action = rule.Code, action
+		if code, _ := codeOf(it.err); code != "" {
+			res.Code = code
+		}
+		res.Reason = reason(it.err, rule)
+	}
+}
+
+// reason is the human sentence for an outcome: what happened, then what to do.
+func reason(err error, rule Rule) string {
+	var p *Problem
+	if errors.As(err, &p) && p.Err == nil {
+		return p.Msg
+	}
+	msg := err.Error()
+	if rule.Meaning != "" {
+		msg += ". " + rule.Meaning
+	}
+	return msg
+}
+
+// deadLetter sends one envelope per dead-lettered event. A send that fails leaves the event
+// failed, so the invocation returns an error and the platform keeps it.
+func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item) {
+	var todo []*item
+	for _, it := range items {
+		if it.res.Outcome == OutcomeDeadLettered {
+			todo = append(todo, it)
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	region := firstNonEmpty(inv.Region, h.opts.Region)
+	clients, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+	if err != nil {
+		for _, it := range todo {
+			it.res.Outcome = OutcomeFailed
+			it.res.Reason += " (dead-letter queue unreachable: " + err.Error() + ")"
+		}
+		return
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, it := range todo {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id, err := h.sendDeadLetter(ctx, clients.DeadLetters, inv, it)
+			if err != nil {
+				it.res.Outcome = OutcomeFailed
+				it.res.Reason += " (dead letter not sent: " + err.Error() + ")"
+				return
+			}
+			it.res.DeadLetterID = id
+		}()
+	}
+	wg.Wait()
+}
+
+func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, inv Invocation, it *item) (string, error) {
+	env := h.envelope(inv, it)
+	body, err := deadletter.Marshal(env)
+	if err != nil {
+		return "", fmt.Errorf("encode envelope: %w", err)
+	}
+	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	for {
+		id, err := dlq.Send(ctx, body)
+		if err == nil {
+			return id, nil
+		}
+		if a, _ := Classify(err); a != ActionRetry {
+			return "", err
+		}
+		if serr := sleep(ctx, b.next()); serr != nil {
+			return "", fmt.Errorf("%w (gave up: %v)", err, serr)
+		}
+	}
+}
+
+// envelope builds the dead letter of an item: the original event verbatim and all that is
+// needed to act on it or replay it.
+func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
+	r, res := it.req, it.res
+	env := &deadletter.Envelope{
+		Reason:            res.Reason,
+		Action:            string(res.Action),
+		InstanceID:        res.InstanceID,
+		Region:            firstNonEmpty(r.Region, inv.Region, h.opts.Region),
+		Pool:              res.Pool,
+		Zone:              res.Zone,
+		Attempts:          res.Attempts,
+		ENIsTried:         []string{},
+		FunctionName:      inv.FunctionName,
+		FunctionRequestID: inv.RequestID,
+		FCRetryCount:      inv.RetryCount,
+		Time:              h.opts.Now().UTC(),
+		Source:            r.Source,
+		EventID:           r.EventID,
+		Event:             r.Raw,
+	}
+	if t := it.target; t != nil {
+		if t.inst != nil {
+			env.VPCID = t.inst.VpcID
+		}
+		for id := range t.tried {
+			env.ENIsTried = append(env.ENIsTried, id)
+		}
+		for id := range t.ours {
+			if !t.tried[id] {
+				env.ENIsTried = append(env.ENIsTried, id)
+			}
+		}
+		sort.Strings(env.ENIsTried)
+	}
+	if rd := r.Redrive; rd != nil {
+		env.RedriveCount = rd.RedriveCount
+		env.Source = firstNonEmpty(rd.EnvelopeSource, env.Source)
+		env.EventID = firstNonEmpty(rd.EnvelopeEventID, env.EventID)
+	}
+	env.Error = &deadletter.Error{Code: res.Code, Message: res.Reason}
+	var ae *APIError
+	if errors.As(it.err, &ae) {
+		env.Error = &deadletter.Error{Service: ae.Service, API: ae.API, Code: ae.Code, Message: ae.Message,
+			HTTPStatus: ae.HTTPStatus, RequestID: ae.RequestID}
+		if ae.Code == "" && ae.Err != nil {
+			env.Error.Message = ae.Err.Error()
+		}
+	}
+	return env
+}
+
+// logResult writes the one structured line of an outcome.
+func (h *Handler) logResult(inv Invocation, res Result) {
+	level := slog.LevelInfo
+	switch res.Outcome {
+	case OutcomeDeadLettered, OutcomeRetry:
+		level = slog.LevelWarn
+	case OutcomeFailed:
+		level = slog.LevelError
+	}
+	attrs := []slog.Attr{
+		slog.String("outcome", string(res.Outcome)),
+		slog.String("instanceId", res.InstanceID),
+		slog.String("networkInterfaceId", res.NetworkInterfaceID),
+		slog.String("privateIpAddress", res.PrivateIP),
+		slog.String("pool", res.Pool),
+		slog.String("zone", res.Zone),
+		slog.String("code", res.Code),
+		slog.String("reason", res.Reason),
+		slog.Int("attempts", res.Attempts),
+		slog.Int("apiCalls", res.APICalls),
+		slog.Int64("durationMs", res.DurationMs),
+		slog.String("fcRequestId", inv.RequestID),
+		slog.Any("requestIds", res.RequestIDs),
+		slog.String("source", res.Source),
+		slog.String("eventId", res.EventID),
+	}
+	if res.DeadLetterID != "" {
+		attrs = append(attrs, slog.String("deadLetterMessageId", res.DeadLetterID))
+	}
+	if len(res.Detached) > 0 {
+		attrs = append(attrs, slog.Any("detached", res.Detached))
+	}
+	h.log.LogAttrs(context.Background(), level, "enipool."+string(res.Outcome), attrs...)
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// typeCache keeps instance types for the life of the process: they do not change.
+type typeCache struct {
+	mu sync.Mutex
+	m  map[string]InstanceType
+}
+
+func (c *typeCache) get(id string) (InstanceType, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[id]
+	return t, ok
+}
+
+func (c *typeCache) put(t InstanceType) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[t.ID] = t
+}

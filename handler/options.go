@@ -1,0 +1,93 @@
+package handler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Options configure a Handler. The config package fills them from the environment.
+type Options struct {
+	// TagKey is the pool tag's key: an ENI tagged TagKey=<name> is in pool <name>, and an
+	// instance tagged TagKey=<name> asks for an ENI of pool <name>.
+	TagKey string
+	// PerInstance is how many pool ENIs each instance should hold (N).
+	PerInstance int
+	// Region is used when neither the event nor the platform names one.
+	Region string
+	// AttachTime is the first guess of how long an attach takes; the handler learns the
+	// real figure as it confirms attaches and polls when an attach is expected to be done.
+	AttachTime time.Duration
+	// DeadLetterReserve is kept free at the end of the invocation deadline for sending dead
+	// letters.
+	DeadLetterReserve time.Duration
+	// DefaultTimeout bounds an invocation whose context has no deadline (local runs).
+	DefaultTimeout time.Duration
+	// PlatformRetries is how often the platform retries a failed asynchronous invocation
+	// (the asyncInvokeConfig's maxAsyncRetryAttempts). On the last one, the handler
+	// dead-letters transient failures itself instead of returning an error, so the dead
+	// letter carries its own reason.
+	PlatformRetries int
+	// Concurrency bounds the ECS calls one invocation makes at once.
+	Concurrency int
+	// AttachQPS caps AttachNetworkInterface calls per second from this process (0: no cap).
+	// ECS throttles per account and region; set it to the account's quota divided by the
+	// function instances expected at once.
+	AttachQPS float64
+	// StoppedOnlyFamilies are instance type families whose instances must be Stopped for an
+	// ENI attach (shared and burstable families).
+	StoppedOnlyFamilies []string
+	// Logger receives one JSON line per outcome. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultStoppedOnlyFamilies are the shared and burstable families (ECS docs "Shared instance
+// families" and "Burstable instance overview") whose instances must be Stopped to take an ENI.
+func DefaultStoppedOnlyFamilies() []string {
+	return []string{"ecs.t5", "ecs.t6", "ecs.s6", "ecs.xn4", "ecs.n4", "ecs.mn4", "ecs.e4", "ecs.n1", "ecs.n2", "ecs.e3"}
+}
+
+// DefaultOptions returns the defaults the config package starts from.
+func DefaultOptions() Options {
+	return Options{
+		TagKey:              "enipool",
+		PerInstance:         1,
+		AttachTime:          2 * time.Second,
+		DeadLetterReserve:   3 * time.Second,
+		DefaultTimeout:      60 * time.Second,
+		PlatformRetries:     2,
+		Concurrency:         16,
+		StoppedOnlyFamilies: DefaultStoppedOnlyFamilies(),
+	}
+}
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	var errs []error
+	if strings.TrimSpace(o.TagKey) == "" {
+		errs = append(errs, errors.New("TagKey is empty"))
+	}
+	if o.PerInstance < 1 || o.PerInstance > 16 {
+		errs = append(errs, fmt.Errorf("PerInstance %d is outside 1..16", o.PerInstance))
+	}
+	if o.AttachTime <= 0 {
+		errs = append(errs, fmt.Errorf("AttachTime %v must be positive", o.AttachTime))
+	}
+	if o.DeadLetterReserve < 0 || o.DefaultTimeout <= 0 {
+		errs = append(errs, errors.New("DeadLetterReserve must be >= 0 and DefaultTimeout > 0"))
+	}
+	if o.PlatformRetries < 0 || o.PlatformRetries > 8 {
+		errs = append(errs, fmt.Errorf("PlatformRetries %d is outside 0..8", o.PlatformRetries))
+	}
+	if o.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("Concurrency %d must be at least 1", o.Concurrency))
+	}
+	if o.AttachQPS < 0 {
+		errs = append(errs, fmt.Errorf("AttachQPS %v must not be negative", o.AttachQPS))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,200 @@
+package handler
+
+import (
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+)
+
+// rank orders candidate ENIs by rendezvous (highest random weight) hashing of (key, ENI id):
+// every invocation that handles the same instance ranks the pool the same way, so duplicates
+// of one event go for the same ENI and the attach call itself settles who wins, while
+// different instances spread over the pool.
+func rank(key string, enis []ENI) []ENI {
+	out := append([]ENI(nil), enis...)
+	sort.SliceStable(out, func(i, j int) bool {
+		si, sj := score(key, out[i].ID), score(key, out[j].ID)
+		if si != sj {
+			return si > sj
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func score(key, id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	// FNV's low bits mix poorly on similar ids; a finalizer spreads them.
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+// backoff yields capped exponential delays with full jitter.
+type backoff struct {
+	base, max time.Duration
+	n         int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.base << min(b.n, 20)
+	if d <= 0 || d > b.max {
+		d = b.max
+	}
+	b.n++
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// limiter is a token bucket that paces calls to qps per second with a burst of one second's
+// worth. A nil limiter does not limit.
+type limiter struct {
+	mu       sync.Mutex
+	interval time.Duration
+	next     time.Time
+	burst    time.Duration
+	now      func() time.Time
+}
+
+func newLimiter(qps float64, now func() time.Time) *limiter {
+	if qps <= 0 {
+		return nil
+	}
+	iv := time.Duration(float64(time.Second) / qps)
+	return &limiter{interval: iv, burst: time.Second, now: now}
+}
+
+// wait blocks until a call may go, or ctx is done.
+func (l *limiter) wait(ctx context.Context) error {
+	if l == nil {
+		return ctx.Err()
+	}
+	l.mu.Lock()
+	now := l.now()
+	if floor := now.Add(-l.burst); l.next.Before(floor) {
+		l.next = floor
+	}
+	at := l.next
+	l.next = l.next.Add(l.interval)
+	l.mu.Unlock()
+	if err := sleep(ctx, at.Sub(now)); err != nil {
+		// Give the slot back so a cancelled waiter does not slow the others.
+		l.mu.Lock()
+		l.next = l.next.Add(-l.interval)
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// estimator learns how long attaches take, so the first confirmation poll goes out when an
+// attach is expected to be done: earlier wastes a call, later wastes time. A poll that finds
+// the attach done shortens the estimate a little; one that finds it still attaching
+// lengthens it more, so misses stay rare.
+type estimator struct {
+	mu  sync.Mutex
+	d   time.Duration
+	min time.Duration
+	max time.Duration
+}
+
+func newEstimator(initial time.Duration) *estimator {
+	return &estimator{d: initial, min: 20 * time.Millisecond, max: 30 * time.Second}
+}
+
+func (e *estimator) get() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.d
+}
+
+// observe records whether a poll made waited after an attach found it done.
+func (e *estimator) observe(waited time.Duration, done bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case done && waited <= e.d:
+		e.d = max(e.min, e.d-e.d/32)
+	case !done && waited >= e.d:
+		e.d = min(e.max, e.d+e.d/4)
+	}
+}
+
+// claims remembers which ENIs this process is attaching to which instance, so concurrent
+// invocations in one process do not race each other for the same ENI. Across processes the
+// attach call itself is the claim.
+type claims struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	m   map[string]claim
+	now func() time.Time
+}
+
+type claim struct {
+	instance string
+	until    time.Time
+}
+
+func newClaims(ttl time.Duration, now func() time.Time) *claims {
+	return &claims{ttl: ttl, m: make(map[string]claim), now: now}
+}
+
+// take claims eni for instance unless another instance holds a live claim on it.
+func (c *claims) take(eni, instance string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if cl, ok := c.m[eni]; ok && cl.instance != instance && now.Before(cl.until) {
+		return false
+	}
+	if len(c.m) > 4096 {
+		for id, cl := range c.m {
+			if !now.Before(cl.until) {
+				delete(c.m, id)
+			}
+		}
+	}
+	c.m[eni] = claim{instance: instance, until: now.Add(c.ttl)}
+	return true
+}
+
+// heldByOther reports whether another instance holds a live claim on eni.
+func (c *claims) heldByOther(eni, instance string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.m[eni]
+	return ok && cl.instance != instance && c.now().Before(cl.until)
+}
+
+// release drops instance's claim on eni.
+func (c *claims) release(eni, instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.m[eni]; ok && cl.instance == instance {
+		delete(c.m, eni)
+	}
+}

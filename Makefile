@@ -1,0 +1,64 @@
+# enipool: every-day commands. `make help` lists them.
+# On a fresh machine: `make run` (the function against the local cloud), `make test` (everything).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO        ?= go
+EVENT     ?= events/ecs-running.json
+WORLD     ?= localcloud/worlds/demo.yaml
+FUZZTIME  ?= 60s
+BIN       := dist/main
+LOCAL     := $(GO) run ./localcloud/cmd/localcloud
+GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
+
+.PHONY: help build test unit run invoke localcloud bench bench-quick lint fuzz deploy remote-invoke clean docs deps
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## Download the Go modules (what every other target needs)
+	$(GO) mod download
+
+build: deps ## Build the function: a static linux/amd64 binary at dist/main (FC go1 runtime, handler "main")
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) .
+
+test: lint ## Everything CI runs: lint, then every test with the race detector
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+unit: ## Only the quick tests (no end-to-end, no soak)
+	$(GO) test -race -count=1 -short ./...
+
+run: deps ## The main job: the function handles every sample event against the local cloud's demo world
+	$(LOCAL) run -world $(WORLD) events/*.json
+
+invoke: deps ## One event against the local cloud: make invoke EVENT=events/direct.json (JSON result on stdout)
+	@$(LOCAL) invoke -world $(WORLD) -event $(EVENT)
+
+localcloud: deps ## Run the local cloud standalone (endpoints and credentials printed; Ctrl-C stops it)
+	$(LOCAL) serve -world $(WORLD)
+
+bench: deps ## The benchmark: prints a table and writes bench/results.json
+	$(GO) run ./bench -out bench/results.json
+
+lint: deps ## gofmt, go vet, staticcheck
+	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+fuzz: deps ## Fuzz the event decoder and the dead-letter envelope for FUZZTIME each (default 60s)
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./event
+	$(GO) test -run='^$$' -fuzz='^FuzzEnvelopeRoundTrip$$' -fuzztime=$(FUZZTIME) ./deadletter
+
+docs: ## Regenerate the README's generated tables (configuration, error codes)
+	$(GO) run ./internal/readmegen -readme README.md
+
+deploy: build ## Deploy with Serverless Devs (s deploy); needs `s config add` first
+	npx --yes @serverless-devs/s deploy -y
+
+remote-invoke: ## Invoke the deployed function: make remote-invoke EVENT=events/direct.json
+	npx --yes @serverless-devs/s invoke -f $(EVENT)
+
+clean: ## Remove build outputs
+	rm -rf dist bench/out

@@ -1,0 +1,314 @@
+package mns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/enipool/enipool/localcloud/record"
+)
+
+// Message is a snapshot of a message in a queue.
+type Message struct {
+	ID      string
+	Body    []byte
+	BodyMD5 string // uppercase hex, as MNS reports it
+	// Priority is 1 (highest) to 16.
+	Priority int
+	State    State
+	// EnqueueTime is when the message was sent.
+	EnqueueTime time.Time
+	// FirstDequeueTime is when it was first received; zero until then.
+	FirstDequeueTime time.Time
+	// NextVisibleTime is when a Delayed or Inactive message becomes Active.
+	NextVisibleTime time.Time
+	DequeueCount    int
+	// ReceiptHandle is the handle that can delete the message now; empty when there is
+	// none (an Active message).
+	ReceiptHandle string
+}
+
+func snapshot(m *message, now time.Time) Message {
+	out := Message{
+		ID:               m.id,
+		Body:             slices.Clone(m.body),
+		BodyMD5:          m.md5,
+		Priority:         m.priority,
+		State:            m.state(now),
+		EnqueueTime:      m.enqueued,
+		FirstDequeueTime: m.firstDequeue,
+		NextVisibleTime:  m.visibleAt,
+		DequeueCount:     m.dequeues,
+	}
+	if now.Before(m.visibleAt) {
+		out.ReceiptHandle = m.handle
+	}
+	return out
+}
+
+func (m Message) xml(peek bool) messageXML {
+	x := messageXML{
+		MessageID:      m.ID,
+		MessageBodyMD5: m.BodyMD5,
+		MessageBody:    string(m.Body),
+		EnqueueTime:    m.EnqueueTime.UnixMilli(),
+		DequeueCount:   m.DequeueCount,
+		Priority:       m.Priority,
+	}
+	if !m.FirstDequeueTime.IsZero() {
+		x.FirstDequeueTime = m.FirstDequeueTime.UnixMilli()
+	}
+	if !peek {
+		x.ReceiptHandle = m.ReceiptHandle
+		x.NextVisibleTime = m.NextVisibleTime.UnixMilli()
+	}
+	return x
+}
+
+// CreateQueue creates a queue with the MNS default attributes. Creating an existing queue
+// with the same attributes succeeds, as in MNS.
+func (s *Server) CreateQueue(name string) error {
+	return s.CreateQueueWithConfig(name, QueueConfig{})
+}
+
+// CreateQueueWithConfig creates a queue with the given attributes.
+func (s *Server) CreateQueueWithConfig(name string, c QueueConfig) error {
+	if e := checkQueueName(name); e != nil {
+		return e
+	}
+	cfg, e := c.cfg()
+	if e != nil {
+		return e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.queues[name]; ok {
+		if q.cfg != cfg {
+			return newError(CodeQueueAlreadyExist, "")
+		}
+		return nil
+	}
+	s.queues[name] = newQueue(name, cfg, s.now())
+	return nil
+}
+
+// DeleteQueue deletes a queue and its messages; deleting a missing queue is not an error.
+func (s *Server) DeleteQueue(name string) {
+	s.deleteQueue(name)
+}
+
+func (s *Server) deleteQueue(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.queues[name]; ok {
+		delete(s.queues, name)
+		q.broadcast() // long pollers find the queue gone
+	}
+}
+
+// Queues returns the names of all queues, sorted.
+func (s *Server) Queues() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queueNames()
+}
+
+func (s *Server) queueNames() []string {
+	names := make([]string, 0, len(s.queues))
+	for n := range s.queues {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// HasQueue reports whether the queue exists.
+func (s *Server) HasQueue(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.queues[name]
+	return ok
+}
+
+// Messages returns every message of a queue in delivery order, whatever its state,
+// without changing anything. It returns nil for a missing queue (see HasQueue).
+func (s *Server) Messages(queue string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[queue]
+	if !ok {
+		return nil
+	}
+	now := s.now()
+	q.purge(now)
+	var out []Message
+	for _, m := range q.ordered() {
+		out = append(out, snapshot(m, now))
+	}
+	return out
+}
+
+// Receive takes one message from a queue as ReceiveMessage does (it becomes Inactive
+// and gets a receipt handle), waiting up to wait for one to arrive. It fails with
+// ErrQueueNotExist, ErrMessageNotExist when none came, or the context's error. It is not
+// recorded: it observes the cloud, it is not a call of the function under test.
+func (s *Server) Receive(ctx context.Context, queue string, wait time.Duration) (Message, error) {
+	msgs, err := s.receive(ctx, queue, 1, &wait, false)
+	if err != nil {
+		return Message{}, err
+	}
+	return msgs[0], nil
+}
+
+// Delete deletes a received message by its receipt handle, as DeleteMessage does.
+func (s *Server) Delete(queue, receiptHandle string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[queue]
+	if !ok {
+		return newError(CodeQueueNotExist, "")
+	}
+	m, e := q.byHandle(receiptHandle, s.now())
+	if e != nil {
+		return e
+	}
+	delete(q.msgs, m.seq)
+	return nil
+}
+
+// Drain removes every message of a queue, whatever its state, and returns them in
+// delivery order. It returns nil for a missing queue.
+func (s *Server) Drain(queue string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[queue]
+	if !ok {
+		return nil
+	}
+	now := s.now()
+	q.purge(now)
+	var out []Message
+	for _, m := range q.ordered() {
+		out = append(out, snapshot(m, now))
+	}
+	clear(q.msgs)
+	return out
+}
+
+// Deliver sends body to a queue in process, as the FC runtime's asynchronous onFailure
+// destination does: MNS sees a SendMessage (priority 8, the queue's delay) from the FC
+// service, so it is recorded as one (principal "fc.aliyuncs.com", param via=destination)
+// and meets the fault plan of mns/SendMessage: outages fail it with ErrServiceUnavailable,
+// error rules with their code, resets with ErrConnectionReset, latency waits (honouring
+// ctx). No signature or authorization applies.
+func (s *Server) Deliver(ctx context.Context, queue string, body []byte) error {
+	start := time.Now()
+	call := record.Call{
+		Time: s.now(), Service: service, Action: "SendMessage", Principal: "fc.aliyuncs.com",
+		RequestID: s.requestID(),
+		Params: map[string]string{
+			"queue": queue, "via": "destination",
+			"bodySize": strconv.Itoa(len(body)), "bodyMD5": bodyMD5(body),
+		},
+	}
+	err := s.deliver(ctx, queue, body, &call)
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		call.Code, call.HTTPStatus = e.Code, e.Status
+	case err != nil:
+		call.HTTPStatus = 499
+	default:
+		call.HTTPStatus = 201
+	}
+	call.Latency = time.Since(start)
+	if s.recorder != nil {
+		s.recorder.Add(call)
+	}
+	if err != nil {
+		return fmt.Errorf("mns: deliver to queue %s: %w", queue, err)
+	}
+	return nil
+}
+
+func (s *Server) deliver(ctx context.Context, queue string, body []byte, call *record.Call) error {
+	if s.faults != nil {
+		d := s.faults.Decide(service, "SendMessage")
+		if d.Delay > 0 {
+			call.Fault = "delay"
+			t := time.NewTimer(d.Delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		switch {
+		case d.Outage:
+			call.Fault = "outage"
+			return newError(CodeServiceUnavailable, "")
+		case d.Error != nil && d.Error.Reset:
+			call.Fault = "reset"
+			return ErrConnectionReset
+		case d.Error != nil:
+			call.Fault = "error"
+			return ruleError(d.Error)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[queue]
+	if !ok {
+		return newError(CodeQueueNotExist, "")
+	}
+	b := string(body)
+	in, e := parseSend(sendMessageXML{MessageBody: &b}, q)
+	if e != nil {
+		return e
+	}
+	m := s.enqueue(q, in, s.now())
+	call.Params["messageId"] = m.id
+	return nil
+}
+
+// Destination is a queue seen as a delivery target: what the FC runtime emulator's
+// onFailure destination needs.
+type Destination struct {
+	s     *Server
+	queue string
+}
+
+// Queue returns the named queue as a Destination. The queue need not exist yet; Deliver
+// fails with ErrQueueNotExist while it does not.
+func (s *Server) Queue(name string) Destination {
+	return Destination{s: s, queue: name}
+}
+
+// Name is the queue's name.
+func (d Destination) Name() string { return d.queue }
+
+// Deliver sends body to the queue; see Server.Deliver.
+func (d Destination) Deliver(ctx context.Context, body []byte) error {
+	if d.s == nil {
+		return errors.New("mns: Deliver on a zero Destination; use Server.Queue")
+	}
+	return d.s.Deliver(ctx, d.queue, body)
+}
+
+// waiters reports how many long polls wait on a queue; tests use it to know a receive is
+// parked before they send.
+func (s *Server) waiters(queue string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, ok := s.queues[queue]; ok {
+		return q.waiters
+	}
+	return 0
+}

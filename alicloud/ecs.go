@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -95,37 +96,51 @@ func (a *ecsAPI) convert(api string, err error) error {
 	return &handler.APIError{Service: "ecs", API: api, Err: a.creds.transportError(err)}
 }
 
-func (a *ecsAPI) DescribeInstances(ctx context.Context, ids []string) ([]handler.Instance, error) {
-	if len(ids) == 0 {
-		return nil, nil
+func (a *ecsAPI) DescribeInstances(ctx context.Context, q handler.InstanceQuery) ([]handler.Instance, error) {
+	// The API takes at most 100 ids per request.
+	idChunks := [][]string{nil}
+	if len(q.IDs) > 0 {
+		idChunks = nil
+		for i := 0; i < len(q.IDs); i += 100 {
+			idChunks = append(idChunks, q.IDs[i:min(i+100, len(q.IDs))])
+		}
 	}
-	idsJSON, _ := json.Marshal(ids) // a []string always marshals
 	var out []handler.Instance
-	page := 1
-	for {
-		req := ecs.CreateDescribeInstancesRequest()
-		req.InstanceIds = string(idsJSON)
-		req.PageSize = requests.NewInteger(100)
-		req.PageNumber = requests.NewInteger(page)
-		var resp *ecs.DescribeInstancesResponse
-		err := a.do(ctx, "DescribeInstances", req, func(c *ecs.Client) (id string, err error) {
-			resp, err = c.DescribeInstances(req)
-			if resp != nil {
-				id = resp.RequestId
+	for _, ids := range idChunks {
+		token := ""
+		for {
+			req := ecs.CreateDescribeInstancesRequest()
+			req.MaxResults = requests.NewInteger(100)
+			req.NextToken = token
+			req.Status = q.Status
+			if len(ids) > 0 {
+				idsJSON, _ := json.Marshal(ids) // a []string always marshals
+				req.InstanceIds = string(idsJSON)
 			}
-			return id, err
-		})
-		if err != nil {
-			return nil, err
+			if q.TagKey != "" {
+				req.Tag = &[]ecs.DescribeInstancesTag{{Key: q.TagKey, Value: q.TagValue}}
+			}
+			var resp *ecs.DescribeInstancesResponse
+			err := a.do(ctx, "DescribeInstances", req, func(c *ecs.Client) (id string, err error) {
+				resp, err = c.DescribeInstances(req)
+				if resp != nil {
+					id = resp.RequestId
+				}
+				return id, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, in := range resp.Instances.Instance {
+				out = append(out, instanceFrom(in))
+			}
+			if resp.NextToken == "" || resp.NextToken == token || len(resp.Instances.Instance) == 0 {
+				break
+			}
+			token = resp.NextToken
 		}
-		for _, in := range resp.Instances.Instance {
-			out = append(out, instanceFrom(in))
-		}
-		if len(resp.Instances.Instance) == 0 || page*resp.PageSize >= resp.TotalCount {
-			return out, nil
-		}
-		page++
 	}
+	return out, nil
 }
 
 func instanceFrom(in ecs.Instance) handler.Instance {
@@ -259,6 +274,7 @@ func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
 		MAC:            n.MacAddress,
 		ServiceManaged: n.ServiceManaged,
 		Tags:           tags,
+		Created:        parseECSTime(n.CreationTime),
 	}
 }
 
@@ -279,6 +295,58 @@ func (a *ecsAPI) DetachENI(ctx context.Context, eniID, instanceID string) error 
 	req.NetworkInterfaceId, req.InstanceId = eniID, instanceID
 	return a.do(ctx, "DetachNetworkInterface", req, func(c *ecs.Client) (string, error) {
 		resp, err := c.DetachNetworkInterface(req)
+		if resp != nil {
+			return resp.RequestId, err
+		}
+		return "", err
+	})
+}
+
+func (a *ecsAPI) CreateENI(ctx context.Context, spec handler.ENISpec) (handler.ENI, error) {
+	req := ecs.CreateCreateNetworkInterfaceRequest()
+	req.VSwitchId, req.ClientToken, req.Description = spec.VSwitchID, spec.ClientToken, spec.Description
+	if len(spec.SecurityGroupIDs) == 1 {
+		req.SecurityGroupId = spec.SecurityGroupIDs[0]
+	} else if len(spec.SecurityGroupIDs) > 1 {
+		req.SecurityGroupIds = &spec.SecurityGroupIDs
+	}
+	tags := make([]ecs.CreateNetworkInterfaceTag, 0, len(spec.Tags))
+	for k, v := range spec.Tags {
+		tags = append(tags, ecs.CreateNetworkInterfaceTag{Key: k, Value: v})
+	}
+	sort.Slice(tags, func(i, j int) bool { return tags[i].Key < tags[j].Key })
+	if len(tags) > 0 {
+		req.Tag = &tags
+	}
+	var resp *ecs.CreateNetworkInterfaceResponse
+	err := a.do(ctx, "CreateNetworkInterface", req, func(c *ecs.Client) (id string, err error) {
+		resp, err = c.CreateNetworkInterface(req)
+		if resp != nil {
+			id = resp.RequestId
+		}
+		return id, err
+	})
+	if err != nil {
+		return handler.ENI{}, err
+	}
+	out := handler.ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, Type: resp.Type, VpcID: resp.VpcId,
+		VSwitchID: resp.VSwitchId, Zone: resp.ZoneId, PrivateIP: resp.PrivateIpAddress, MAC: resp.MacAddress,
+		ServiceManaged: resp.ServiceManaged, Tags: map[string]string{}}
+	for _, t := range resp.Tags.Tag {
+		k, v := t.TagKey, t.TagValue
+		if k == "" {
+			k, v = t.Key, t.Value
+		}
+		out.Tags[k] = v
+	}
+	return out, nil
+}
+
+func (a *ecsAPI) DeleteENI(ctx context.Context, eniID string) error {
+	req := ecs.CreateDeleteNetworkInterfaceRequest()
+	req.NetworkInterfaceId = eniID
+	return a.do(ctx, "DeleteNetworkInterface", req, func(c *ecs.Client) (string, error) {
+		resp, err := c.DeleteNetworkInterface(req)
 		if resp != nil {
 			return resp.RequestId, err
 		}

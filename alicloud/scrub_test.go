@@ -110,4 +110,3 @@ func TestBadMNSEndpointIsAnErrorNotAPanic(t *testing.T) {
 		}
 	}
 }
-

@@ -48,6 +48,19 @@ func Variables() []Variable {
 		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
 		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
 		{"ENIPOOL_STOPPED_ONLY_FAMILIES", strings.Join(d.StoppedOnlyFamilies, ","), false, "Instance families that must be Stopped to take an ENI; `none` for none."},
+		{"ENIPOOL_RELEASE_ON", strings.Join(d.ReleaseOn, ","), false, "ECS states whose events send an instance's pool ENIs back to the pool: `Stopped`, `Deleted`, both, or `none`."},
+		{"ENIPOOL_DETACH_TIME", d.DetachTime.String(), false, "First guess of how long a detach takes (learned, like ENIPOOL_ATTACH_TIME)."},
+		{"ENIPOOL_LIFECYCLE_FAILURE_RESULT", d.LifecycleFailureResult, false, "How a scale-out lifecycle action is completed when an instance could not get its ENIs: `ABANDON` (Auto Scaling replaces it) or `CONTINUE`."},
+		{"ENIPOOL_LIFECYCLE_HEARTBEAT", d.LifecycleHeartbeat.String(), false, "Timeout a lifecycle heartbeat asks for when lifecycle work is retried later."},
+		{"ENIPOOL_LOW_WATERMARK", strconv.Itoa(d.LowWatermark), false, "A pool's zone with fewer Available ENIs is reported with a warning (reconcile, status)."},
+		{"ENIPOOL_WARM_POOL", "", false, "Pool whose warm target reconcile keeps; empty turns the warm target off."},
+		{"ENIPOOL_WARM_MIN_AVAILABLE", "0", false, "Warm target: Available ENIs to keep per zone."},
+		{"ENIPOOL_WARM_MAX", "0", false, "Warm target: most pool ENIs per zone (all states); created ENIs beyond it are deleted."},
+		{"ENIPOOL_WARM_VSWITCHES", "", false, "Warm target: `zone:vsw-id` pairs, comma-separated, where new ENIs are created."},
+		{"ENIPOOL_WARM_SECURITY_GROUPS", "", false, "Warm target: security groups of new ENIs, comma-separated."},
+		{"ENIPOOL_WARM_GRACE", d.Warm.Grace.String(), false, "Warm target: an ENI it created is deleted only when Available and older than this."},
+		{"ENIPOOL_REDRIVE_MAX", strconv.Itoa(d.RedriveMax), false, "Dead letters one redrive handles unless the action says `max`."},
+		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
 		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for the local cloud."},
 		{"ENIPOOL_ECS_ENDPOINT", "ecs.{region}.aliyuncs.com", false, "ECS API host[:port]. In a VPC, `ecs-vpc.{region}.aliyuncs.com`."},
@@ -92,6 +105,34 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	h.DefaultTimeout = r.duration("ENIPOOL_DEFAULT_TIMEOUT", h.DefaultTimeout, time.Second, time.Hour)
+	if rel := r.str("ENIPOOL_RELEASE_ON", ""); rel != "" {
+		h.ReleaseOn = nil
+		if rel != "none" {
+			for st := range strings.SplitSeq(rel, ",") {
+				switch st = strings.TrimSpace(st); st {
+				case "Stopped", "Deleted":
+					h.ReleaseOn = append(h.ReleaseOn, st)
+				default:
+					r.fail("ENIPOOL_RELEASE_ON", fmt.Errorf("has %q: want Stopped, Deleted or none", st))
+				}
+			}
+		}
+	}
+	h.DetachTime = r.duration("ENIPOOL_DETACH_TIME", h.DetachTime, time.Millisecond, time.Minute)
+	h.LifecycleFailureResult = strings.ToUpper(r.oneOf("ENIPOOL_LIFECYCLE_FAILURE_RESULT", "abandon", "abandon", "continue"))
+	h.LifecycleHeartbeat = r.duration("ENIPOOL_LIFECYCLE_HEARTBEAT", h.LifecycleHeartbeat, 30*time.Second, 6*time.Hour)
+	h.LowWatermark = r.intIn("ENIPOOL_LOW_WATERMARK", h.LowWatermark, 0, 100000)
+	h.Warm.Pool = r.str("ENIPOOL_WARM_POOL", "")
+	h.Warm.MinAvailable = r.intIn("ENIPOOL_WARM_MIN_AVAILABLE", 0, 0, 10000)
+	h.Warm.Max = r.intIn("ENIPOOL_WARM_MAX", 0, 0, 10000)
+	h.Warm.VSwitches = r.zoneVSwitches("ENIPOOL_WARM_VSWITCHES")
+	h.Warm.SecurityGroups = r.list("ENIPOOL_WARM_SECURITY_GROUPS")
+	h.Warm.Grace = r.duration("ENIPOOL_WARM_GRACE", h.Warm.Grace, 0, 30*24*time.Hour)
+	if h.Warm.Pool != "" && (len(h.Warm.VSwitches) == 0 || len(h.Warm.SecurityGroups) == 0 || h.Warm.Max < h.Warm.MinAvailable) {
+		r.fail("ENIPOOL_WARM_POOL", errors.New("is set, so ENIPOOL_WARM_VSWITCHES and ENIPOOL_WARM_SECURITY_GROUPS are needed and ENIPOOL_WARM_MAX must be >= ENIPOOL_WARM_MIN_AVAILABLE"))
+	}
+	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
+	h.ReconcileMax = r.intIn("ENIPOOL_RECONCILE_MAX", h.ReconcileMax, 1, 100000)
 
 	c.Cloud = alicloud.Options{
 		Scheme:          r.oneOf("ENIPOOL_API_SCHEME", "https", "https", "http"),
@@ -189,6 +230,34 @@ func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration 
 		return def
 	}
 	return d
+}
+
+func (r *reader) list(name string) []string {
+	var out []string
+	for v := range strings.SplitSeq(r.str(name, ""), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// zoneVSwitches reads "zone:vsw,zone:vsw" pairs.
+func (r *reader) zoneVSwitches(name string) map[string][]string {
+	pairs := r.list(name)
+	if len(pairs) == 0 {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, p := range pairs {
+		zone, vsw, ok := strings.Cut(p, ":")
+		if !ok || zone == "" || !strings.HasPrefix(vsw, "vsw-") {
+			r.fail(name, fmt.Errorf("has %q: want zone:vsw-id pairs such as cn-hangzhou-h:vsw-bp1abc", p))
+			continue
+		}
+		out[zone] = append(out[zone], vsw)
+	}
+	return out
 }
 
 func (r *reader) oneOf(name, def string, allowed ...string) string {

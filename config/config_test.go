@@ -40,6 +40,10 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"bad duration", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_ATTACH_TIME", "soon"}, []string{"ENIPOOL_ATTACH_TIME"}},
 		{"bad scheme", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_API_SCHEME", "ftp"}, []string{"ENIPOOL_API_SCHEME"}},
 		{"negative qps", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_ATTACH_QPS", "-1"}, []string{"ENIPOOL_ATTACH_QPS"}},
+		{"bad release state", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_RELEASE_ON", "Stopped,Rebooting"}, []string{"ENIPOOL_RELEASE_ON"}},
+		{"bad vswitch pair", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_WARM_VSWITCHES", "cn-hangzhou-h=vsw-1"}, []string{"ENIPOOL_WARM_VSWITCHES"}},
+		{"warm pool without vswitches", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_WARM_POOL", "web"}, []string{"ENIPOOL_WARM_POOL"}},
+		{"bad lifecycle result", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LIFECYCLE_FAILURE_RESULT", "ROLLBACK"}, []string{"ENIPOOL_LIFECYCLE_FAILURE_RESULT"}},
 		{"several at once", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LOG_LEVEL", "loud", "ENIPOOL_PLATFORM_RETRIES", "9"},
 			[]string{"ENIPOOL_LOG_LEVEL", "ENIPOOL_PLATFORM_RETRIES"}},
 	}
@@ -84,5 +88,19 @@ func TestVariablesMatchLoad(t *testing.T) {
 		if !documented[k] {
 			t.Errorf("Load reads %s, which Variables does not document", k)
 		}
+	}
+}
+
+func TestLoadWarmTarget(t *testing.T) {
+	c, err := Load(env("ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_WARM_POOL", "web", "ENIPOOL_WARM_MIN_AVAILABLE", "2", "ENIPOOL_WARM_MAX", "6",
+		"ENIPOOL_WARM_VSWITCHES", "cn-hangzhou-h:vsw-a, cn-hangzhou-h:vsw-b,cn-hangzhou-i:vsw-c", "ENIPOOL_WARM_SECURITY_GROUPS", "sg-1,sg-2",
+		"ENIPOOL_RELEASE_ON", "none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Handler.Warm
+	if !w.Enabled() || w.MinAvailable != 2 || w.Max != 6 || len(w.VSwitches["cn-hangzhou-h"]) != 2 || w.VSwitches["cn-hangzhou-i"][0] != "vsw-c" ||
+		len(w.SecurityGroups) != 2 || len(c.Handler.ReleaseOn) != 0 {
+		t.Fatalf("warm target misread: %+v release %v", w, c.Handler.ReleaseOn)
 	}
 }

@@ -126,31 +126,35 @@ func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context
 	}
 }
 
-// describe looks the instances up (100 per call) and checks what can be checked before an
-// attach: eligibility, state, VPC, the instance type's rules and ENI limit.
+// describe looks the instances up (unless the caller already did) and checks what can be
+// checked before an attach: eligibility, state, VPC, the instance type's rules and ENI limit.
 func (e *engine) describe(ctx context.Context) bool {
 	retry := backoff{base: time.Second, max: 5 * time.Second}
-	todo := e.active()
-	for {
+	var todo []*target
+	for _, t := range e.active() {
+		if t.inst == nil {
+			todo = append(todo, t)
+		} else {
+			e.precheck(t)
+		}
+	}
+	for len(todo) > 0 {
 		ids := make([]string, 0, len(todo))
 		for _, t := range todo {
 			ids = append(ids, t.id)
 		}
-		found := make(map[string]*Instance, len(ids))
-		for start := 0; start < len(ids); start += 100 {
-			chunk := ids[start:min(start+100, len(ids))]
-			var got []Instance
-			err := e.call(ctx, todo, func(ctx context.Context) (err error) {
-				got, err = e.ecs.DescribeInstances(ctx, chunk)
-				return err
-			})
-			if err != nil {
-				e.failAll(todo, err)
-				return false
-			}
-			for i := range got {
-				found[got[i].ID] = &got[i]
-			}
+		var got []Instance
+		err := e.call(ctx, todo, func(ctx context.Context) (err error) {
+			got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+			return err
+		})
+		if err != nil {
+			e.failAll(todo, err)
+			return false
+		}
+		found := make(map[string]*Instance, len(got))
+		for i := range got {
+			found[got[i].ID] = &got[i]
 		}
 		var starting []*target
 		for _, t := range todo {
@@ -170,7 +174,7 @@ func (e *engine) describe(ctx context.Context) bool {
 		}
 		todo = starting
 	}
-	return e.checkTypes(ctx)
+	return len(e.active()) > 0 && e.checkTypes(ctx)
 }
 
 func isStarting(i *Instance) bool {

@@ -52,8 +52,8 @@ type Clients struct {
 // ECS is the part of the ECS OpenAPI the handler needs. Methods return *APIError for
 // failures the service reported and for transport failures.
 type ECS interface {
-	// DescribeInstances returns the instances among ids that exist (at most 100 ids).
-	DescribeInstances(ctx context.Context, ids []string) ([]Instance, error)
+	// DescribeInstances returns the instances matching q, following pages.
+	DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error)
 	// DescribeInstanceTypes returns the named instance types.
 	DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error)
 	// DescribeENIs returns every ENI matching q, following pages.
@@ -62,6 +62,28 @@ type ECS interface {
 	AttachENI(ctx context.Context, eniID, instanceID string) error
 	// DetachENI asks ECS to detach an ENI; the detach completes asynchronously.
 	DetachENI(ctx context.Context, eniID, instanceID string) error
+	// CreateENI creates an Available ENI. Calls with the same ClientToken create one ENI.
+	CreateENI(ctx context.Context, spec ENISpec) (ENI, error)
+	// DeleteENI deletes an Available ENI.
+	DeleteENI(ctx context.Context, eniID string) error
+}
+
+// InstanceQuery selects instances; zero fields do not filter. IDs are looked up 100 at a time.
+type InstanceQuery struct {
+	IDs      []string
+	TagKey   string
+	TagValue string
+	Status   string
+}
+
+// ENISpec describes an ENI to create.
+type ENISpec struct {
+	VSwitchID        string
+	SecurityGroupIDs []string
+	Tags             map[string]string
+	Description      string
+	// ClientToken makes the create idempotent (at most 64 ASCII characters).
+	ClientToken string
 }
 
 // Lifecycle is the part of the Auto Scaling (ESS) API the handler needs.
@@ -125,6 +147,7 @@ type ENI struct {
 	MAC            string
 	ServiceManaged bool
 	Tags           map[string]string
+	Created        time.Time // zero when unknown
 }
 
 // ENI statuses.

@@ -1,11 +1,13 @@
 package handler
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +20,7 @@ import (
 
 // Handler handles invocations. Make one per process with New and share it: it is safe for
 // concurrent use, and it keeps what is worth keeping between invocations (instance types,
-// how long attaches take, which ENIs this process is attaching).
+// how long attaches and detaches take, which ENIs this process is attaching).
 type Handler struct {
 	opts       Options
 	conn       Connector
@@ -26,6 +28,7 @@ type Handler struct {
 	types      *typeCache
 	claims     *claims
 	attachTime *estimator
+	detachTime *estimator
 	attachPace *limiter
 }
 
@@ -51,6 +54,7 @@ func New(opts Options, conn Connector) (*Handler, error) {
 		types:      &typeCache{m: map[string]InstanceType{}},
 		claims:     newClaims(time.Minute, opts.Now),
 		attachTime: newEstimator(opts.AttachTime),
+		detachTime: newEstimator(opts.DetachTime),
 		attachPace: newLimiter(opts.AttachQPS, opts.Now),
 	}, nil
 }
@@ -86,12 +90,30 @@ func (e *InvocationError) Error() string {
 	return "enipool: " + strings.Join(parts, "; ")
 }
 
-// item is one decoded event and what became of it.
+// op is what an event asks for.
+type op int
+
+const (
+	opDecided op = iota // its outcome was decided while planning
+	opAttach            // give the instance its pool ENIs
+	opRelease           // send the instance's pool ENIs back to the pool
+	opAction            // an ad hoc operation
+)
+
+// item is one decoded event (or one instance of an event naming several) and its end.
 type item struct {
 	req    event.Request
+	op     op
+	region string
+	check  string // opRelease from a state event: release only if the instance is in this state (or gone)
 	target *target
+	rel    *release
 	res    Result
 	err    error // the error behind a non-success outcome
+	// held marks an event that already sits in the dead-letter queue (a redrive): it is
+	// never dead-lettered again; it stays where it is until it succeeds.
+	held    bool
+	message string // the dead letter's message id, when held
 }
 
 // Invoke handles one invocation's payload. It returns one result per event. The error is
@@ -109,38 +131,13 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
 	defer cancelWork()
 
-	reqs := event.Decode(payload, event.Options{})
-	items := make([]*item, len(reqs))
-	byRegion := map[string][]*item{}
-	for i, r := range reqs {
-		it := &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}}
-		items[i] = it
-		h.plan(it, inv, byRegion)
-	}
+	resp := &Response{RequestID: inv.RequestID}
+	items := h.newItems(event.Decode(payload, event.Options{}))
+	items = h.process(work, inv, items, resp)
+	h.conclude(ctx, inv, items, start)
 
-	regions := make([]string, 0, len(byRegion))
-	for r := range byRegion {
-		regions = append(regions, r)
-	}
-	sort.Strings(regions)
-	for _, region := range regions {
-		h.runRegion(work, inv, region, byRegion[region])
-	}
-
-	single := len(items) == 1
-	for _, it := range items {
-		h.fill(it, start)
-		if it.res.Outcome == OutcomeRetry && !(single && inv.RetryCount < h.opts.PlatformRetries) {
-			// The platform will not retry this one (a batch, or its retries are spent):
-			// dead-letter it with its own reason, so nothing is lost and the reason stays.
-			it.res.Outcome = OutcomeDeadLettered
-			it.res.Reason = "gave up retrying: " + it.res.Reason
-		}
-	}
-	h.deadLetter(ctx, inv, items)
-
-	resp := &Response{RequestID: inv.RequestID, Results: make([]Result, len(items))}
 	var ierr InvocationError
+	resp.Results = make([]Result, len(items))
 	for i, it := range items {
 		resp.Results[i] = it.res
 		switch it.res.Outcome {
@@ -159,9 +156,45 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	return resp, nil
 }
 
-// plan decides what an event needs: an attach (it joins its region's targets) or an outcome
-// right away.
-func (h *Handler) plan(it *item, inv Invocation, byRegion map[string][]*item) {
+func (h *Handler) newItems(reqs []event.Request) []*item {
+	items := make([]*item, len(reqs))
+	for i, r := range reqs {
+		items[i] = &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}}
+	}
+	return items
+}
+
+// process does what the items ask, and returns them with any items the work added
+// (lifecycle completions, instances a reconcile acted on, redriven events).
+func (h *Handler) process(ctx context.Context, inv Invocation, items []*item, resp *Response) []*item {
+	byRegion := map[string][]*item{}
+	var actions []*item
+	for _, it := range items {
+		h.plan(it, inv)
+		switch it.op {
+		case opAttach, opRelease:
+			byRegion[it.region] = append(byRegion[it.region], it)
+		case opAction:
+			actions = append(actions, it)
+		}
+	}
+	regions := make([]string, 0, len(byRegion))
+	for r := range byRegion {
+		regions = append(regions, r)
+	}
+	sort.Strings(regions)
+	for _, region := range regions {
+		h.runRegion(ctx, inv, region, byRegion[region])
+	}
+	items = append(items, h.completeLifecycles(ctx, inv, items)...)
+	for _, it := range actions {
+		items = append(items, h.runAction(ctx, inv, it, resp)...)
+	}
+	return items
+}
+
+// plan decides what an event needs, settling right away what needs no cloud call.
+func (h *Handler) plan(it *item, inv Invocation) {
 	r := it.req
 	if r.Err != nil {
 		code := CodeBadEvent
@@ -171,73 +204,137 @@ func (h *Handler) plan(it *item, inv Invocation, byRegion map[string][]*item) {
 		h.decide(it, OutcomeDeadLettered, &Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
 		return
 	}
+	it.region = firstNonEmpty(r.Region, inv.Region, h.opts.Region)
 	switch r.Kind {
 	case event.KindLifecycleTest:
 		h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle hook test event acknowledged"))
 		return
 	case event.KindECSStateChange, event.KindECSNotification:
-		if r.State != "Running" {
-			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s: enipool acts on Running", r.InstanceID, r.State))
+		switch {
+		case r.State == "Running":
+			it.op = opAttach
+		case slices.Contains(h.opts.ReleaseOn, r.State):
+			it.op, it.check = opRelease, r.State
+		default:
+			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s: nothing to do", r.InstanceID, r.State))
 			return
 		}
 	case event.KindDirect:
+		it.op = opAttach
 	case event.KindLifecycle:
-		if r.Lifecycle.Transition != event.TransitionScaleOut {
-			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle transition %s is not handled", r.Lifecycle.Transition))
-			return
+		it.op = opAttach
+		if r.Lifecycle.Transition == event.TransitionScaleIn {
+			it.op = opRelease
 		}
+	case event.KindAction:
+		it.op = opAction
 	default:
 		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "event kind %q is not handled", r.Kind))
 		return
 	}
-	region := firstNonEmpty(r.Region, inv.Region, h.opts.Region)
-	if region == "" {
+	if it.region == "" {
+		it.op = opDecided
 		h.decide(it, OutcomeDeadLettered, problem(CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
-		return
 	}
-	it.res.InstanceID = r.InstanceID
-	byRegion[region] = append(byRegion[region], it)
 }
 
 func (h *Handler) decide(it *item, o Outcome, err error) {
 	it.res.Outcome, it.err = o, err
 }
 
-// runRegion attaches for every event of one region, one target per distinct instance.
+// runRegion does the attaches and releases of one region: attaches first, then releases,
+// each checking the instance's current state, so out-of-order events settle on what the
+// instance is now.
 func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, items []*item) {
 	clients, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 	if err != nil {
 		for _, it := range items {
 			h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + region, Err: err})
+			it.op = opDecided
 		}
 		return
 	}
+	h.heartbeatRetries(ctx, inv, clients, items)
 	byID := map[string]*target{}
 	var ts []*target
+	rels := map[string]*release{}
+	var rs []*release
 	for _, it := range items {
-		t, ok := byID[it.req.InstanceID]
-		if !ok {
-			t = &target{id: it.req.InstanceID, hint: it.req.ENIID, allowStopped: it.req.Kind != event.KindECSStateChange && it.req.Kind != event.KindECSNotification,
-				tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{},
-				retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
-			byID[t.id] = t
-			ts = append(ts, t)
+		switch it.op {
+		case opAttach:
+			t, ok := byID[it.req.InstanceID]
+			if !ok {
+				direct := it.req.Kind != event.KindECSStateChange && it.req.Kind != event.KindECSNotification
+				t = newTarget(it.req.InstanceID, it.req.ENIID, direct)
+				byID[t.id] = t
+				ts = append(ts, t)
+			}
+			it.target = t
+		case opRelease:
+			key := it.req.InstanceID + "|" + it.check
+			r, ok := rels[key]
+			if !ok {
+				r = &release{id: it.req.InstanceID, check: it.check}
+				rels[key] = r
+				rs = append(rs, r)
+			}
+			it.rel = r
 		}
-		it.target = t
 	}
-	e := &engine{h: h, ecs: clients.ECS, targets: ts}
-	e.run(ctx)
-	for _, t := range ts {
-		if !t.done { // unreachable in practice: run ends every target
-			t.finish(OutcomeRetry, problem(CodeDeadline, "not finished"))
-		}
+	if len(ts) > 0 {
+		(&engine{h: h, ecs: clients.ECS, targets: ts}).run(ctx)
+	}
+	if len(rs) > 0 {
+		h.releaseAll(ctx, clients.ECS, rs)
 	}
 }
 
-// fill copies a target's end into the item's result.
+func newTarget(id, hint string, allowStopped bool) *target {
+	return &target{id: id, hint: hint, allowStopped: allowStopped,
+		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{},
+		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+}
+
+// conclude turns transient failures the platform will not retry into dead letters, sends
+// the dead letters, and fills every result.
+func (h *Handler) conclude(ctx context.Context, inv Invocation, items []*item, start time.Time) {
+	single := singleEvent(items)
+	for _, it := range items {
+		h.fill(it, start)
+		if it.held {
+			if it.res.Outcome == OutcomeRetry || it.res.Outcome == OutcomeDeadLettered {
+				it.res.Outcome, it.res.DeadLetterID = OutcomeDeadLettered, it.message
+				it.res.Reason = "kept in the dead-letter queue: " + it.res.Reason
+			}
+			continue
+		}
+		if it.res.Outcome == OutcomeRetry && !(single && inv.RetryCount < h.opts.PlatformRetries) {
+			// The platform will not retry this one (part of a batch, or its retries are
+			// spent): dead-letter it with its own reason, so nothing is lost.
+			it.res.Outcome = OutcomeDeadLettered
+			it.res.Reason = "gave up retrying: " + it.res.Reason
+		}
+	}
+	h.deadLetter(ctx, inv, items)
+}
+
+// singleEvent reports whether every item comes from one event: then a transient failure
+// can go back to the platform, which retries that event.
+func singleEvent(items []*item) bool {
+	for _, it := range items[1:] {
+		if !bytes.Equal(it.req.Raw, items[0].req.Raw) {
+			return false
+		}
+	}
+	return len(items) > 0
+}
+
+// fill copies the end of an item's work into its result.
 func (h *Handler) fill(it *item, start time.Time) {
 	res := &it.res
-	res.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+	if res.DurationMs == 0 {
+		res.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+	}
 	if t := it.target; t != nil {
 		res.Outcome, it.err = t.outcome, t.err
 		res.Attempts, res.APICalls, res.RequestIDs = t.attempts, t.calls, t.requestIDs
@@ -245,14 +342,19 @@ func (h *Handler) fill(it *item, start time.Time) {
 		if t.inst != nil {
 			res.Zone = t.inst.Zone
 		}
+		res.ENIs = nil
 		for _, k := range t.kept {
 			res.ENIs = append(res.ENIs, ENIRef{ID: k.ID, PrivateIP: k.PrivateIP})
 		}
-		if len(res.ENIs) > 0 {
-			res.NetworkInterfaceID, res.PrivateIP = res.ENIs[0].ID, res.ENIs[0].PrivateIP
-			if len(res.ENIs) == 1 {
-				res.ENIs = nil
-			}
+	}
+	if r := it.rel; r != nil {
+		res.Outcome, it.err = r.outcome, r.err
+		res.Attempts, res.APICalls, res.Detached, res.Zone, res.Pool = r.attempts, r.calls, r.detached, r.zone, r.pool
+	}
+	if len(res.ENIs) > 0 {
+		res.NetworkInterfaceID, res.PrivateIP = res.ENIs[0].ID, res.ENIs[0].PrivateIP
+		if len(res.ENIs) == 1 {
+			res.ENIs = nil
 		}
 	}
 	if it.err != nil {
@@ -283,7 +385,7 @@ func reason(err error, rule Rule) string {
 func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item) {
 	var todo []*item
 	for _, it := range items {
-		if it.res.Outcome == OutcomeDeadLettered {
+		if it.res.Outcome == OutcomeDeadLettered && !it.held {
 			todo = append(todo, it)
 		}
 	}
@@ -320,8 +422,7 @@ func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item)
 }
 
 func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, inv Invocation, it *item) (string, error) {
-	env := h.envelope(inv, it)
-	body, err := deadletter.Marshal(env)
+	body, err := deadletter.Marshal(h.envelope(inv, it))
 	if err != nil {
 		return "", fmt.Errorf("encode envelope: %w", err)
 	}
@@ -348,7 +449,7 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		Reason:            res.Reason,
 		Action:            string(res.Action),
 		InstanceID:        res.InstanceID,
-		Region:            firstNonEmpty(r.Region, inv.Region, h.opts.Region),
+		Region:            firstNonEmpty(it.region, inv.Region, h.opts.Region),
 		Pool:              res.Pool,
 		Zone:              res.Zone,
 		Attempts:          res.Attempts,
@@ -365,13 +466,15 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		if t.inst != nil {
 			env.VPCID = t.inst.VpcID
 		}
+		tried := map[string]bool{}
 		for id := range t.tried {
-			env.ENIsTried = append(env.ENIsTried, id)
+			tried[id] = true
 		}
 		for id := range t.ours {
-			if !t.tried[id] {
-				env.ENIsTried = append(env.ENIsTried, id)
-			}
+			tried[id] = true
+		}
+		for id := range tried {
+			env.ENIsTried = append(env.ENIsTried, id)
 		}
 		sort.Strings(env.ENIsTried)
 	}

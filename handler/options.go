@@ -39,11 +39,48 @@ type Options struct {
 	// StoppedOnlyFamilies are instance type families whose instances must be Stopped for an
 	// ENI attach (shared and burstable families).
 	StoppedOnlyFamilies []string
+	// ReleaseOn are the ECS states whose events send an instance's pool ENIs back to the pool
+	// ("Stopped", "Deleted").
+	ReleaseOn []string
+	// DetachTime is the first guess of how long a detach takes (learned like AttachTime).
+	DetachTime time.Duration
+	// LifecycleFailureResult is how a scale-out lifecycle action is completed when an
+	// instance could not get its ENIs: "ABANDON" (Auto Scaling replaces the instance) or
+	// "CONTINUE".
+	LifecycleFailureResult string
+	// LifecycleHeartbeat is the timeout a heartbeat asks for when lifecycle work goes back to
+	// the platform for a retry, so the hook does not expire meanwhile.
+	LifecycleHeartbeat time.Duration
+	// LowWatermark: a pool's zone with fewer Available ENIs than this is reported with a
+	// warning.
+	LowWatermark int
+	// Warm keeps a minimum of Available ENIs per zone in one pool (optional).
+	Warm WarmOptions
+	// RedriveMax bounds the dead letters one redrive handles, unless the action says.
+	RedriveMax int
+	// ReconcileMax bounds the instances one reconcile looks at, unless the action says.
+	ReconcileMax int
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
+
+// WarmOptions configure the warm target: enipool creates pool ENIs (tagged, with a client
+// token) until each configured zone has MinAvailable Available ones, never beyond Max pool
+// ENIs per zone, and deletes only ENIs it created, only when Available, older than Grace and
+// beyond Max.
+type WarmOptions struct {
+	Pool           string              // the pool to keep warm; empty disables the warm target
+	MinAvailable   int                 // per zone
+	Max            int                 // pool ENIs per zone, all states
+	VSwitches      map[string][]string // zone -> vSwitches to create ENIs in
+	SecurityGroups []string
+	Grace          time.Duration
+}
+
+// Enabled reports whether the warm target is on.
+func (w WarmOptions) Enabled() bool { return w.Pool != "" && len(w.VSwitches) > 0 }
 
 // DefaultStoppedOnlyFamilies are the shared and burstable families (ECS docs "Shared instance
 // families" and "Burstable instance overview") whose instances must be Stopped to take an ENI.
@@ -54,14 +91,22 @@ func DefaultStoppedOnlyFamilies() []string {
 // DefaultOptions returns the defaults the config package starts from.
 func DefaultOptions() Options {
 	return Options{
-		TagKey:              "enipool",
-		PerInstance:         1,
-		AttachTime:          2 * time.Second,
-		DeadLetterReserve:   3 * time.Second,
-		DefaultTimeout:      60 * time.Second,
-		PlatformRetries:     2,
-		Concurrency:         16,
-		StoppedOnlyFamilies: DefaultStoppedOnlyFamilies(),
+		TagKey:                 "enipool",
+		PerInstance:            1,
+		AttachTime:             2 * time.Second,
+		DeadLetterReserve:      3 * time.Second,
+		DefaultTimeout:         60 * time.Second,
+		PlatformRetries:        2,
+		Concurrency:            16,
+		StoppedOnlyFamilies:    DefaultStoppedOnlyFamilies(),
+		ReleaseOn:              []string{"Stopped", "Deleted"},
+		DetachTime:             2 * time.Second,
+		LifecycleFailureResult: "ABANDON",
+		LifecycleHeartbeat:     300 * time.Second,
+		LowWatermark:           2,
+		Warm:                   WarmOptions{Grace: 10 * time.Minute},
+		RedriveMax:             10,
+		ReconcileMax:           200,
 	}
 }
 
@@ -85,6 +130,20 @@ func (o Options) Validate() error {
 	}
 	if o.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("Concurrency %d must be at least 1", o.Concurrency))
+	}
+	if r := o.LifecycleFailureResult; r != "ABANDON" && r != "CONTINUE" {
+		errs = append(errs, fmt.Errorf("LifecycleFailureResult %q is neither ABANDON nor CONTINUE", r))
+	}
+	for _, st := range o.ReleaseOn {
+		if st != "Stopped" && st != "Deleted" {
+			errs = append(errs, fmt.Errorf("ReleaseOn state %q is neither Stopped nor Deleted", st))
+		}
+	}
+	if o.Warm.Pool != "" && (o.Warm.MinAvailable < 0 || o.Warm.Max < o.Warm.MinAvailable || len(o.Warm.VSwitches) == 0 || len(o.Warm.SecurityGroups) == 0) {
+		errs = append(errs, errors.New("Warm needs vSwitches, security groups, and 0 <= MinAvailable <= Max"))
+	}
+	if o.RedriveMax < 1 || o.ReconcileMax < 1 || o.DetachTime <= 0 || o.LifecycleHeartbeat < 30*time.Second {
+		errs = append(errs, errors.New("RedriveMax and ReconcileMax must be >= 1, DetachTime > 0, LifecycleHeartbeat >= 30s"))
 	}
 	if o.AttachQPS < 0 {
 		errs = append(errs, fmt.Errorf("AttachQPS %v must not be negative", o.AttachQPS))

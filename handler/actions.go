@@ -1,0 +1,420 @@
+package handler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/enipool/enipool/event"
+)
+
+// runAction performs an ad hoc operation and returns the items it acted on.
+func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp *Response) []*item {
+	a := it.req.Action
+	clients, err := h.conn.Connect(ctx, Session{Region: it.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+	if err != nil {
+		h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + it.region, Err: err})
+		return nil
+	}
+	pool := firstNonEmpty(a.Pool, h.opts.Warm.Pool)
+	switch a.Name {
+	case event.ActionStatus:
+		enis, err := h.listPool(ctx, clients.ECS, a.Pool)
+		if err != nil {
+			h.decide(it, failOutcome(err), err)
+			return nil
+		}
+		resp.Report = StatusReport{Pools: h.poolStatus(enis, true)}
+		h.decide(it, OutcomeCompleted, nil)
+		it.res.Reason = fmt.Sprintf("status of %d pool ENI(s)", len(enis))
+		return nil
+	case event.ActionReconcile:
+		rep, items := h.reconcile(ctx, inv, clients, it, a)
+		resp.Report = rep
+		return items
+	case event.ActionRedrive:
+		if it.held {
+			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "a redrive found in the dead-letter queue is not run again"))
+			return nil
+		}
+		rep, items := h.redrive(ctx, inv, clients, it, a)
+		resp.Report = rep
+		return items
+	case event.ActionDetach:
+		id := firstNonEmpty(a.InstanceID, it.req.InstanceID)
+		if id == "" && it.req.ENIID != "" {
+			var got []ENI
+			err := h.retrying(ctx, func(ctx context.Context) (err error) {
+				got, err = clients.ECS.DescribeENIs(ctx, ENIQuery{IDs: []string{it.req.ENIID}})
+				return err
+			})
+			if err != nil {
+				h.decide(it, failOutcome(err), err)
+				return nil
+			}
+			if len(got) == 1 {
+				id = got[0].InstanceID
+			}
+		}
+		if id == "" {
+			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "ENI %s is not attached to any instance", it.req.ENIID))
+			return nil
+		}
+		r := &release{id: id, only: it.req.ENIID}
+		h.releaseAll(ctx, clients.ECS, []*release{r})
+		it.rel = r
+		it.res.InstanceID = id
+		return nil
+	default:
+		_ = pool
+		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "action %q is not handled", a.Name))
+		return nil
+	}
+}
+
+// listPool lists the ENIs of one pool, or of every pool when pool is empty.
+func (h *Handler) listPool(ctx context.Context, ecs ECS, pool string) ([]ENI, error) {
+	var enis []ENI
+	err := h.retrying(ctx, func(ctx context.Context) (err error) {
+		enis, err = ecs.DescribeENIs(ctx, ENIQuery{TagKey: h.opts.TagKey, TagValue: pool})
+		return err
+	})
+	return enis, err
+}
+
+// StatusReport is the report of the status action.
+type StatusReport struct {
+	Pools []PoolStatus `json:"pools"`
+}
+
+// PoolStatus counts one pool's ENIs per zone.
+type PoolStatus struct {
+	Pool  string       `json:"pool"`
+	Zones []ZoneStatus `json:"zones"`
+}
+
+// ZoneStatus counts a pool's ENIs in one zone, and lists them for the status action.
+type ZoneStatus struct {
+	Zone              string      `json:"zone"`
+	Available         int         `json:"available"`
+	Attaching         int         `json:"attaching"`
+	InUse             int         `json:"inUse"`
+	Detaching         int         `json:"detaching"`
+	Total             int         `json:"total"`
+	BelowLowWatermark bool        `json:"belowLowWatermark"`
+	ENIs              []ENIStatus `json:"networkInterfaces,omitempty"`
+}
+
+// ENIStatus is one ENI in a status report: which instance holds it, with which address.
+type ENIStatus struct {
+	ID         string `json:"networkInterfaceId"`
+	Status     string `json:"status"`
+	InstanceID string `json:"instanceId,omitempty"`
+	PrivateIP  string `json:"privateIpAddress,omitempty"`
+	VSwitchID  string `json:"vSwitchId"`
+}
+
+// poolStatus counts enis per pool and zone, sorted, listing them when detail is set.
+func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
+	type key struct{ pool, zone string }
+	zones := map[key]*ZoneStatus{}
+	for _, e := range enis {
+		k := key{e.Tags[h.opts.TagKey], e.Zone}
+		z, ok := zones[k]
+		if !ok {
+			z = &ZoneStatus{Zone: e.Zone}
+			zones[k] = z
+		}
+		z.Total++
+		switch e.Status {
+		case StatusAvailable:
+			z.Available++
+		case StatusAttaching:
+			z.Attaching++
+		case StatusInUse:
+			z.InUse++
+		case StatusDetaching:
+			z.Detaching++
+		}
+		if detail {
+			z.ENIs = append(z.ENIs, ENIStatus{ID: e.ID, Status: e.Status, InstanceID: e.InstanceID, PrivateIP: e.PrivateIP, VSwitchID: e.VSwitchID})
+		}
+	}
+	byPool := map[string]*PoolStatus{}
+	var out []PoolStatus
+	keys := make([]key, 0, len(zones))
+	for k := range zones {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].pool != keys[j].pool {
+			return keys[i].pool < keys[j].pool
+		}
+		return keys[i].zone < keys[j].zone
+	})
+	for _, k := range keys {
+		z := zones[k]
+		z.BelowLowWatermark = z.Available < h.opts.LowWatermark
+		sort.Slice(z.ENIs, func(i, j int) bool { return z.ENIs[i].ID < z.ENIs[j].ID })
+		p, ok := byPool[k.pool]
+		if !ok {
+			out = append(out, PoolStatus{Pool: k.pool})
+			p = &out[len(out)-1]
+			byPool[k.pool] = p
+		}
+		p.Zones = append(p.Zones, *z)
+	}
+	return out
+}
+
+// ReconcileReport is the report of the reconcile action.
+type ReconcileReport struct {
+	Instances       int          `json:"instances"`
+	Truncated       int          `json:"truncated,omitempty"`
+	Attached        int          `json:"attached"`
+	AlreadyAttached int          `json:"alreadyAttached"`
+	Released        int          `json:"released"`
+	Failed          int          `json:"failed"`
+	Pools           []PoolStatus `json:"pools"`
+	Warm            *WarmReport  `json:"warm,omitempty"`
+}
+
+// reconcile repairs what missed events left: eligible Running instances without their
+// ENIs get them, instances holding too many drop the surplus, pool ENIs on instances that
+// are not eligible go back to the pool; then it reports the watermarks and keeps the warm
+// target.
+func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*ReconcileReport, []*item) {
+	rep := &ReconcileReport{}
+	limit := a.Max
+	if limit <= 0 {
+		limit = h.opts.ReconcileMax
+	}
+	var insts []Instance
+	err := h.retrying(ctx, func(ctx context.Context) (err error) {
+		insts, err = clients.ECS.DescribeInstances(ctx, InstanceQuery{TagKey: h.opts.TagKey, TagValue: a.Pool, Status: "Running"})
+		return err
+	})
+	if err != nil {
+		h.decide(it, failOutcome(err), err)
+		return rep, nil
+	}
+	sort.Slice(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
+	if len(insts) > limit {
+		rep.Truncated = len(insts) - limit
+		insts = insts[:limit]
+	}
+	rep.Instances = len(insts)
+
+	var out []*item
+	eligible := map[string]string{} // instance -> pool
+	var ts []*target
+	for i := range insts {
+		in := insts[i]
+		t := newTarget(in.ID, "", false)
+		t.inst = &in
+		ts = append(ts, t)
+		eligible[in.ID] = in.Tags[h.opts.TagKey]
+	}
+	if len(ts) > 0 {
+		(&engine{h: h, ecs: clients.ECS, targets: ts}).run(ctx)
+	}
+	for _, t := range ts {
+		switch t.outcome {
+		case OutcomeAlreadyAttached:
+			rep.AlreadyAttached++
+			continue
+		case OutcomeAttached:
+			rep.Attached++
+		default:
+			rep.Failed++
+		}
+		out = append(out, h.synthetic(it, t.id, func(x *item) { x.target = t }))
+	}
+
+	enis, err := h.listPool(ctx, clients.ECS, a.Pool)
+	if err != nil {
+		h.decide(it, failOutcome(err), err)
+		return rep, out
+	}
+	rels := h.strays(ctx, clients.ECS, enis, eligible)
+	if len(rels) > 0 {
+		h.releaseAll(ctx, clients.ECS, rels)
+		for _, r := range rels {
+			if r.outcome == OutcomeDetached {
+				rep.Released++
+			}
+			out = append(out, h.synthetic(it, r.id, func(x *item) { x.rel = r; x.op = opRelease }))
+		}
+		if enis, err = h.listPool(ctx, clients.ECS, a.Pool); err != nil {
+			h.decide(it, failOutcome(err), err)
+			return rep, out
+		}
+	}
+	if h.opts.Warm.Enabled() && (a.Pool == "" || a.Pool == h.opts.Warm.Pool) {
+		rep.Warm = h.warm(ctx, clients.ECS, enis)
+	}
+	rep.Pools = h.poolStatus(enis, false)
+	h.logWatermarks(rep.Pools)
+	h.decide(it, OutcomeCompleted, nil)
+	it.res.Reason = fmt.Sprintf("reconciled %d instance(s): %d attached, %d already attached, %d released, %d failed",
+		rep.Instances, rep.Attached, rep.AlreadyAttached, rep.Released, rep.Failed)
+	return rep, out
+}
+
+// strays finds pool ENIs held by instances that may not hold them: released, untagged,
+// tagged for another pool, or Stopped when Stopped instances give their ENIs back. Each
+// becomes a release of just that ENI.
+func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string) []*release {
+	holders := map[string][]ENI{}
+	for _, e := range enis {
+		if e.InstanceID == "" || (e.Status != StatusInUse && e.Status != StatusAttaching) {
+			continue
+		}
+		if pool, ok := eligible[e.InstanceID]; ok && pool == e.Tags[h.opts.TagKey] {
+			continue
+		}
+		holders[e.InstanceID] = append(holders[e.InstanceID], e)
+	}
+	if len(holders) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(holders))
+	for id := range holders {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var insts []Instance
+	if err := h.retrying(ctx, func(ctx context.Context) (err error) {
+		insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+		return err
+	}); err != nil {
+		h.log.Warn("reconcile: cannot look up the holders of pool ENIs", "error", err.Error())
+		return nil
+	}
+	byID := map[string]Instance{}
+	for _, in := range insts {
+		byID[in.ID] = in
+	}
+	var out []*release
+	for _, id := range ids {
+		in, found := byID[id]
+		for _, e := range holders[id] {
+			pool := e.Tags[h.opts.TagKey]
+			switch {
+			case !found:
+				continue // released: ECS detaches its ENIs itself
+			case in.Tags[h.opts.TagKey] == pool && in.Status != "Stopped":
+				continue // eligible, beyond this run's limit or starting
+			case in.Tags[h.opts.TagKey] == pool && !slices.Contains(h.opts.ReleaseOn, "Stopped"):
+				continue // Stopped instances keep their ENIs
+			}
+			out = append(out, &release{id: id, only: e.ID})
+		}
+	}
+	return out
+}
+
+// synthetic makes an item for an instance an action acted on. Its raw event is a direct
+// invocation for that instance, so a dead letter of it redrives just that instance.
+func (h *Handler) synthetic(parent *item, instance string, set func(*item)) *item {
+	raw, _ := json.Marshal(map[string]string{"instanceId": instance, "regionId": parent.region})
+	x := &item{req: event.Request{Kind: event.KindDirect, InstanceID: instance, Region: parent.region,
+		Source: parent.req.Source, EventID: parent.req.EventID, Raw: raw},
+		region: parent.region, op: opAttach, held: parent.held, message: parent.message}
+	x.res = Result{InstanceID: instance, Source: x.req.Source, EventID: x.req.EventID}
+	set(x)
+	return x
+}
+
+// logWatermarks writes the pools' counts as one line, and a warning per zone below the low
+// watermark.
+func (h *Handler) logWatermarks(pools []PoolStatus) {
+	h.log.Info("enipool.watermarks", "pools", pools, "lowWatermark", h.opts.LowWatermark)
+	for _, p := range pools {
+		for _, z := range p.Zones {
+			if z.BelowLowWatermark {
+				h.log.Warn("enipool.pool-low", "pool", p.Pool, "zone", z.Zone, "available", z.Available,
+					"total", z.Total, "lowWatermark", h.opts.LowWatermark)
+			}
+		}
+	}
+}
+
+// RedriveReport is the report of the redrive action.
+type RedriveReport struct {
+	Received   int `json:"received"`
+	Redriven   int `json:"redriven"`
+	Kept       int `json:"kept"`
+	Unreadable int `json:"unreadable"`
+}
+
+// redrive takes dead letters off the queue and handles them again. A message is deleted only
+// when everything it held ended well; the rest stay in the queue (they come back after the
+// queue's visibility timeout), so a redrive never loses one.
+func (h *Handler) redrive(ctx context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*RedriveReport, []*item) {
+	rep := &RedriveReport{}
+	limit := a.Max
+	if limit <= 0 {
+		limit = h.opts.RedriveMax
+	}
+	var out []*item
+	for rep.Received < limit && ctx.Err() == nil {
+		msgs, err := clients.DeadLetters.Receive(ctx, min(16, limit-rep.Received), time.Second)
+		if err != nil {
+			h.decide(it, failOutcome(err), err)
+			return rep, out
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		rep.Received += len(msgs)
+		byMsg := map[string][]*item{}
+		var batch []*item
+		for _, m := range msgs {
+			items := h.newItems(event.Decode(m.Body, event.Options{}))
+			for _, x := range items {
+				x.held, x.message = true, m.ID
+			}
+			byMsg[m.ID] = items
+			batch = append(batch, items...)
+		}
+		var sub Response
+		batch = h.process(ctx, inv, batch, &sub)
+		for _, x := range batch {
+			if x.message != "" && !slices.Contains(byMsg[x.message], x) {
+				byMsg[x.message] = append(byMsg[x.message], x)
+			}
+		}
+		for _, m := range msgs {
+			ok := true
+			for _, x := range byMsg[m.ID] {
+				switch h.outcomeOf(x) {
+				case OutcomeAttached, OutcomeAlreadyAttached, OutcomeDetached, OutcomeCompleted, OutcomeSkipped:
+				default:
+					ok = false
+				}
+				if x.req.Err != nil {
+					ok = false
+					rep.Unreadable++
+				}
+			}
+			if !ok {
+				rep.Kept++
+				continue
+			}
+			if err := h.retrying(ctx, func(ctx context.Context) error { return clients.DeadLetters.Delete(ctx, m.ReceiptHandle) }); err != nil {
+				rep.Kept++
+				h.log.Warn("redrive: could not delete a handled dead letter; it will be handled again", "messageId", m.ID, "error", err.Error())
+				continue
+			}
+			rep.Redriven++
+		}
+		out = append(out, batch...)
+	}
+	h.decide(it, OutcomeCompleted, nil)
+	it.res.Reason = fmt.Sprintf("redrove %d of %d dead letter(s); %d kept", rep.Redriven, rep.Received, rep.Kept)
+	return rep, out
+}

@@ -1,0 +1,150 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/enipool/enipool/event"
+)
+
+// lifecycleGroup is the instances of one lifecycle action (one token).
+type lifecycleGroup struct {
+	lc     *event.Lifecycle
+	region string
+	items  []*item
+}
+
+func lifecycleGroups(items []*item) []*lifecycleGroup {
+	byToken := map[string]*lifecycleGroup{}
+	var out []*lifecycleGroup
+	for _, it := range items {
+		lc := it.req.Lifecycle
+		if lc == nil || it.req.Err != nil {
+			continue
+		}
+		key := lc.HookID + "|" + lc.Token
+		g, ok := byToken[key]
+		if !ok {
+			g = &lifecycleGroup{lc: lc, region: it.region}
+			byToken[key] = g
+			out = append(out, g)
+		}
+		g.items = append(g.items, it)
+	}
+	return out
+}
+
+// completeLifecycles completes every lifecycle action the items belong to, once per token:
+// CONTINUE when every instance got (or, on scale-in, gave back) its ENIs, else the
+// configured failure result (ABANDON by default, so Auto Scaling replaces an instance rather
+// than run it without its network). When the work goes back to the platform for a retry,
+// the action is left open and its heartbeat extended instead. It returns one item per
+// completion.
+func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items []*item) []*item {
+	single := singleEvent(items)
+	var out []*item
+	for _, g := range lifecycleGroups(items) {
+		ready, failed, retry := 0, 0, 0
+		for _, it := range g.items {
+			switch h.outcomeOf(it) {
+			case OutcomeAttached, OutcomeAlreadyAttached, OutcomeDetached, OutcomeSkipped:
+				ready++
+			case OutcomeRetry:
+				retry++
+			default:
+				failed++
+			}
+		}
+		if retry > 0 && single && inv.RetryCount < h.opts.PlatformRetries {
+			// The platform retries the event: leave the action open, and extend it so the
+			// hook does not time out before the retry.
+			if clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials}); err == nil {
+				h.heartbeat(ctx, clients, g.lc)
+			}
+			continue
+		}
+		result := "CONTINUE"
+		if failed+retry > 0 && g.lc.Transition == event.TransitionScaleOut {
+			result = h.opts.LifecycleFailureResult
+		}
+		it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
+		it.req.InstanceID = ""
+		it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
+		clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+		if err == nil {
+			err = h.retrying(ctx, func(ctx context.Context) error {
+				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
+			})
+		}
+		summary := fmt.Sprintf("lifecycle action %s of hook %s (%s): %s; %d of %d instance(s) ready",
+			g.lc.Token, g.lc.HookID, g.lc.Transition, result, ready, len(g.items))
+		switch {
+		case err == nil:
+			h.decide(it, OutcomeCompleted, nil)
+			it.res.Reason = summary
+		default:
+			h.decide(it, failOutcome(err), &Problem{Code: codeOrTransport(err), Msg: summary + ": completion failed", Err: err})
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// outcomeOf reads an item's outcome before conclude has filled its result.
+func (h *Handler) outcomeOf(it *item) Outcome {
+	switch {
+	case it.target != nil:
+		return it.target.outcome
+	case it.rel != nil:
+		return it.rel.outcome
+	}
+	return it.res.Outcome
+}
+
+// heartbeatRetries extends the lifecycle actions of a retried or redriven event before
+// working on it again: the platform's retry delays may outlast the hook's timeout.
+func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients *Clients, items []*item) {
+	seen := map[string]bool{}
+	for _, it := range items {
+		lc := it.req.Lifecycle
+		if lc == nil || (inv.RetryCount == 0 && it.req.Redrive == nil) || seen[lc.Token] {
+			continue
+		}
+		seen[lc.Token] = true
+		h.heartbeat(ctx, clients, lc)
+	}
+}
+
+func (h *Handler) heartbeat(ctx context.Context, clients *Clients, lc *event.Lifecycle) {
+	err := h.retrying(ctx, func(ctx context.Context) error {
+		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
+	})
+	if err != nil {
+		h.log.Warn("lifecycle heartbeat failed", "hookId", lc.HookID, "error", err.Error())
+	}
+}
+
+// retrying runs fn until it succeeds, fails for good, or ctx ends.
+func (h *Handler) retrying(ctx context.Context, fn func(context.Context) error) error {
+	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if a, _ := Classify(err); a != ActionRetry {
+			return err
+		}
+		if serr := sleep(ctx, b.next()); serr != nil {
+			return err
+		}
+	}
+}
+
+func codeOrTransport(err error) string {
+	if code, _ := codeOf(err); code != "" {
+		return code
+	}
+	return CodeTransport
+}

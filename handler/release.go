@@ -1,0 +1,208 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// release is one instance whose pool ENIs go back to the pool.
+type release struct {
+	id    string
+	check string // "Stopped" or "Deleted": release only if the instance is in that state now, or gone
+	only  string // release just this ENI (the detach action naming one)
+
+	pool, zone string
+	pending    map[string]time.Time // detached ENIs not yet seen Available
+	detached   []string
+	attempts   int
+	calls      int
+
+	done    bool
+	outcome Outcome
+	err     error
+}
+
+func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true, o, err }
+
+// releaseAll detaches the pool ENIs of the instances and waits until they are Available
+// again, so the pool can hand them out at once. An ENI still Detaching is never a candidate
+// for an attach (candidates must be Available).
+func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
+	call := func(r *release, fn func(context.Context) error) error {
+		b := backoff{base: 100 * time.Millisecond, max: 3 * time.Second}
+		for {
+			err := fn(ctx)
+			r.calls++
+			if err == nil {
+				return nil
+			}
+			if a, _ := Classify(err); a != ActionRetry {
+				return err
+			}
+			if serr := sleep(ctx, b.next()); serr != nil {
+				return err
+			}
+		}
+	}
+	// State events can arrive out of order: act on the state the instance is in now.
+	var checked []*release
+	var ids []string
+	for _, r := range rs {
+		if r.check != "" {
+			checked = append(checked, r)
+			ids = append(ids, r.id)
+		}
+	}
+	if len(ids) > 0 {
+		var insts []Instance
+		err := call(checked[0], func(ctx context.Context) (err error) {
+			insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+			return err
+		})
+		now := map[string]Instance{}
+		for _, in := range insts {
+			now[in.ID] = in
+		}
+		for _, r := range checked {
+			in, found := now[r.id]
+			switch {
+			case err != nil:
+				r.finish(failOutcome(err), err)
+			case found && in.Status != "Stopped" && in.Status != "Stopping":
+				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
+			}
+		}
+	}
+	for _, r := range rs {
+		if r.done {
+			continue
+		}
+		var held []ENI
+		err := call(r, func(ctx context.Context) (err error) {
+			held, err = ecs.DescribeENIs(ctx, ENIQuery{InstanceID: r.id, TagKey: h.opts.TagKey})
+			return err
+		})
+		if err != nil {
+			r.finish(failOutcome(err), err)
+			continue
+		}
+		r.pending = map[string]time.Time{}
+		sort.Slice(held, func(i, j int) bool { return held[i].ID < held[j].ID })
+		for _, eni := range held {
+			if r.only != "" && eni.ID != r.only {
+				continue
+			}
+			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
+			switch eni.Status {
+			case StatusDetaching:
+				r.pending[eni.ID] = time.Now()
+			case StatusInUse, StatusAttaching:
+				err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, eni.ID, r.id) })
+				r.attempts++
+				if a, _ := Classify(err); err == nil || a == ActionNextENI || a == ActionSkip {
+					// Not InUse any more (another invocation is detaching it) or gone: wait
+					// for it like for our own.
+					r.pending[eni.ID] = time.Now()
+					continue
+				}
+				r.finish(failOutcome(err), err)
+			}
+			if r.done {
+				break
+			}
+		}
+		if !r.done && len(r.pending) == 0 {
+			if r.only != "" {
+				r.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s is not a pool ENI attached to %s", r.only, r.id))
+			} else {
+				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s holds no pool ENI", r.id))
+			}
+		}
+	}
+	h.awaitDetached(ctx, ecs, rs, call)
+}
+
+// awaitDetached polls the detached ENIs until each is Available (or gone), first when a
+// detach is expected to be done.
+func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, call func(*release, func(context.Context) error) error) {
+	wait := h.detachTime.get()
+	first := true
+	for {
+		var ids []string
+		var active []*release
+		for _, r := range rs {
+			if r.done || len(r.pending) == 0 {
+				continue
+			}
+			active = append(active, r)
+			for id := range r.pending {
+				ids = append(ids, id)
+			}
+		}
+		if len(active) == 0 {
+			return
+		}
+		if err := sleep(ctx, wait); err != nil {
+			for _, r := range active {
+				r.finish(OutcomeRetry, problem(CodeDeadline, "detach of %d ENI(s) from %s not confirmed before the deadline", len(r.pending), r.id))
+			}
+			return
+		}
+		var got []ENI
+		err := call(active[0], func(ctx context.Context) (err error) {
+			got, err = ecs.DescribeENIs(ctx, ENIQuery{IDs: ids})
+			return err
+		})
+		if err != nil {
+			for _, r := range active {
+				r.finish(failOutcome(err), err)
+			}
+			return
+		}
+		status := map[string]string{}
+		for _, e := range got {
+			status[e.ID] = e.Status
+		}
+		allDone := true
+		for _, r := range active {
+			for id := range r.pending {
+				if st, ok := status[id]; !ok || st == StatusAvailable {
+					delete(r.pending, id)
+					r.detached = append(r.detached, id)
+				} else {
+					allDone = false
+				}
+			}
+			if len(r.pending) == 0 {
+				sort.Strings(r.detached)
+				r.finish(OutcomeDetached, nil)
+			}
+		}
+		if first {
+			h.detachTime.observe(wait, allDone)
+			first = false
+			wait = max(wait/4, 50*time.Millisecond)
+		} else {
+			wait = min(wait*3/2, 2*time.Second)
+		}
+	}
+}
+
+// failOutcome is the outcome of a call that could not be made to succeed.
+func failOutcome(err error) Outcome {
+	switch a, _ := Classify(err); a {
+	case ActionRetry, ActionWaitInstance:
+		return OutcomeRetry
+	case ActionSkip:
+		return OutcomeSkipped
+	default:
+		return OutcomeDeadLettered
+	}
+}
+
+// describeRelease summarises a release for a report.
+func describeRelease(r *release) string {
+	return fmt.Sprintf("%s: %s %v", r.id, r.outcome, r.detached)
+}

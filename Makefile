@@ -31,7 +31,7 @@ unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...
 
 run: deps ## The main job: the function handles every sample event against the local cloud's demo world
-	$(LOCAL) run -world $(WORLD) events/*.json
+	$(LOCAL) run -world $(WORLD) -events events
 
 invoke: deps ## One event against the local cloud: make invoke EVENT=events/direct.json (JSON result on stdout)
 	@$(LOCAL) invoke -world $(WORLD) -event $(EVENT)

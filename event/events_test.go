@@ -52,7 +52,7 @@ func TestSampleEvents(t *testing.T) {
 	scaleOutMNS := &event.Lifecycle{HookID: "ash-bp1demo0000000001", Token: "3F1B7C2D-0E4A-4B8C-9D6E-1A2B3C4D5E6F", Transition: "SCALE_OUT",
 		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i4}}
 	scaleIn := &event.Lifecycle{HookID: "ash-bp1demo0000000002", Token: "B7E1C0A2-5D3F-4E6A-8B9C-0D1E2F3A4B5C", Transition: "SCALE_IN",
-		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i5}}
+		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i4}}
 	direct := func(id string) want {
 		return want{Kind: event.KindDirect, InstanceID: id, Region: hz, Source: "direct"}
 	}
@@ -69,7 +69,7 @@ func TestSampleEvents(t *testing.T) {
 			{Kind: event.KindLifecycle, InstanceID: i5, Region: hz, Source: "acs.ess", EventID: "0d8d5a3c-1b2e-4f60-8a7b-9c0d1e2f3a01", Lifecycle: scaleOut},
 		},
 		"ess-scale-out-mns.json": {{Kind: event.KindLifecycle, InstanceID: i4, Region: hz, Source: mq, EventID: "C6DB60D1574661357FA2272774450004", Lifecycle: scaleOutMNS}},
-		"ess-scale-in.json":      {{Kind: event.KindLifecycle, InstanceID: i5, Region: hz, Source: "acs.ess", EventID: "0d8d5a3c-1b2e-4f60-8a7b-9c0d1e2f3a02", Lifecycle: scaleIn}},
+		"ess-scale-in.json":      {{Kind: event.KindLifecycle, InstanceID: i4, Region: hz, Source: "acs.ess", EventID: "0d8d5a3c-1b2e-4f60-8a7b-9c0d1e2f3a02", Lifecycle: scaleIn}},
 		"mns-single.json":        {{Kind: event.KindDirect, InstanceID: i1, Region: hz, Source: mq, EventID: "C6DB60D1574661357FA2272774450001"}},
 		"mns-batch.json": {
 			{Kind: event.KindDirect, InstanceID: i2, Region: hz, Source: mq, EventID: "C6DB60D1574661357FA2272774450012", Raw: element(t, "mns-batch.json", 0)},
@@ -91,7 +91,7 @@ func TestSampleEvents(t *testing.T) {
 		"action-status.json":    {action(event.Action{Name: event.ActionStatus, Pool: "web"}, "")},
 		"action-reconcile.json": {action(event.Action{Name: event.ActionReconcile, Pool: "web", Max: 10}, "")},
 		"action-redrive.json":   {action(event.Action{Name: event.ActionRedrive, Max: 10}, "")},
-		"action-detach.json":    {action(event.Action{Name: event.ActionDetach, InstanceID: i5}, hz)},
+		"action-detach.json":    {action(event.Action{Name: event.ActionDetach, InstanceID: i3}, hz)},
 	}
 	names, err := filepath.Glob(filepath.Join(eventsDir, "*.json"))
 	if err != nil {

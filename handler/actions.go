@@ -19,7 +19,6 @@ func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp 
 		h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + it.region, Err: err})
 		return nil
 	}
-	pool := firstNonEmpty(a.Pool, h.opts.Warm.Pool)
 	switch a.Name {
 	case event.ActionStatus:
 		enis, err := h.listPool(ctx, clients.ECS, a.Pool)
@@ -69,7 +68,6 @@ func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp 
 		it.res.InstanceID = id
 		return nil
 	default:
-		_ = pool
 		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "action %q is not handled", a.Name))
 		return nil
 	}
@@ -172,14 +170,16 @@ func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
 
 // ReconcileReport is the report of the reconcile action.
 type ReconcileReport struct {
-	Instances       int          `json:"instances"`
-	Truncated       int          `json:"truncated,omitempty"`
-	Attached        int          `json:"attached"`
-	AlreadyAttached int          `json:"alreadyAttached"`
-	Released        int          `json:"released"`
-	Failed          int          `json:"failed"`
-	Pools           []PoolStatus `json:"pools"`
-	Warm            *WarmReport  `json:"warm,omitempty"`
+	Instances       int `json:"instances"`
+	Truncated       int `json:"truncated,omitempty"`
+	Attached        int `json:"attached"`
+	AlreadyAttached int `json:"alreadyAttached"`
+	Released        int `json:"released"`
+	// Foreign lists pool ENIs attached to instances without the pool tag, left alone.
+	Foreign []string     `json:"foreign,omitempty"`
+	Failed  int          `json:"failed"`
+	Pools   []PoolStatus `json:"pools"`
+	Warm    *WarmReport  `json:"warm,omitempty"`
 }
 
 // reconcile repairs what missed events left: eligible Running instances without their
@@ -231,7 +231,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		default:
 			rep.Failed++
 		}
-		out = append(out, h.synthetic(it, t.id, func(x *item) { x.target = t }))
+		out = append(out, h.synthetic(it, t.id, func(x *item) { x.target = t; x.reportOnly = true }))
 	}
 
 	enis, err := h.listPool(ctx, clients.ECS, a.Pool)
@@ -239,14 +239,14 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		h.decide(it, failOutcome(err), err)
 		return rep, out
 	}
-	rels := h.strays(ctx, clients.ECS, enis, eligible)
+	rels := h.strays(ctx, clients.ECS, enis, eligible, rep)
 	if len(rels) > 0 {
 		h.releaseAll(ctx, clients.ECS, rels)
 		for _, r := range rels {
 			if r.outcome == OutcomeDetached {
 				rep.Released++
 			}
-			out = append(out, h.synthetic(it, r.id, func(x *item) { x.rel = r; x.op = opRelease }))
+			out = append(out, h.synthetic(it, r.id, func(x *item) { x.rel = r; x.op = opRelease; x.reportOnly = true }))
 		}
 		if enis, err = h.listPool(ctx, clients.ECS, a.Pool); err != nil {
 			h.decide(it, failOutcome(err), err)
@@ -264,10 +264,12 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 	return rep, out
 }
 
-// strays finds pool ENIs held by instances that may not hold them: released, untagged,
-// tagged for another pool, or Stopped when Stopped instances give their ENIs back. Each
-// becomes a release of just that ENI.
-func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string) []*release {
+// strays finds pool ENIs held by instances of the pool tag that should not hold them: an
+// instance tagged for another pool, or a Stopped one when Stopped instances give their ENIs
+// back (a missed Stopped event). Each becomes a release of just that ENI. Pool ENIs on
+// instances without the pool tag are not enipool's to take back: they are counted in the
+// report and logged, and left alone.
+func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) []*release {
 	holders := map[string][]ENI{}
 	for _, e := range enis {
 		if e.InstanceID == "" || (e.Status != StatusInUse && e.Status != StatusAttaching) {
@@ -302,13 +304,18 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 	for _, id := range ids {
 		in, found := byID[id]
 		for _, e := range holders[id] {
-			pool := e.Tags[h.opts.TagKey]
+			pool, has := e.Tags[h.opts.TagKey], in.Tags[h.opts.TagKey]
 			switch {
 			case !found:
 				continue // released: ECS detaches its ENIs itself
-			case in.Tags[h.opts.TagKey] == pool && in.Status != "Stopped":
-				continue // eligible, beyond this run's limit or starting
-			case in.Tags[h.opts.TagKey] == pool && !slices.Contains(h.opts.ReleaseOn, "Stopped"):
+			case has == "":
+				rep.Foreign = append(rep.Foreign, e.ID+" on "+id)
+				h.log.Warn("enipool.foreign-holder", "networkInterfaceId", e.ID, "pool", pool, "instanceId", id,
+					"reason", "a pool ENI is attached to an instance without the pool tag; enipool leaves it alone")
+				continue
+			case has == pool && in.Status != "Stopped":
+				continue // eligible: beyond this run's limit, or starting
+			case has == pool && !slices.Contains(h.opts.ReleaseOn, "Stopped"):
 				continue // Stopped instances keep their ENIs
 			}
 			out = append(out, &release{id: id, only: e.ID})

@@ -114,6 +114,9 @@ type item struct {
 	// never dead-lettered again; it stays where it is until it succeeds.
 	held    bool
 	message string // the dead letter's message id, when held
+	// reportOnly marks what a reconcile found and could not fix: reported and logged, not
+	// dead-lettered (the next reconcile meets it again; its own event was dead-lettered).
+	reportOnly bool
 }
 
 // Invoke handles one invocation's payload. It returns one result per event. The error is
@@ -188,7 +191,8 @@ func (h *Handler) process(ctx context.Context, inv Invocation, items []*item, re
 	}
 	items = append(items, h.completeLifecycles(ctx, inv, items)...)
 	for _, it := range actions {
-		items = append(items, h.runAction(ctx, inv, it, resp)...)
+		actx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		items = append(items, h.runAction(actx, inv, it, resp)...)
 	}
 	return items
 }
@@ -301,6 +305,10 @@ func (h *Handler) conclude(ctx context.Context, inv Invocation, items []*item, s
 	single := singleEvent(items)
 	for _, it := range items {
 		h.fill(it, start)
+		if it.reportOnly && (it.res.Outcome == OutcomeRetry || it.res.Outcome == OutcomeDeadLettered) {
+			it.res.Outcome = OutcomeUnresolved
+			continue
+		}
 		if it.held {
 			if it.res.Outcome == OutcomeRetry || it.res.Outcome == OutcomeDeadLettered {
 				it.res.Outcome, it.res.DeadLetterID = OutcomeDeadLettered, it.message
@@ -370,8 +378,11 @@ func (h *Handler) fill(it *item, start time.Time) {
 // reason is the human sentence for an outcome: what happened, then what to do.
 func reason(err error, rule Rule) string {
 	var p *Problem
-	if errors.As(err, &p) && p.Err == nil {
-		return p.Msg
+	if errors.As(err, &p) {
+		if p.Err == nil {
+			return p.Msg
+		}
+		return p.Msg + ": " + p.Err.Error()
 	}
 	msg := err.Error()
 	if rule.Meaning != "" {
@@ -499,7 +510,7 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 func (h *Handler) logResult(inv Invocation, res Result) {
 	level := slog.LevelInfo
 	switch res.Outcome {
-	case OutcomeDeadLettered, OutcomeRetry:
+	case OutcomeDeadLettered, OutcomeRetry, OutcomeUnresolved:
 		level = slog.LevelWarn
 	case OutcomeFailed:
 		level = slog.LevelError

@@ -71,9 +71,10 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
 		it.req.InstanceID = ""
 		it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
-		clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+		cctx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		clients, err := h.conn.Connect(cctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
-			err = h.retrying(ctx, func(ctx context.Context) error {
+			err = h.retrying(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}

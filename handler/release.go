@@ -2,7 +2,6 @@ package handler
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 )
@@ -200,9 +199,4 @@ func failOutcome(err error) Outcome {
 	default:
 		return OutcomeDeadLettered
 	}
-}
-
-// describeRelease summarises a release for a report.
-func describeRelease(r *release) string {
-	return fmt.Sprintf("%s: %s %v", r.id, r.outcome, r.detached)
 }

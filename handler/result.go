@@ -19,6 +19,10 @@ const (
 	OutcomeDeadLettered Outcome = "dead-lettered"
 	// OutcomeRetry: a transient failure returned to the platform, which retries the event.
 	OutcomeRetry Outcome = "retry"
+	// OutcomeUnresolved: a reconcile found an instance it could not fix. It is reported and
+	// logged, not dead-lettered: reconcile runs again, and the event that should have fixed
+	// the instance was dead-lettered when it failed.
+	OutcomeUnresolved Outcome = "unresolved"
 	// OutcomeFailed: the event should have been dead-lettered but the send failed; the
 	// invocation returns an error so the platform keeps the event.
 	OutcomeFailed Outcome = "failed"

@@ -27,6 +27,8 @@ type Plan struct {
 	// AttachRollback is the share of accepted attaches that later fall back to Available
 	// instead of reaching InUse, as ECS does when an attach fails after being accepted.
 	AttachRollback float64 `json:"attachRollback,omitempty" yaml:"attachRollback,omitempty"`
+	// AttachRollbackLimit stops rollbacks after this many; 0 means no limit.
+	AttachRollbackLimit int `json:"attachRollbackLimit,omitempty" yaml:"attachRollbackLimit,omitempty"`
 }
 
 // Rule injects an error into a share of calls. Empty Service or Action match any.
@@ -39,6 +41,9 @@ type Rule struct {
 	Message    string  `json:"message,omitempty" yaml:"message,omitempty"`
 	// Reset drops the connection without an answer instead of answering with Code.
 	Reset bool `json:"reset,omitempty" yaml:"reset,omitempty"`
+	// Limit stops the rule after it has fired this many times; 0 means no limit. With Rate
+	// 1 it makes "the first N calls fail" exact.
+	Limit int `json:"limit,omitempty" yaml:"limit,omitempty"`
 }
 
 // Latency delays matching calls by Base plus a uniform draw in [0, Jitter), and with
@@ -75,6 +80,8 @@ type Injector struct {
 	mu     sync.Mutex
 	plan   Plan
 	counts map[string]uint64
+	fired  map[int]int // rule index -> times fired, for Limit
+	rolled int
 	extra  []window
 }
 
@@ -88,15 +95,17 @@ func New(plan Plan, now func() time.Time) *Injector {
 	if now == nil {
 		now = time.Now
 	}
-	return &Injector{now: now, start: now(), plan: plan, counts: make(map[string]uint64)}
+	return &Injector{now: now, start: now(), plan: plan, counts: make(map[string]uint64), fired: make(map[int]int)}
 }
 
 // SetPlan replaces the plan; call counts carry on, so a run stays repeatable when a test
-// changes the plan at the same point.
+// changes the plan at the same point. The new plan's limits count from zero.
 func (in *Injector) SetPlan(p Plan) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.plan = p
+	in.fired = make(map[int]int)
+	in.rolled = 0
 }
 
 // Plan returns the current plan.
@@ -161,7 +170,11 @@ func (in *Injector) Decide(service, action string) Decision {
 	}
 	for i := range in.plan.Errors {
 		r := &in.plan.Errors[i]
+		if r.Limit > 0 && in.fired[i] >= r.Limit {
+			continue
+		}
 		if matches(r.Service, r.Action, service, action) && in.draw(key, n, "error", i) < r.Rate {
+			in.fired[i]++
 			rule := *r
 			d.Error = &rule
 			break
@@ -177,7 +190,14 @@ func (in *Injector) RollbackAttach() bool {
 	const key = "ecs/attach-rollback"
 	n := in.counts[key]
 	in.counts[key] = n + 1
-	return in.plan.AttachRollback > 0 && in.draw(key, n, "rollback", 0) < in.plan.AttachRollback
+	if in.plan.AttachRollbackLimit > 0 && in.rolled >= in.plan.AttachRollbackLimit {
+		return false
+	}
+	if in.plan.AttachRollback > 0 && in.draw(key, n, "rollback", 0) < in.plan.AttachRollback {
+		in.rolled++
+		return true
+	}
+	return false
 }
 
 func matches(ruleService, ruleAction, service, action string) bool {

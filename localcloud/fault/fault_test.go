@@ -3,6 +3,7 @@ package fault_test
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,32 @@ func TestPlanDecodesFromYAMLAndJSON(t *testing.T) {
 	var bad fault.Plan
 	if err := yaml.Unmarshal([]byte("latency:\n  - base: soon\n"), &bad); err == nil {
 		t.Fatal("a bad duration was accepted")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	in := fault.New(fault.Plan{
+		Errors:              []fault.Rule{{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1, Code: "Throttling.User", Limit: 2}},
+		AttachRollback:      1,
+		AttachRollbackLimit: 1,
+	}, nil)
+	var codes []string
+	for range 4 {
+		d := in.Decide("ecs", "AttachNetworkInterface")
+		if d.Error != nil {
+			codes = append(codes, d.Error.Code)
+		} else {
+			codes = append(codes, "ok")
+		}
+	}
+	if want := "Throttling.User Throttling.User ok ok"; strings.Join(codes, " ") != want {
+		t.Fatalf("limited rule fired %v, want %s", codes, want)
+	}
+	if !in.RollbackAttach() || in.RollbackAttach() {
+		t.Fatal("AttachRollbackLimit 1 should roll back exactly the first attach")
+	}
+	in.SetPlan(in.Plan())
+	if d := in.Decide("ecs", "AttachNetworkInterface"); d.Error == nil {
+		t.Fatal("SetPlan should restart the limits")
 	}
 }

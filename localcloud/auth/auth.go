@@ -171,6 +171,21 @@ func (s *Store) SetExpiry(id string, at time.Time) error {
 	return nil
 }
 
+// Secrets returns every secret and security token the store holds, so tests can check that
+// none of them leaked into logs, results or messages.
+func (s *Store) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, 2*len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, k.Secret)
+		if k.Token != "" {
+			out = append(out, k.Token)
+		}
+	}
+	return out
+}
+
 // Resolve finds the key a request names and checks that it may be used now with the given
 // security token (empty when the request carried none). The returned key holds the secret
 // to verify the signature with; callers must never log it.

@@ -1,0 +1,339 @@
+// Package localcloud runs enipool's local cloud: ECS, Auto Scaling (ESS) and MNS on loopback,
+// spoken to by the real, unmodified SDKs, plus the Function Compute runtime that runs the
+// real function binary. Like net/http/httptest, Start brings it up from a world (see package
+// world for the file format) and Close takes it down; tests read the cloud's state and its
+// call log directly.
+//
+//	w, _ := world.Load("localcloud/worlds/demo.yaml")
+//	c, _ := localcloud.Start(w, localcloud.Options{})
+//	defer c.Close()
+//	fn, _ := c.StartFunction(localcloud.Function{Binary: bin, DeadLetterQueue: "enipool-dlq"})
+//	res, _ := fn.Invoke(ctx, payload)
+//
+// Endpoints: ECS and ESS are RPC-style HTTP endpoints (set the SDK client's Domain to
+// ECSEndpoint/ESSEndpoint and its scheme to HTTP). MNS listens on MNSAddr, but the MNS SDK
+// only accepts endpoints of the form http://{account}.mns.{region}.aliyuncs.com: keep
+// MNSEndpoint as the client's endpoint and install a transport that dials MNSAddr (see
+// mns.DialTransport, or the function's ENIPOOL_MNS_DIAL_ADDR). What the SDK sends, Host
+// header and signature included, is unchanged. GET DebugURL+"/state" returns the whole state
+// as JSON; DebugURL+"/calls" the call log.
+package localcloud
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/enipool/enipool/localcloud/auth"
+	"github.com/enipool/enipool/localcloud/ecs"
+	"github.com/enipool/enipool/localcloud/ess"
+	"github.com/enipool/enipool/localcloud/fault"
+	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/mns"
+	"github.com/enipool/enipool/localcloud/ram"
+	"github.com/enipool/enipool/localcloud/record"
+	"github.com/enipool/enipool/localcloud/rpc"
+	"github.com/enipool/enipool/localcloud/world"
+)
+
+// Options configure Start. The zero value listens on free loopback ports.
+type Options struct {
+	// ECSAddr, ESSAddr, MNSAddr and DebugAddr are listen addresses; empty means 127.0.0.1:0.
+	ECSAddr, ESSAddr, MNSAddr, DebugAddr string
+	// Clock is the cloud's clock; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Cloud is a running local cloud.
+type Cloud struct {
+	World  *world.World
+	Store  *world.Store
+	Keys   *auth.Store
+	RAM    *ram.Authorizer
+	Faults *fault.Injector
+	Calls  *record.Recorder
+	MNS    *mns.Server
+	ESS    *ess.Service
+
+	// Region and AccountID are the world's first region and its account.
+	Region, AccountID string
+	// ECSEndpoint and ESSEndpoint are host:port, for an SDK client's Domain (scheme HTTP).
+	ECSEndpoint, ESSEndpoint string
+	// MNSEndpoint is the realistic endpoint URL the MNS SDK insists on; MNSAddr is where it
+	// really listens.
+	MNSEndpoint, MNSAddr string
+	// DebugURL serves /state and /calls as JSON.
+	DebugURL string
+
+	servers []*http.Server
+	clock   func() time.Time
+}
+
+// Start brings the cloud up from w.
+func Start(w *world.World, o Options) (*Cloud, error) {
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	store, err := world.NewStore(w, clock)
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
+	keys, authz, err := w.Identities(clock)
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
+	c := &Cloud{
+		World: w, Store: store, Keys: keys, RAM: authz,
+		Faults:    fault.New(w.Faults, clock),
+		Calls:     &record.Recorder{},
+		AccountID: w.Account.ID,
+		clock:     clock,
+	}
+	if len(w.Regions) > 0 {
+		c.Region = w.Regions[0].ID
+	}
+	limiter := rpc.NewLimiter(w.Throttling)
+	ecsSvc, err := ecs.New(ecs.Config{Store: store, Auth: keys, RAM: authz, Faults: c.Faults, Recorder: c.Calls,
+		Limiter: limiter, HostID: "ecs." + c.Region + ".aliyuncs.com"})
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: ecs: %w", err)
+	}
+	c.ESS, err = ess.New(ess.Config{World: w, Auth: keys, RAM: authz, Faults: c.Faults, Recorder: c.Calls,
+		Limiter: limiter, Now: clock, HostID: "ess." + c.Region + ".aliyuncs.com"})
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: ess: %w", err)
+	}
+	c.MNS = mns.New(mns.Options{Keys: keys, Faults: c.Faults, Recorder: c.Calls, Region: c.Region,
+		Account: c.AccountID, Clock: clock,
+		Authorizer: mns.AuthorizerFunc(func(p auth.Principal, action, resource string) error {
+			return authz.Authorize(p, ram.Request{Action: action, Resource: resource})
+		})})
+	for _, q := range w.Queues {
+		if err := c.MNS.CreateQueue(q); err != nil {
+			return nil, fmt.Errorf("localcloud: queue %s: %w", q, err)
+		}
+	}
+	c.MNSEndpoint = fmt.Sprintf("http://%s.mns.%s.aliyuncs.com", c.AccountID, c.Region)
+
+	serve := func(addr string, h http.Handler) (string, error) {
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		c.servers = append(c.servers, srv)
+		go srv.Serve(ln)
+		return ln.Addr().String(), nil
+	}
+	var errs []error
+	var e error
+	c.ECSEndpoint, e = serve(o.ECSAddr, ecsSvc)
+	errs = append(errs, e)
+	c.ESSEndpoint, e = serve(o.ESSAddr, c.ESS)
+	errs = append(errs, e)
+	c.MNSAddr, e = serve(o.MNSAddr, c.MNS)
+	errs = append(errs, e)
+	var debug string
+	debug, e = serve(o.DebugAddr, c.debugHandler())
+	errs = append(errs, e)
+	c.DebugURL = "http://" + debug + "/debug"
+	if err := errors.Join(errs...); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("localcloud: listen: %w", err)
+	}
+	return c, nil
+}
+
+// Close stops every endpoint.
+func (c *Cloud) Close() error {
+	if c.MNS != nil {
+		c.MNS.Close() // ends long polls, so the server can shut down at once
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range c.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	c.servers = nil
+	return errors.Join(errs...)
+}
+
+// State is the whole state of the cloud, as the debug endpoint serves it.
+type State struct {
+	World      world.Snapshot           `json:"world"`
+	Queues     map[string][]mns.Message `json:"queues"`
+	Lifecycle  []ess.LifecycleAction    `json:"lifecycleActions"`
+	CallCounts []record.Count           `json:"callCounts"`
+}
+
+// State returns a consistent-enough snapshot of everything: each part is read atomically.
+func (c *Cloud) State() State {
+	s := State{World: c.Store.Snapshot(), Queues: map[string][]mns.Message{}, Lifecycle: c.ESS.LifecycleActions(),
+		CallCounts: record.Summary(c.Calls.Calls())}
+	for _, q := range c.MNS.Queues() {
+		s.Queues[q] = c.MNS.Messages(q)
+	}
+	return s
+}
+
+func (c *Cloud) debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	write := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(v)
+	}
+	mux.HandleFunc("GET /debug/state", func(w http.ResponseWriter, r *http.Request) { write(w, c.State()) })
+	mux.HandleFunc("GET /debug/calls", func(w http.ResponseWriter, r *http.Request) { write(w, c.Calls.Calls()) })
+	return mux
+}
+
+// RootKey returns the account's own AccessKey (the world's first account principal key).
+func (c *Cloud) RootKey() (auth.Key, error) {
+	for _, p := range c.World.Principals {
+		if p.Kind == auth.KindAccount && len(p.AccessKeys) > 0 {
+			return c.Keys.Resolve(p.AccessKeys[0].ID, "")
+		}
+	}
+	return auth.Key{}, errors.New("localcloud: the world has no account principal with an AccessKey")
+}
+
+// AssumeRole issues STS credentials for a role principal of the world, as STS AssumeRole
+// does for FC when it runs a function with that role.
+func (c *Cloud) AssumeRole(role string, ttl time.Duration) (auth.Key, error) {
+	p, ok := c.World.PrincipalNamed(role)
+	if !ok || p.Kind != auth.KindRole {
+		return auth.Key{}, fmt.Errorf("localcloud: the world has no role %q", role)
+	}
+	return c.Keys.AssumeRole(p, ttl), nil
+}
+
+// FunctionEnv returns the environment that aims the function at this cloud: endpoints over
+// plain HTTP on loopback, the MNS dial address, and the dead-letter queue.
+func (c *Cloud) FunctionEnv(deadLetterQueue string) map[string]string {
+	return map[string]string{
+		"ENIPOOL_DLQ_QUEUE":     deadLetterQueue,
+		"ENIPOOL_API_SCHEME":    "http",
+		"ENIPOOL_ECS_ENDPOINT":  c.ECSEndpoint,
+		"ENIPOOL_ESS_ENDPOINT":  c.ESSEndpoint,
+		"ENIPOOL_MNS_ENDPOINT":  "http://{account}.mns.{region}.aliyuncs.com",
+		"ENIPOOL_MNS_DIAL_ADDR": c.MNSAddr,
+	}
+}
+
+// Function describes the function to run under the local FC runtime.
+type Function struct {
+	// Binary is the built function (see BuildFunction).
+	Binary string
+	// Role is the world principal the function runs as; default "enipool-fn".
+	Role string
+	// DeadLetterQueue is the queue for dead letters and the async onFailure destination;
+	// default "enipool-dlq".
+	DeadLetterQueue string
+	// Env adds to or overrides FunctionEnv.
+	Env map[string]string
+	// Timeout is the function timeout; default 60s.
+	Timeout time.Duration
+	// MaxInstances bounds concurrent instances; default 16.
+	MaxInstances int
+	// Async configures asynchronous invocations; OnFailure defaults to the dead-letter queue.
+	Async fcrt.AsyncConfig
+	// Logs receives the function's output; nil discards it.
+	Logs io.Writer
+}
+
+// StartFunction runs the function under the local FC runtime with this cloud's endpoints,
+// STS credentials of its role for every invocation, and the dead-letter queue as its async
+// onFailure destination.
+func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
+	if f.Role == "" {
+		f.Role = "enipool-fn"
+	}
+	if f.DeadLetterQueue == "" {
+		f.DeadLetterQueue = "enipool-dlq"
+	}
+	if f.Timeout == 0 {
+		f.Timeout = 60 * time.Second
+	}
+	if f.MaxInstances == 0 {
+		f.MaxInstances = 16
+	}
+	if f.Logs == nil {
+		f.Logs = io.Discard
+	}
+	if _, err := c.AssumeRole(f.Role, time.Hour); err != nil {
+		return nil, err
+	}
+	if f.Async.OnFailure == nil {
+		f.Async.OnFailure = c.MNS.Queue(f.DeadLetterQueue)
+	}
+	env := c.FunctionEnv(f.DeadLetterQueue)
+	for k, v := range f.Env {
+		env[k] = v
+	}
+	return fcrt.Start(fcrt.Function{
+		Name:         "enipool",
+		Handler:      "main",
+		Region:       c.Region,
+		AccountID:    c.AccountID,
+		Binary:       f.Binary,
+		Env:          env,
+		Timeout:      f.Timeout,
+		MemoryMB:     256,
+		MaxInstances: f.MaxInstances,
+		Async:        f.Async,
+		Logs:         f.Logs,
+		Credentials: func(ctx context.Context) (fcrt.Credentials, error) {
+			k, err := c.AssumeRole(f.Role, time.Hour)
+			if err != nil {
+				return fcrt.Credentials{}, err
+			}
+			return fcrt.Credentials{AccessKeyID: k.ID, AccessKeySecret: k.Secret, SecurityToken: k.Token, Expiration: k.Expires}, nil
+		},
+	})
+}
+
+// BuildFunction builds the function binary (the module's main package) into dir and returns
+// its path. It runs `go build` in the module that contains this package's caller's working
+// directory.
+func BuildFunction(ctx context.Context, dir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "main")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, ".")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("localcloud: building the function: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("localcloud: go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(b))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("localcloud: not inside the enipool module")
+	}
+	return filepath.Dir(mod), nil
+}

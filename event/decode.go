@@ -360,6 +360,7 @@ func (d *decoder) envelope(b, raw []byte, wrap int) []Request {
 		prev += e.Message
 	}
 	rd := Redrive{
+		InstanceID:        validInstanceOrEmpty(env.InstanceID),
 		RedriveCount:      max(0, min(env.RedriveCount, 1<<30)) + 1,
 		PreviousAction:    text(env.Action),
 		PreviousError:     text(prev),
@@ -415,8 +416,19 @@ func (r Redrive) over(inner *Redrive) *Redrive {
 		if r.EnvelopeEventID == "" {
 			r.EnvelopeEventID = inner.EnvelopeEventID
 		}
+		if r.InstanceID == "" {
+			r.InstanceID = inner.InstanceID
+		}
 	}
 	return &r
+}
+
+// validInstanceOrEmpty keeps an envelope's instance id only when it is a valid one.
+func validInstanceOrEmpty(s string) string {
+	if ValidInstanceID(s) {
+		return s
+	}
+	return ""
 }
 
 // text makes a free-text field fit for a log line: valid UTF-8, no control

@@ -376,7 +376,7 @@ func TestDecodeRedrive(t *testing.T) {
 		Attempts: 2, FunctionRequestID: "req-9", RedriveCount: 1, Time: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
 		Source: "direct", EventID: "", Event: []byte(direct),
 	}
-	rd := &event.Redrive{RedriveCount: 2, PreviousAction: "dead-letter", PreviousError: "MaxEniCountExceeded: limit",
+	rd := &event.Redrive{InstanceID: i1, RedriveCount: 2, PreviousAction: "dead-letter", PreviousError: "MaxEniCountExceeded: limit",
 		EnvelopeSource: "direct", FunctionRequestID: "req-9", Attempts: 2}
 	env := envelope(t, base)
 
@@ -384,7 +384,7 @@ func TestDecodeRedrive(t *testing.T) {
 	viaMNS := base
 	viaMNS.Event, viaMNS.Source, viaMNS.EventID, viaMNS.RedriveCount = []byte(mnsOrig), mq, "M1", 0
 	envOfMNS := envelope(t, viaMNS)
-	rdMNS := &event.Redrive{RedriveCount: 1, PreviousAction: "dead-letter", PreviousError: "MaxEniCountExceeded: limit",
+	rdMNS := &event.Redrive{InstanceID: i1, RedriveCount: 1, PreviousAction: "dead-letter", PreviousError: "MaxEniCountExceeded: limit",
 		EnvelopeSource: mq, EnvelopeEventID: "M1", FunctionRequestID: "req-9", Attempts: 2}
 
 	binary := base
@@ -437,7 +437,7 @@ func TestDecodeRedrive(t *testing.T) {
 			wants: []want{{Kind: event.KindDirect, InstanceID: i1, Region: hz, Source: mq, EventID: "M5", Redrive: rdFC, Raw: direct}}},
 		{name: "FC record of an envelope keeps the redrive count", in: fcOfEnv,
 			wants: []want{{Kind: event.KindDirect, InstanceID: i1, Region: hz, Source: "fc-destination", Raw: direct,
-				Redrive: &event.Redrive{FCDestination: true, RedriveCount: 2, FunctionRequestID: "fc-2", EnvelopeSource: "direct"}}}},
+				Redrive: &event.Redrive{FCDestination: true, InstanceID: i1, RedriveCount: 2, FunctionRequestID: "fc-2", EnvelopeSource: "direct"}}}},
 		{name: "FC record with an empty payload", in: `{"requestContext":{},"requestPayload":""}`,
 			wants: []want{{Source: "fc-destination", Err: event.ErrMalformed, ErrText: "empty requestPayload"}}},
 		{name: "FC record with a bad context", in: `{"requestContext":"x","requestPayload":"{}"}`,

@@ -163,6 +163,11 @@ type Redrive struct {
 	// FCDestination is true for Function Compute's destination record,
 	// false for enipool's own envelope.
 	FCDestination bool
+	// InstanceID is the instance the dead letter is about, when the envelope
+	// names one: an event naming several instances (a lifecycle hook) is
+	// dead-lettered once per failing instance, and its redrive concerns that
+	// instance only.
+	InstanceID string
 	// RedriveCount counts the redrives of the event including this one (1
 	// on the first). Write it into the envelope if the event is
 	// dead-lettered again.

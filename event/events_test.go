@@ -80,7 +80,7 @@ func TestSampleEvents(t *testing.T) {
 		"direct-list.json": {direct(i1), direct(i2), direct(i3)},
 		"deadletter-redrive.json": {{Kind: event.KindECSStateChange, InstanceID: i1, State: "Running", Region: hz, Source: "deadletter",
 			EventID: "7a1c5e2b-3f4d-4c6e-9b8a-0d1e2f3a4b01", Raw: string(readEvent(t, "ecs-running.json")),
-			Redrive: &event.Redrive{RedriveCount: 1, PreviousAction: "retries-exhausted",
+			Redrive: &event.Redrive{InstanceID: i1, RedriveCount: 1, PreviousAction: "retries-exhausted",
 				PreviousError:  "ServiceUnavailable: The request has failed due to a temporary failure of the server.",
 				EnvelopeSource: "acs.ecs", EnvelopeEventID: "7a1c5e2b-3f4d-4c6e-9b8a-0d1e2f3a4b01",
 				FunctionRequestID: "1-6631a2b4-0f3c2d1e4b5a69788a9b0c1d", Attempts: 5}}},

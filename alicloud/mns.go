@@ -10,7 +10,6 @@ import (
 	"time"
 
 	alimns "github.com/aliyun/aliyun-mns-go-sdk"
-	gogap "github.com/gogap/errors"
 	"github.com/valyala/fasthttp"
 
 	"github.com/enipool/enipool/handler"
@@ -21,7 +20,6 @@ type deadLetters struct {
 	client alimns.MNSClient
 	queue  string
 	creds  *creds
-	wait   time.Duration
 }
 
 func newDeadLetters(opts Options, s handler.Session, c *creds) (*deadLetters, error) {
@@ -146,29 +144,52 @@ func (d *deadLetters) Delete(ctx context.Context, receiptHandle string) error {
 }
 
 // convert turns an MNS SDK error into a *handler.APIError. The SDK keeps the service's error
-// response in its error's context; the HTTP status is not kept, so codes decide.
+// only in its message ("ali_mns response status error,code: X, message: Y, resource: Z
+// request id: R, host id: H"), and not the HTTP status, so the code decides the status.
 func (d *deadLetters) convert(api string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ec, ok := err.(gogap.ErrCode); ok {
-		if resp, ok := ec.Context()["resp"].(alimns.ErrorResponse); ok && resp.Code != "" {
-			status := 400
-			switch resp.Code {
-			case "QueueNotExist", "MessageNotExist":
-				status = 404
-			case "AccessDenied", "InvalidAccessKeyId":
-				status = 403
-			case "InternalError":
-				status = 500
-			case "ServiceUnavailable", "QpsLimitExceeded":
-				status = 503
-			}
-			return &handler.APIError{Service: "mns", API: api, Code: resp.Code, Message: d.creds.scrub(resp.Message),
-				HTTPStatus: status, RequestID: resp.RequestId}
+	if code, msg, reqID, ok := parseMNSError(err.Error()); ok {
+		status := 400
+		switch code {
+		case "QueueNotExist", "MessageNotExist":
+			status = 404
+		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			status = 403
+		case "InternalError":
+			status = 500
+		case "ServiceUnavailable", "QpsLimitExceeded":
+			status = 503
 		}
+		return &handler.APIError{Service: "mns", API: api, Code: code, Message: d.creds.scrub(msg), HTTPStatus: status, RequestID: reqID}
 	}
 	return &handler.APIError{Service: "mns", API: api, Err: d.creds.transportError(err)}
+}
+
+// parseMNSError reads the code, message and request id out of the SDK's error text.
+func parseMNSError(s string) (code, msg, reqID string, ok bool) {
+	const lead, mid = "response status error,code: ", ", message: "
+	i := strings.Index(s, lead)
+	if i < 0 {
+		return "", "", "", false
+	}
+	rest := s[i+len(lead):]
+	j := strings.Index(rest, mid)
+	if j < 0 {
+		return "", "", "", false
+	}
+	code, rest = strings.TrimSpace(rest[:j]), rest[j+len(mid):]
+	if k := strings.LastIndex(rest, ", resource: "); k >= 0 {
+		msg, rest = rest[:k], rest[k:]
+	}
+	if k := strings.Index(rest, "request id: "); k >= 0 {
+		reqID = rest[k+len("request id: "):]
+		if e := strings.IndexAny(reqID, ", "); e >= 0 {
+			reqID = reqID[:e]
+		}
+	}
+	return code, msg, reqID, code != ""
 }
 
 // clientToken derives an idempotency token (at most 64 ASCII characters) from parts.

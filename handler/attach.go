@@ -621,14 +621,20 @@ func statusOr(eni ENI, ok bool) string {
 	return eni.Status
 }
 
-// expire ends the targets still active when the deadline comes.
+// expire ends the targets still active when the deadline comes. The outcome carries the
+// code of what kept the target from finishing, when there was one, so a dead letter says
+// what to fix rather than only that time ran out.
 func (e *engine) expire(active []*target, cause error) {
 	for _, t := range active {
 		msg := fmt.Sprintf("not done before the deadline (%v)", cause)
 		if len(t.pending) > 0 {
 			msg = fmt.Sprintf("attach accepted but not confirmed InUse before the deadline (%v)", cause)
 		}
-		t.finish(OutcomeRetry, &Problem{Code: CodeDeadline, Msg: msg, Err: t.lastErr})
+		code := CodeDeadline
+		if c, _ := codeOf(t.lastErr); c != "" && len(t.pending) == 0 {
+			code = c
+		}
+		t.finish(OutcomeRetry, &Problem{Code: code, Msg: msg, Err: t.lastErr})
 	}
 }
 

@@ -97,6 +97,9 @@ func Rules() []Rule {
 		{"InvalidOperation.EniServiceManaged", 403, ActionNextENI, "The ENI is managed by a cloud service. The next ENI is tried; untag that ENI."},
 		{"InvalidOperation.Ipv6NotSupport", 403, ActionNextENI, "The ENI has IPv6 addresses the instance type cannot take. The next ENI is tried."},
 
+		// Codes of the describe calls that come first.
+		{"InvalidRegionId.NotFound", 404, ActionDeadLetter, "The region does not exist. Check the event's region and ENIPOOL_REGION."},
+
 		// Transient codes of Alibaba Cloud APIs (throttling matched by prefix).
 		{"Throttling*", 400, ActionRetry, "The API's rate limit was hit (Throttling, Throttling.User, Throttling.Api, ...). Backed off and retried; lower concurrency or ENIPOOL_ATTACH_QPS if it persists."},
 		{"Rejected.Throttling", 400, ActionRetry, "Rate limit. Backed off and retried."},

@@ -134,10 +134,15 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
 	defer cancelWork()
 
+	// Dead letters go out in the reserve, and give up a little before the platform's own
+	// deadline, so the invocation can still return its error instead of being killed.
+	final, cancelFinal := context.WithDeadline(ctx, deadline.Add(-min(500*time.Millisecond, h.opts.DeadLetterReserve/2)))
+	defer cancelFinal()
+
 	resp := &Response{RequestID: inv.RequestID}
 	items := h.newItems(event.Decode(payload, event.Options{}))
 	items = h.process(work, inv, items, resp)
-	h.conclude(ctx, inv, items, start)
+	h.conclude(final, inv, items, start)
 
 	var ierr InvocationError
 	resp.Results = make([]Result, len(items))
@@ -159,10 +164,20 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	return resp, nil
 }
 
+// newItems makes an item per request. A dead letter names the one instance it is about: of an
+// event naming several (a lifecycle hook), its redrive acts on that instance only.
 func (h *Handler) newItems(reqs []event.Request) []*item {
-	items := make([]*item, len(reqs))
-	for i, r := range reqs {
-		items[i] = &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}}
+	items := make([]*item, 0, len(reqs))
+	for _, r := range reqs {
+		if rd := r.Redrive; rd != nil && rd.InstanceID != "" && r.InstanceID != "" && r.InstanceID != rd.InstanceID {
+			continue
+		}
+		items = append(items, &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}})
+	}
+	if len(items) == 0 && len(reqs) > 0 { // the letter's instance is not in its event: keep it all
+		for _, r := range reqs {
+			items = append(items, &item{req: r, res: Result{InstanceID: r.InstanceID, Source: r.Source, EventID: r.EventID}})
+		}
 	}
 	return items
 }

@@ -23,6 +23,10 @@ func lifecycleGroups(items []*item) []*lifecycleGroup {
 		if lc == nil || it.req.Err != nil {
 			continue
 		}
+		if rd := it.req.Redrive; rd != nil && rd.InstanceID != "" {
+			// The dead letter of one instance: the action was completed when it was written.
+			continue
+		}
 		key := lc.HookID + "|" + lc.Token
 		g, ok := byToken[key]
 		if !ok {

@@ -129,7 +129,7 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("PlatformRetries %d is outside 0..8", o.PlatformRetries))
 	}
 	if o.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("Concurrency %d must be at least 1", o.Concurrency))
+		errs = append(errs, fmt.Errorf("concurrency %d must be at least 1", o.Concurrency))
 	}
 	if r := o.LifecycleFailureResult; r != "ABANDON" && r != "CONTINUE" {
 		errs = append(errs, fmt.Errorf("LifecycleFailureResult %q is neither ABANDON nor CONTINUE", r))
@@ -140,10 +140,10 @@ func (o Options) Validate() error {
 		}
 	}
 	if o.Warm.Pool != "" && (o.Warm.MinAvailable < 0 || o.Warm.Max < o.Warm.MinAvailable || len(o.Warm.VSwitches) == 0 || len(o.Warm.SecurityGroups) == 0) {
-		errs = append(errs, errors.New("Warm needs vSwitches, security groups, and 0 <= MinAvailable <= Max"))
+		errs = append(errs, errors.New("the warm target needs vSwitches, security groups, and 0 <= MinAvailable <= Max"))
 	}
 	if o.RedriveMax < 1 || o.ReconcileMax < 1 || o.DetachTime <= 0 || o.LifecycleHeartbeat < 30*time.Second {
-		errs = append(errs, errors.New("RedriveMax and ReconcileMax must be >= 1, DetachTime > 0, LifecycleHeartbeat >= 30s"))
+		errs = append(errs, errors.New("redrive and reconcile limits must be >= 1, DetachTime > 0, LifecycleHeartbeat >= 30s"))
 	}
 	if o.AttachQPS < 0 {
 		errs = append(errs, fmt.Errorf("AttachQPS %v must not be negative", o.AttachQPS))

@@ -25,6 +25,22 @@ func rank(key string, enis []ENI) []ENI {
 	return out
 }
 
+// Rank returns eniIDs in the order the handler tries them for an instance. The order is
+// rendezvous hashing of (instance, ENI): stable as the pool grows or shrinks, so an instance
+// that comes back (stop/start, or a replacement with the same id) tends to get the same ENI,
+// and its IP, again.
+func Rank(instanceID string, eniIDs []string) []string {
+	enis := make([]ENI, len(eniIDs))
+	for i, id := range eniIDs {
+		enis[i] = ENI{ID: id}
+	}
+	out := make([]string, len(eniIDs))
+	for i, e := range rank(instanceID, enis) {
+		out[i] = e.ID
+	}
+	return out
+}
+
 func score(key, id string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
@@ -138,7 +154,7 @@ func (e *estimator) observe(waited time.Duration, done bool) {
 	defer e.mu.Unlock()
 	switch {
 	case done && waited <= e.d:
-		e.d = max(e.min, e.d-e.d/32)
+		e.d = max(e.min, e.d-e.d/16)
 	case !done && waited >= e.d:
 		e.d = min(e.max, e.d+e.d/4)
 	}
@@ -180,14 +196,6 @@ func (c *claims) take(eni, instance string) bool {
 	}
 	c.m[eni] = claim{instance: instance, until: now.Add(c.ttl)}
 	return true
-}
-
-// heldByOther reports whether another instance holds a live claim on eni.
-func (c *claims) heldByOther(eni, instance string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl, ok := c.m[eni]
-	return ok && cl.instance != instance && c.now().Before(cl.until)
 }
 
 // release drops instance's claim on eni.

@@ -90,8 +90,8 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		r.pending = map[string]time.Time{}
 		sort.Slice(held, func(i, j int) bool { return held[i].ID < held[j].ID })
 		for _, eni := range held {
-			if r.only != "" && eni.ID != r.only {
-				continue
+			if (r.only != "" && eni.ID != r.only) || eni.Type == "Primary" {
+				continue // a primary ENI never leaves its instance, pool tag or not
 			}
 			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
 			switch eni.Status {

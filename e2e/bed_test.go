@@ -1,0 +1,313 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud"
+	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/world"
+)
+
+// binary is the function, built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "enipool-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		if binary, err = localcloud.BuildFunction(ctx, dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// Pool and tag every test world uses.
+const (
+	pool   = "web"
+	zoneH  = "cn-hangzhou-h"
+	zoneI  = "cn-hangzhou-i"
+	vswH   = "vsw-testh0001"
+	vswI   = "vsw-testi0001"
+	dlq    = "enipool-dlq"
+	region = "cn-hangzhou"
+)
+
+// spec is what a test adds to the base world.
+type spec struct {
+	instances []world.Instance
+	enis      []world.ENI
+	mutate    func(*world.World)
+}
+
+// inst returns a Running instance of the pool in a zone.
+func inst(id, zone string) world.Instance {
+	vsw := vswH
+	if zone == zoneI {
+		vsw = vswI
+	}
+	return world.Instance{ID: id, Type: "ecs.g7.large", VSwitch: vsw, Status: "Running",
+		Tags: map[string]string{"enipool": pool}, SecurityGroups: []string{"sg-testweb001"}}
+}
+
+// poolENIs returns n Available pool ENIs in a zone, named eni-<prefix>NN.
+func poolENIs(prefix, zone string, n int) []world.ENI {
+	vsw := vswH
+	if zone == zoneI {
+		vsw = vswI
+	}
+	var out []world.ENI
+	for i := 1; i <= n; i++ {
+		out = append(out, world.ENI{ID: fmt.Sprintf("eni-%s%02d", prefix, i), VSwitch: vsw,
+			SecurityGroups: []string{"sg-testweb001"}, Tags: map[string]string{"enipool": pool}})
+	}
+	return out
+}
+
+// newWorld loads the base world and adds the spec.
+func newWorld(t testing.TB, s spec) *world.World {
+	t.Helper()
+	base, err := os.ReadFile("testdata/base.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := world.Parse(base, "yaml", "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Instances = append(w.Instances, s.instances...)
+	w.ENIs = append(w.ENIs, s.enis...)
+	if s.mutate != nil {
+		s.mutate(w)
+	}
+	if err := w.Validate("testdata"); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// bed is a local cloud with the function running under its FC runtime.
+type bed struct {
+	t     testing.TB
+	cloud *localcloud.Cloud
+	fn    *fcrt.Runtime
+	logs  *syncBuffer
+}
+
+type bedOptions struct {
+	env     map[string]string
+	timeout time.Duration
+	async   fcrt.AsyncConfig
+	max     int
+}
+
+func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
+	t.Helper()
+	c, err := localcloud.Start(w, localcloud.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	env := map[string]string{"ENIPOOL_ATTACH_TIME": w.Timing.Attach.D().String(), "ENIPOOL_DETACH_TIME": w.Timing.Detach.D().String(),
+		"ENIPOOL_DLQ_RESERVE": "1s"}
+	for k, v := range o.env {
+		env[k] = v
+	}
+	if o.timeout == 0 {
+		o.timeout = 20 * time.Second
+	}
+	if o.async.Backoff == nil {
+		o.async.Backoff = func(int) time.Duration { return 50 * time.Millisecond }
+	}
+	fn, err := c.StartFunction(localcloud.Function{Binary: binary, DeadLetterQueue: dlq, Env: env, Timeout: o.timeout,
+		MaxInstances: o.max, Async: o.async, Logs: logs})
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	b := &bed{t: t, cloud: c, fn: fn, logs: logs}
+	t.Cleanup(func() {
+		b.assertNoSecrets()
+		fn.Close()
+		c.Close()
+		if t.Failed() {
+			t.Logf("function logs:\n%s", clipLog(logs.String()))
+		}
+	})
+	return b
+}
+
+// invoke runs one synchronous invocation, like `s invoke`.
+func (b *bed) invoke(payload string) (handler.Response, *fcrt.FunctionError) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := b.fn.Invoke(ctx, []byte(payload))
+	if err != nil {
+		b.t.Fatalf("invoke: %v", err)
+	}
+	var resp handler.Response
+	if len(res.Payload) > 0 {
+		if err := json.Unmarshal(res.Payload, &resp); err != nil {
+			b.t.Fatalf("result is not a handler.Response: %v: %s", err, res.Payload)
+		}
+	}
+	return resp, res.Error
+}
+
+// mustInvoke invokes and fails the test on a function error.
+func (b *bed) mustInvoke(payload string) handler.Response {
+	b.t.Helper()
+	resp, ferr := b.invoke(payload)
+	if ferr != nil {
+		b.t.Fatalf("function error %s: %s", ferr.ErrorType, ferr.ErrorMessage)
+	}
+	return resp
+}
+
+// held returns the pool ENIs attached or attaching to an instance.
+func (b *bed) held(instance string) []world.ENI {
+	return b.cloud.Store.ENIs(world.OnInstance(instance), world.Tagged("enipool", pool))
+}
+
+// heldIDs returns the ids of the pool ENIs an instance holds InUse, sorted.
+func (b *bed) inUse(instance string) []string {
+	var ids []string
+	for _, e := range b.held(instance) {
+		if e.Status == "InUse" {
+			ids = append(ids, e.ID)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// deadLetters returns the envelopes in the dead-letter queue (FC's own records are skipped).
+func (b *bed) deadLetters() []*deadletter.Envelope {
+	var out []*deadletter.Envelope
+	for _, m := range b.cloud.MNS.Messages(dlq) {
+		if env, err := deadletter.Parse([]byte(m.Body)); err == nil {
+			out = append(out, env)
+		}
+	}
+	return out
+}
+
+// calls counts the recorded calls of an action.
+func (b *bed) calls(service, action string) int { return b.cloud.Calls.Count(service, action) }
+
+// assertNoSecrets checks that no secret the cloud ever issued appears in the function's
+// logs, nor in any queue message.
+func (b *bed) assertNoSecrets() {
+	text := b.logs.String()
+	for _, q := range b.cloud.MNS.Queues() {
+		for _, m := range b.cloud.MNS.Messages(q) {
+			text += string(m.Body)
+		}
+	}
+	for _, s := range b.cloud.Keys.Secrets() {
+		if len(s) >= 8 && strings.Contains(text, s) {
+			b.t.Errorf("a secret or security token appears in the function's logs or messages")
+			return
+		}
+	}
+}
+
+// result returns the one result for an instance, failing if there is not exactly one.
+func result(t testing.TB, resp handler.Response, instance string) handler.Result {
+	t.Helper()
+	var got []handler.Result
+	for _, r := range resp.Results {
+		if r.InstanceID == instance {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d results for %s, want 1: %+v", len(got), instance, resp.Results)
+	}
+	return got[0]
+}
+
+func direct(instance string) string {
+	return fmt.Sprintf(`{"instanceId":%q,"regionId":%q}`, instance, region)
+}
+
+func running(instance string) string {
+	return fmt.Sprintf(`{"id":"%s-run","source":"acs.ecs","specversion":"1.0","type":"ecs:Instance:StateChange",
+"subject":"acs:ecs:cn-hangzhou:1234567890123456:instance/%s","aliyunregionid":"cn-hangzhou",
+"aliyunpublishtime":"2024-05-01T10:00:01.179PRC","data":{"resourceId":%q,"resourceType":"ALIYUN::ECS::Instance","state":"Running"}}`,
+		instance, instance, instance)
+}
+
+func stateEvent(instance, state string) string {
+	return strings.Replace(running(instance), `"state":"Running"`, fmt.Sprintf(`"state":%q`, state), 1)
+}
+
+// syncBuffer is a bytes.Buffer safe for the runtime's concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func clipLog(s string) string {
+	if len(s) > 20000 {
+		return "...\n" + s[len(s)-20000:]
+	}
+	return s
+}
+
+// outcomeLines returns the function's outcome log lines.
+func (b *bed) outcomeLines() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(b.logs.String(), "\n") {
+		i := strings.Index(line, "{")
+		if i < 0 {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line[i:]), &m) == nil && strings.HasPrefix(fmt.Sprint(m["msg"]), "enipool.") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// waitAsync waits until every asynchronous invocation settled, destinations included.
+func waitAsync(t testing.TB, b *bed) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.fn.Wait(ctx); err != nil {
+		t.Fatalf("async invocations did not settle: %v", err)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
+
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
@@ -310,4 +312,28 @@ func waitAsync(t testing.TB, b *bed) {
 	if err := b.fn.Wait(ctx); err != nil {
 		t.Fatalf("async invocations did not settle: %v", err)
 	}
+}
+
+// createPoolENI creates a pool ENI in a vSwitch through the ECS API with the account's own
+// key, as an operator adding to the pool would, and returns its id.
+func (b *bed) createPoolENI(vsw string) string {
+	b.t.Helper()
+	k, err := b.cloud.RootKey()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	client, err := ecs.NewClientWithAccessKey(region, k.ID, k.Secret)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	client.Domain = b.cloud.ECSEndpoint
+	req := ecs.CreateCreateNetworkInterfaceRequest()
+	req.Scheme = "http"
+	req.VSwitchId, req.SecurityGroupId = vsw, "sg-testweb001"
+	req.Tag = &[]ecs.CreateNetworkInterfaceTag{{Key: "enipool", Value: pool}}
+	resp, err := client.CreateNetworkInterface(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return resp.NetworkInterfaceId
 }

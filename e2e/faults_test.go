@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -110,5 +111,31 @@ func TestDeadLetterQueueOutage(t *testing.T) {
 	tasks := b.fn.AsyncTasks()
 	if len(tasks) != 1 || tasks[0].AlreadyRetriedTimes == 0 {
 		t.Fatalf("async task %+v: the platform should have retried", tasks)
+	}
+}
+
+// A transient failure of an event from the MNS work queue is dead-lettered at once, with the
+// action "retry": the queue trigger invokes synchronously, without a retry count, and its
+// own dead-letter queue would get the bare event instead of an envelope.
+func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
+	const a = "i-bp1queue0000001"
+	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 2), mutate: func(w *world.World) {
+		w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1,
+			Code: "ServiceUnavailable", HTTPStatus: 503})
+	}})
+	b := newBed(t, w, bedOptions{timeout: 4 * time.Second})
+	msg := fmt.Sprintf(`{"id":"q-1","source":"MNS-enipool-work-queue","specversion":"1.0","type":"mns:Queue:SendMessage",
+"subject":"acs:mns:cn-hangzhou:1234567890123456:queues/enipool-work","data":{"requestId":"r","messageId":"M1","messageBody":%q}}`, direct(a))
+	resp, ferr := b.invoke(msg)
+	if ferr != nil {
+		t.Fatalf("function error %s: a queue event must not bounce back to the stream", ferr.ErrorMessage)
+	}
+	r := result(t, resp, a)
+	if r.Outcome != handler.OutcomeDeadLettered || r.Action != handler.ActionRetry || r.Code != "ServiceUnavailable" {
+		t.Fatalf("got %s %s (%s)", r.Outcome, r.Code, r.Action)
+	}
+	dl := b.deadLetters()
+	if len(dl) != 1 || dl[0].Action != "retry" || dl[0].Source != "mns:enipool-work" {
+		t.Fatalf("dead letters %+v", dl)
 	}
 }

@@ -341,15 +341,21 @@ func (h *Handler) conclude(ctx context.Context, inv Invocation, items []*item, s
 	h.deadLetter(ctx, inv, items)
 }
 
-// singleEvent reports whether every item comes from one event: then a transient failure
-// can go back to the platform, which retries that event.
+// singleEvent reports whether every item comes from one event that the platform retries
+// with a retry count: then a transient failure can go back to the platform. Events from an
+// MNS queue are not: the queue trigger invokes synchronously (no retry count to know the last
+// attempt by) and its own dead-letter queue would get the raw event instead of an envelope,
+// so their transient failures are dead-lettered at once, with action "retry".
 func singleEvent(items []*item) bool {
+	if len(items) == 0 || strings.HasPrefix(items[0].req.Source, "mns") {
+		return false
+	}
 	for _, it := range items[1:] {
 		if !bytes.Equal(it.req.Raw, items[0].req.Raw) {
 			return false
 		}
 	}
-	return len(items) > 0
+	return true
 }
 
 // fill copies the end of an item's work into its result.

@@ -46,7 +46,7 @@ func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp 
 		id := firstNonEmpty(a.InstanceID, it.req.InstanceID)
 		if id == "" && it.req.ENIID != "" {
 			var got []ENI
-			err := h.retrying(ctx, func(ctx context.Context) (err error) {
+			err := retry(ctx, func(ctx context.Context) (err error) {
 				got, err = clients.ECS.DescribeENIs(ctx, ENIQuery{IDs: []string{it.req.ENIID}})
 				return err
 			})
@@ -76,7 +76,7 @@ func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp 
 // listPool lists the ENIs of one pool, or of every pool when pool is empty.
 func (h *Handler) listPool(ctx context.Context, ecs ECS, pool string) ([]ENI, error) {
 	var enis []ENI
-	err := h.retrying(ctx, func(ctx context.Context) (err error) {
+	err := retry(ctx, func(ctx context.Context) (err error) {
 		enis, err = ecs.DescribeENIs(ctx, ENIQuery{TagKey: h.opts.TagKey, TagValue: pool})
 		return err
 	})
@@ -193,7 +193,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		limit = h.opts.ReconcileMax
 	}
 	var insts []Instance
-	err := h.retrying(ctx, func(ctx context.Context) (err error) {
+	err := retry(ctx, func(ctx context.Context) (err error) {
 		insts, err = clients.ECS.DescribeInstances(ctx, InstanceQuery{TagKey: h.opts.TagKey, TagValue: a.Pool, Status: "Running"})
 		return err
 	})
@@ -289,7 +289,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 	}
 	sort.Strings(ids)
 	var insts []Instance
-	if err := h.retrying(ctx, func(ctx context.Context) (err error) {
+	if err := retry(ctx, func(ctx context.Context) (err error) {
 		insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
@@ -412,7 +412,7 @@ func (h *Handler) redrive(ctx context.Context, inv Invocation, clients *Clients,
 				rep.Kept++
 				continue
 			}
-			if err := h.retrying(ctx, func(ctx context.Context) error { return clients.DeadLetters.Delete(ctx, m.ReceiptHandle) }); err != nil {
+			if err := retry(ctx, func(ctx context.Context) error { return clients.DeadLetters.Delete(ctx, m.ReceiptHandle) }); err != nil {
 				rep.Kept++
 				h.log.Warn("redrive: could not delete a handled dead letter; it will be handled again", "messageId", m.ID, "error", err.Error())
 				continue

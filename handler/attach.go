@@ -2,7 +2,6 @@ package handler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -103,27 +102,18 @@ func (e *engine) active() []*target {
 	return out
 }
 
-// call runs one ECS call with the retry policy: transient errors back off and retry until
-// ctx ends; the last error is returned.
+// call runs one ECS call with the retry policy, counting every attempt against the targets
+// it serves.
 func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context) error) error {
-	b := backoff{base: 100 * time.Millisecond, max: 3 * time.Second}
-	for {
+	return retry(ctx, func(ctx context.Context) error {
 		err := fn(ctx)
 		e.mu.Lock()
 		for _, t := range ts {
 			t.calls++
 		}
 		e.mu.Unlock()
-		if err == nil {
-			return nil
-		}
-		if a, _ := Classify(err); a != ActionRetry {
-			return err
-		}
-		if serr := sleep(ctx, b.next()); serr != nil {
-			return errors.Join(err, serr)
-		}
-	}
+		return err
+	})
 }
 
 // describe looks the instances up (unless the caller already did) and checks what can be

@@ -458,19 +458,12 @@ func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, inv Invoc
 	if err != nil {
 		return "", fmt.Errorf("encode envelope: %w", err)
 	}
-	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
-	for {
-		id, err := dlq.Send(ctx, body)
-		if err == nil {
-			return id, nil
-		}
-		if a, _ := Classify(err); a != ActionRetry {
-			return "", err
-		}
-		if serr := sleep(ctx, b.next()); serr != nil {
-			return "", fmt.Errorf("%w (gave up: %v)", err, serr)
-		}
-	}
+	var id string
+	err = retry(ctx, func(ctx context.Context) (err error) {
+		id, err = dlq.Send(ctx, body)
+		return err
+	})
+	return id, err
 }
 
 // envelope builds the dead letter of an item: the original event verbatim and all that is

@@ -3,7 +3,6 @@ package handler
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/enipool/enipool/event"
 )
@@ -49,18 +48,18 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 	single := singleEvent(items)
 	var out []*item
 	for _, g := range lifecycleGroups(items) {
-		ready, failed, retry := 0, 0, 0
+		ready, failed, pending := 0, 0, 0
 		for _, it := range g.items {
 			switch h.outcomeOf(it) {
 			case OutcomeAttached, OutcomeAlreadyAttached, OutcomeDetached, OutcomeSkipped:
 				ready++
 			case OutcomeRetry:
-				retry++
+				pending++
 			default:
 				failed++
 			}
 		}
-		if retry > 0 && single && inv.RetryCount < h.opts.PlatformRetries {
+		if pending > 0 && single && inv.RetryCount < h.opts.PlatformRetries {
 			// The platform retries the event: leave the action open, and extend it so the
 			// hook does not time out before the retry.
 			if clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials}); err == nil {
@@ -69,7 +68,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 			continue
 		}
 		result := "CONTINUE"
-		if failed+retry > 0 && g.lc.Transition == event.TransitionScaleOut {
+		if failed+pending > 0 && g.lc.Transition == event.TransitionScaleOut {
 			result = h.opts.LifecycleFailureResult
 		}
 		it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
@@ -78,7 +77,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		cctx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
 		clients, err := h.conn.Connect(cctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
-			err = h.retrying(cctx, func(ctx context.Context) error {
+			err = retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}
@@ -122,28 +121,11 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 }
 
 func (h *Handler) heartbeat(ctx context.Context, clients *Clients, lc *event.Lifecycle) {
-	err := h.retrying(ctx, func(ctx context.Context) error {
+	err := retry(ctx, func(ctx context.Context) error {
 		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
 	})
 	if err != nil {
 		h.log.Warn("lifecycle heartbeat failed", "hookId", lc.HookID, "error", err.Error())
-	}
-}
-
-// retrying runs fn until it succeeds, fails for good, or ctx ends.
-func (h *Handler) retrying(ctx context.Context, fn func(context.Context) error) error {
-	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
-	for {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		if a, _ := Classify(err); a != ActionRetry {
-			return err
-		}
-		if serr := sleep(ctx, b.next()); serr != nil {
-			return err
-		}
 	}
 }
 

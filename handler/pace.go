@@ -71,6 +71,25 @@ func (b *backoff) next() time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// retry runs fn until it succeeds, fails with an error that is not transient (see
+// Classify), or ctx ends, in which case it returns fn's last error. Transient errors back off,
+// capped and jittered.
+func retry(ctx context.Context, fn func(context.Context) error) error {
+	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if a, _ := Classify(err); a != ActionRetry {
+			return err
+		}
+		if sleep(ctx, b.next()) != nil {
+			return err
+		}
+	}
+}
+
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

@@ -30,20 +30,7 @@ func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true
 // for an attach (candidates must be Available).
 func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 	call := func(r *release, fn func(context.Context) error) error {
-		b := backoff{base: 100 * time.Millisecond, max: 3 * time.Second}
-		for {
-			err := fn(ctx)
-			r.calls++
-			if err == nil {
-				return nil
-			}
-			if a, _ := Classify(err); a != ActionRetry {
-				return err
-			}
-			if serr := sleep(ctx, b.next()); serr != nil {
-				return err
-			}
-		}
+		return retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
 	// State events can arrive out of order: act on the state the instance is in now.
 	var checked []*release

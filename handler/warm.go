@@ -63,7 +63,7 @@ func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
 					ClientToken: clientToken(w.Pool, zone, strconv.Itoa(total+i)),
 				}
 				var eni ENI
-				err := h.retrying(ctx, func(ctx context.Context) (err error) {
+				err := retry(ctx, func(ctx context.Context) (err error) {
 					eni, err = ecs.CreateENI(ctx, spec)
 					return err
 				})
@@ -77,7 +77,7 @@ func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
 		if excess := total - w.Max; excess > 0 {
 			sort.Slice(trimmable, func(i, j int) bool { return trimmable[i].Created.Before(trimmable[j].Created) })
 			for _, e := range trimmable[:min(excess, len(trimmable))] {
-				err := h.retrying(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
+				err := retry(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
 				if err != nil {
 					rep.Errors = append(rep.Errors, fmt.Sprintf("delete %s: %v", e.ID, err))
 					continue

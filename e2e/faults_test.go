@@ -139,3 +139,34 @@ func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
 		t.Fatalf("dead letters %+v", dl)
 	}
 }
+
+// A transient failure goes back to FC, which retries; on its last retry (the retry count FC
+// passes equals ENIPOOL_PLATFORM_RETRIES) the function dead-letters the event itself, so the
+// queue holds enipool's envelope with the reason, and FC's onFailure gets nothing.
+func TestLastPlatformRetryDeadLettersItself(t *testing.T) {
+	const a = "i-bp1lastretry001"
+	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1), mutate: func(w *world.World) {
+		w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1,
+			Code: "InternalError", HTTPStatus: 500})
+	}})
+	b := newBed(t, w, bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "2", "ENIPOOL_DLQ_RESERVE": "1s"}, timeout: 3 * time.Second,
+		async: fcrt.AsyncConfig{MaxRetryAttempts: 2, Backoff: func(int) time.Duration { return 100 * time.Millisecond }}})
+	b.fn.InvokeAsync([]byte(running(a)))
+	waitAsync(t, b)
+	msgs := b.cloud.MNS.Messages(dlq)
+	dl := b.deadLetters()
+	if len(msgs) != 1 || len(dl) != 1 {
+		t.Fatalf("%d messages, %d envelopes: want exactly one envelope and no FC record", len(msgs), len(dl))
+	}
+	env := dl[0]
+	if env.FCRetryCount != 2 || env.Error.Code != "InternalError" || env.InstanceID != a || string(env.Event) != running(a) {
+		t.Fatalf("envelope %+v", env)
+	}
+	var retries []int
+	for _, inv := range b.fn.Invocations() {
+		retries = append(retries, inv.RetryCount)
+	}
+	if len(retries) != 3 {
+		t.Fatalf("invocations with retry counts %v, want 0, 1, 2", retries)
+	}
+}

@@ -46,7 +46,21 @@ func (h *handler) attachParams(c *rpc.Call, attach bool) (attachParams, error) {
 }
 
 func (h *handler) attach(_ context.Context, c *rpc.Call) (any, error) {
-	p, err := h.attachParams(c, true)
+	return h.onPair(c, "AttachNetworkInterface", true, func(st *world.State, in *world.Instance, e *world.ENI, card int) error {
+		if err := h.checkAttach(st, in, e, card); err != nil {
+			return err
+		}
+		rollback := h.faults != nil && h.faults.RollbackAttach()
+		st.Attach(e, in, card, rollback)
+		return nil
+	})
+}
+
+// onPair runs the checks Attach and Detach share (parameters, region, account, existence,
+// permission), then change under the store's lock, so the checks and the change are one
+// atomic step.
+func (h *handler) onPair(c *rpc.Call, action string, attach bool, change func(*world.State, *world.Instance, *world.ENI, int) error) (any, error) {
+	p, err := h.attachParams(c, attach)
 	if err != nil {
 		return nil, err
 	}
@@ -65,15 +79,10 @@ func (h *handler) attach(_ context.Context, c *rpc.Call) (any, error) {
 		if err != nil {
 			return err
 		}
-		if err := h.authorizeResources(c, "AttachNetworkInterface", in, e); err != nil {
+		if err := h.authorizeResources(c, action, in, e); err != nil {
 			return err
 		}
-		if err := h.checkAttach(st, in, e, p.networkCard); err != nil {
-			return err
-		}
-		rollback := h.faults != nil && h.faults.RollbackAttach()
-		st.Attach(e, in, p.networkCard, rollback)
-		return nil
+		return change(st, in, e, p.networkCard)
 	})
 	if err != nil {
 		return nil, err
@@ -179,28 +188,7 @@ func attachableState(in *world.Instance, typ *world.InstanceType) error {
 }
 
 func (h *handler) detach(_ context.Context, c *rpc.Call) (any, error) {
-	p, err := h.attachParams(c, false)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := h.region(c, true, true); err != nil {
-		return nil, err
-	}
-	if err := h.accountType(); err != nil {
-		return nil, err
-	}
-	err = h.store.Update(func(st *world.State) error {
-		in, err := h.lookupInstance(st, p.instanceID, c.RegionID)
-		if err != nil {
-			return err
-		}
-		e, err := h.lookupENI(st, p.eniID, c.RegionID)
-		if err != nil {
-			return err
-		}
-		if err := h.authorizeResources(c, "DetachNetworkInterface", in, e); err != nil {
-			return err
-		}
+	return h.onPair(c, "DetachNetworkInterface", false, func(st *world.State, in *world.Instance, e *world.ENI, _ int) error {
 		if e.Type == world.ENIPrimary {
 			return errf(http.StatusBadRequest, "InvalidOperation.DetachPrimaryEniNotAllowed", "The primary ENI of an instance cannot be detached.")
 		}
@@ -217,8 +205,4 @@ func (h *handler) detach(_ context.Context, c *rpc.Call) (any, error) {
 		st.Detach(e)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
 }

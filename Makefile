@@ -13,7 +13,7 @@ BIN       := dist/main
 LOCAL     := $(GO) run ./localcloud/cmd/localcloud
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
-.PHONY: help build test unit run invoke localcloud bench bench-quick lint fuzz deploy remote-invoke clean docs deps
+.PHONY: help build test gotest unit run invoke localcloud bench lint fuzz deploy remote-invoke clean docs deps
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,8 +24,11 @@ deps: ## Download the Go modules (what every other target needs)
 build: deps ## Build the function: a static linux/amd64 binary at dist/main (FC go1 runtime, handler "main")
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN) .
 
-test: lint ## Everything CI runs: lint, then every test with the race detector
-	$(GO) test -race -count=1 -timeout 15m ./...
+test: deps ## Everything CI runs: lint and every test with the race detector (side by side; output grouped)
+	@$(MAKE) --no-print-directory -j2 -O gotest lint
+
+gotest: deps ## Every test with the race detector (what `make test` runs beside lint)
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...

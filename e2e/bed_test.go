@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -25,6 +26,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// End-to-end tests need the built binary: -short (make unit) skips them all.
+		os.Exit(m.Run())
+	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "enipool-e2e-")
 		if err != nil {
@@ -123,6 +129,9 @@ type bedOptions struct {
 
 func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	t.Helper()
+	if binary == "" {
+		t.Skip("end-to-end test: skipped with -short")
+	}
 	c, err := localcloud.Start(w, localcloud.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,7 @@ type target struct {
 	retry    backoff
 	pollWait time.Duration
 	needLook bool // a lost race: look whether the ENI went to this instance
+	stale    bool // every candidate was claimed by another invocation here: list the pool again
 	lastTry  time.Time
 
 	attempts   int
@@ -233,27 +234,24 @@ func family(i *Instance) string {
 // checkTypes learns the ENI quota of the instances' types (cached for the process) and
 // refuses instances that have no room for their ENIs.
 func (e *engine) checkTypes(ctx context.Context) bool {
-	var missing []string
+	var types []string
 	seen := map[string]bool{}
 	for _, t := range e.active() {
-		if _, ok := e.h.types.get(t.inst.Type); !ok && !seen[t.inst.Type] {
+		if !seen[t.inst.Type] {
 			seen[t.inst.Type] = true
-			missing = append(missing, t.inst.Type)
+			types = append(types, t.inst.Type)
 		}
 	}
-	if len(missing) > 0 {
-		var got []InstanceType
-		err := e.call(ctx, e.active(), func(ctx context.Context) (err error) {
+	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) (got []InstanceType, err error) {
+		err = e.call(ctx, e.active(), func(ctx context.Context) (err error) {
 			got, err = e.ecs.DescribeInstanceTypes(ctx, missing)
 			return err
 		})
-		if err != nil {
-			e.failAll(e.active(), err)
-			return false
-		}
-		for _, it := range got {
-			e.h.types.put(it)
-		}
+		return got, err
+	})
+	if err != nil {
+		e.failAll(e.active(), err)
+		return false
 	}
 	for _, t := range e.active() {
 		if it, ok := e.h.types.get(t.inst.Type); ok {
@@ -366,7 +364,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 				t.id, t.inst.Type, t.quota, len(t.inst.ENIs), need))
 			continue
 		}
-		picked := 0
+		picked, blocked := 0, 0
 		for _, c := range e.candidates(t) {
 			if picked == need {
 				break
@@ -374,9 +372,17 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			if e.h.claims.take(c.ID, t.id) {
 				jobs = append(jobs, attachJob{t, c.ID})
 				picked++
+			} else {
+				blocked++
 			}
 		}
 		if picked > 0 || len(t.pending) > 0 || len(held) > 0 {
+			continue
+		}
+		if blocked > 0 {
+			// Another invocation of this process is attaching them: look at the pool again
+			// shortly rather than call it exhausted.
+			t.stale, t.retryAt = true, now.Add(250*time.Millisecond)
 			continue
 		}
 		if e.h.hintRefused(t, e.view) {
@@ -433,7 +439,8 @@ func (e *engine) settle(ctx context.Context, t *target, inUse []ENI) {
 		if t.ours[k.ID] {
 			o = OutcomeAttached
 		}
-		e.h.claims.release(k.ID, t.id)
+		// The claim stays until it expires: other invocations here may still hold a
+		// listing that shows this ENI Available.
 	}
 	t.finish(o, nil)
 }
@@ -486,7 +493,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 			t.needLook = true // maybe a duplicate of this event won it for this instance
 		}
 	case ActionRetry, ActionWaitInstance:
-		e.h.claims.release(j.eni, t.id)
+		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())
 	case ActionSkip:
 		t.finish(OutcomeSkipped, err)
@@ -531,8 +538,14 @@ func (e *engine) nextWake(active []*target) time.Duration {
 // observe refreshes the view. One instance alone is looked up by instance (one call shows
 // all its pool ENIs); several are seen through one listing of each of their pools.
 func (e *engine) observe(ctx context.Context, active []*target) bool {
+	// How long an attach had when looked at is counted to when the look was sent: the time
+	// the answer took to come back is not the attach's.
+	sent := time.Now()
 	relist := len(active) > 1
 	for _, t := range active {
+		if t.stale {
+			relist, t.stale = true, false
+		}
 		if t.needLook && len(t.pending) == 0 && len(t.tried) > 0 && !e.listed[t.group()].After(t.lastTry) {
 			relist = true
 		}
@@ -565,7 +578,6 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 			}
 		}
 	}
-	now := time.Now()
 	est := e.h.attachTime.get()
 	for _, t := range active {
 		t.needLook = false
@@ -573,7 +585,8 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 			eni, ok := e.view[id]
 			onT := ok && eni.InstanceID == t.id
 			// A look taken for another reason before this attach was due is not its poll.
-			early := now.Sub(at) < est*9/10 && !t.polled[id]
+			waited := sent.Sub(at)
+			early := waited < est*9/10 && !t.polled[id]
 			switch {
 			case early && onT && (eni.Status == StatusAttaching || eni.Status == StatusInUse):
 				if eni.Status == StatusInUse {
@@ -581,12 +594,12 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				}
 			case onT && eni.Status == StatusInUse:
 				if !t.polled[id] {
-					e.h.attachTime.observe(now.Sub(at), true)
+					e.h.attachTime.observe(waited, true)
 				}
 				delete(t.pending, id)
 			case onT && eni.Status == StatusAttaching:
 				if !t.polled[id] {
-					e.h.attachTime.observe(now.Sub(at), false)
+					e.h.attachTime.observe(waited, false)
 					t.polled[id] = true
 					t.pollWait = max(est/4, 50*time.Millisecond)
 				} else {

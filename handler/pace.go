@@ -105,8 +105,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// limiter is a token bucket that paces calls to qps per second with a burst of one second's
-// worth. A nil limiter does not limit.
+// limiter is a token bucket that paces calls to qps per second with a burst of half a
+// second's worth, which stays inside a server bucket of a second's worth even when calls
+// bunch up on their way. A nil limiter does not limit.
 type limiter struct {
 	mu       sync.Mutex
 	interval time.Duration
@@ -120,7 +121,7 @@ func newLimiter(qps float64, now func() time.Time) *limiter {
 		return nil
 	}
 	iv := time.Duration(float64(time.Second) / qps)
-	return &limiter{interval: iv, burst: time.Second, now: now}
+	return &limiter{interval: iv, burst: time.Second / 2, now: now}
 }
 
 // wait blocks until a call may go, or ctx is done.
@@ -130,7 +131,8 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	now := l.now()
-	if floor := now.Add(-l.burst); l.next.Before(floor) {
+	// burst/interval calls may go at once: the first at floor, the last at now.
+	if floor := now.Add(l.interval - l.burst); l.next.Before(floor) {
 		l.next = floor
 	}
 	at := l.next
@@ -146,19 +148,23 @@ func (l *limiter) wait(ctx context.Context) error {
 	return nil
 }
 
-// estimator learns how long attaches take, so the first confirmation poll goes out when an
-// attach is expected to be done: earlier wastes a call, later wastes time. A poll that finds
-// the attach done shortens the estimate a little; one that finds it still attaching
-// lengthens it more, so misses stay rare.
+// estimator learns how long attaches (or detaches) take, so the first confirmation poll goes
+// out when one is expected to be done: earlier wastes a call, later wastes time. It starts
+// from the configured guess, which may be far off, and learns in two phases. Until a poll
+// first finds the work unfinished, every poll that finds it done cuts the estimate by a
+// quarter, so a guess of 2 s comes down to 300 ms in about seven attaches. After that first
+// miss it tracks a high percentile: a hit shaves 1/128, a miss adds a quarter, so about one
+// poll in thirty misses (and costs one more call).
 type estimator struct {
-	mu  sync.Mutex
-	d   time.Duration
-	min time.Duration
-	max time.Duration
+	mu       sync.Mutex
+	d        time.Duration
+	min      time.Duration
+	max      time.Duration
+	learning bool
 }
 
 func newEstimator(initial time.Duration) *estimator {
-	return &estimator{d: initial, min: 20 * time.Millisecond, max: 30 * time.Second}
+	return &estimator{d: initial, min: 20 * time.Millisecond, max: 30 * time.Second, learning: true}
 }
 
 func (e *estimator) get() time.Duration {
@@ -167,15 +173,19 @@ func (e *estimator) get() time.Duration {
 	return e.d
 }
 
-// observe records whether a poll made waited after an attach found it done.
+// observe records a poll sent waited after the work was accepted, and whether it found the
+// work done. Polls sent before the estimate say nothing about it.
 func (e *estimator) observe(waited time.Duration, done bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
+	case done && waited <= e.d && e.learning:
+		e.d = max(e.min, waited*3/4)
 	case done && waited <= e.d:
-		e.d = max(e.min, e.d-e.d/16)
-	case !done && waited >= e.d:
-		e.d = min(e.max, e.d+e.d/4)
+		e.d = max(e.min, e.d-e.d/128)
+	case !done && waited >= e.d*9/10:
+		e.learning = false
+		e.d = min(e.max, max(e.d, waited)+e.d/4)
 	}
 }
 
@@ -215,6 +225,13 @@ func (c *claims) take(eni, instance string) bool {
 	}
 	c.m[eni] = claim{instance: instance, until: now.Add(c.ttl)}
 	return true
+}
+
+// drop forgets any claim on eni, as when it goes back to the pool.
+func (c *claims) drop(eni string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, eni)
 }
 
 // release drops instance's claim on eni.

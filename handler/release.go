@@ -157,6 +157,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 				if st, ok := status[id]; !ok || st == StatusAvailable {
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
+					h.claims.drop(id)
 				} else {
 					allDone = false
 				}
@@ -167,7 +168,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			}
 		}
 		if first {
-			h.detachTime.observe(wait, allDone)
+			h.detachTime.observe(wait, allDone) // the poll was sent after waiting `wait`
 			first = false
 			wait = max(wait/4, 50*time.Millisecond)
 		} else {

@@ -1,0 +1,100 @@
+package handler
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The estimator comes down from a far-off first guess within a few attaches, then settles
+// just above the true time with few polls that find the attach unfinished.
+func TestEstimatorLearns(t *testing.T) {
+	tests := []struct {
+		name      string
+		initial   time.Duration
+		truth     time.Duration
+		converged int // attaches after which the estimate is within [truth, 1.35 truth]
+	}{
+		{"guess far too long", 2 * time.Second, 280 * time.Millisecond, 10},
+		{"guess too short", 100 * time.Millisecond, 280 * time.Millisecond, 10},
+		{"guess right (probed down until a miss, then back)", 280 * time.Millisecond, 280 * time.Millisecond, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEstimator(tt.initial)
+			misses := 0
+			for i := range 1000 {
+				waited := e.get()
+				done := waited >= tt.truth
+				if !done {
+					misses++
+				}
+				e.observe(waited, done)
+				if i+1 == tt.converged {
+					if d := e.get(); d < tt.truth || d > tt.truth*135/100 {
+						t.Fatalf("after %d attaches the estimate is %v, want within [%v, %v]", tt.converged, d, tt.truth, tt.truth*135/100)
+					}
+				}
+			}
+			if misses > 50 {
+				t.Fatalf("%d of 1000 first polls missed, want few", misses)
+			}
+		})
+	}
+}
+
+// Concurrent lookups of one instance type share a single call.
+func TestTypeLookupsShareOneCall(t *testing.T) {
+	c := &typeCache{m: map[string]InstanceType{}}
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fetch := func(_ context.Context, ids []string) ([]InstanceType, error) {
+		calls.Add(1)
+		<-release
+		var out []InstanceType
+		for _, id := range ids {
+			out = append(out, InstanceType{ID: id, ENIQuantity: 3})
+		}
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.lookup(context.Background(), []string{"ecs.g7.large"}, fetch); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls for 32 concurrent lookups, want 1", n)
+	}
+	if it, ok := c.get("ecs.g7.large"); !ok || it.ENIQuantity != 3 {
+		t.Fatal("type not cached")
+	}
+}
+
+// The pacer lets at most half a second's worth through at once, then paces.
+func TestLimiterBurst(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(20, func() time.Time { return now })
+	// The clock stands still: a call that would have to wait (50 ms apart at 20/s) runs
+	// out of this context first.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	passed := 0
+	for range 40 {
+		if l.wait(ctx) == nil {
+			passed++
+		}
+	}
+	if passed != 10 {
+		t.Fatalf("%d calls passed at once at 20/s, want 10 (half a second)", passed)
+	}
+}

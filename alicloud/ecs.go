@@ -275,6 +275,7 @@ func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
 		ServiceManaged: n.ServiceManaged,
 		Tags:           tags,
 		Created:        parseECSTime(n.CreationTime),
+		OwnerID:        n.OwnerId,
 	}
 }
 

@@ -219,7 +219,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		eligible[in.ID] = in.Tags[h.opts.TagKey]
 	}
 	if len(ts) > 0 {
-		(&engine{h: h, ecs: clients.ECS, targets: ts}).run(ctx)
+		(&engine{h: h, ecs: clients.ECS, account: inv.AccountID, targets: ts}).run(ctx)
 	}
 	for _, t := range ts {
 		switch t.outcome {
@@ -315,7 +315,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 				continue
 			case has == pool && in.Status != "Stopped":
 				continue // eligible: beyond this run's limit, or starting
-			case has == pool && !slices.Contains(h.opts.ReleaseOn, "Stopped"):
+			case has == pool && !h.releasesOnStop(&in):
 				continue // Stopped instances keep their ENIs
 			}
 			out = append(out, &release{id: id, only: e.ID})

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type target struct {
 	retry    backoff
 	pollWait time.Duration
 	needLook bool // a lost race: look whether the ENI went to this instance
+	recheck  bool // an accepted attach's ENI left the instance: look at the instance again
 	stale    bool // every candidate was claimed by another invocation here: list the pool again
 	lastTry  time.Time
 
@@ -53,8 +55,9 @@ func (t *target) finish(o Outcome, err error) {
 // engine runs the attach path of DESIGN.md over a set of instances of one region, sharing
 // the instance and pool look-ups between them.
 type engine struct {
-	h   *Handler
-	ecs ECS
+	h       *Handler
+	ecs     ECS
+	account string // the invocation's account: only its own ENIs are candidates
 
 	targets []*target
 	mu      sync.Mutex // guards the targets' fields written from attach goroutines
@@ -188,6 +191,10 @@ func (e *engine) precheck(t *target) bool {
 	case i.Status == "Stopped" && !t.allowStopped:
 		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is Stopped now; the Running event is out of date", t.id))
 		return false
+	case i.Status == "Stopped" && e.h.releasesOnStop(i):
+		t.finish(OutcomeSkipped, problem(CodeStaleEvent,
+			"instance %s is Stopped, and Stopped instances give their ENIs back (ENIPOOL_RELEASE_ON): it gets them when it runs", t.id))
+		return false
 	case i.Status != "Running" && i.Status != "Stopped":
 		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s", t.id, i.Status))
 		return false
@@ -197,13 +204,11 @@ func (e *engine) precheck(t *target) bool {
 	}
 	t.pool = i.Tags[o.TagKey]
 	if i.Status == "Running" {
-		for _, f := range o.StoppedOnlyFamilies {
-			if family(i) == f {
-				t.finish(OutcomeDeadLettered, problem(CodeRequiresStopped,
-					"instance type %s (family %s) requires the instance to be Stopped to attach an ENI; stop %s and redrive, or use another type",
-					i.Type, f, t.id))
-				return false
-			}
+		if e.h.stoppedOnly(i) {
+			t.finish(OutcomeDeadLettered, problem(CodeRequiresStopped,
+				"instance type %s (family %s) requires the instance to be Stopped to attach an ENI; stop %s and redrive, or use another type",
+				i.Type, family(i), t.id))
+			return false
 		}
 		if !i.StartTime.IsZero() && i.StartTime.Before(rebootCutoff()) {
 			t.finish(OutcomeDeadLettered, problem(CodeRebootRequired,
@@ -213,6 +218,17 @@ func (e *engine) precheck(t *target) bool {
 		}
 	}
 	return false
+}
+
+// stoppedOnly reports whether the instance's family takes ENIs only while Stopped.
+func (h *Handler) stoppedOnly(i *Instance) bool {
+	return slices.Contains(h.opts.StoppedOnlyFamilies, family(i))
+}
+
+// releasesOnStop reports whether a Stopped instance gives its pool ENIs back. Instances of
+// families that take ENIs only while Stopped keep them: they could not get them back running.
+func (h *Handler) releasesOnStop(i *Instance) bool {
+	return slices.Contains(h.opts.ReleaseOn, "Stopped") && !h.stoppedOnly(i)
 }
 
 func family(i *Instance) string {
@@ -332,6 +348,9 @@ func (e *engine) candidates(t *target) []ENI {
 		if t.hint != "" && eni.ID != t.hint {
 			continue
 		}
+		if eni.OwnerID != "" && e.account != "" && eni.OwnerID != e.account {
+			continue // shared by another account: a RAM identity may not attach it
+		}
 		out = append(out, eni)
 	}
 	return rank(t.id, out)
@@ -345,6 +364,7 @@ type attachJob struct {
 // decideAndAttach settles the targets the view decides, and sends the attaches the others
 // need.
 func (e *engine) decideAndAttach(ctx context.Context) {
+	e.recheck(ctx)
 	n := e.h.opts.PerInstance
 	now := time.Now()
 	var jobs []attachJob
@@ -396,6 +416,46 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 		t.needLook = true // look again before calling the pool exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// recheck describes again the instances whose attach did not last, so an instance that
+// stopped meanwhile is not given another ENI.
+func (e *engine) recheck(ctx context.Context) {
+	var ts []*target
+	var ids []string
+	for _, t := range e.active() {
+		if t.recheck {
+			t.recheck = false
+			ts = append(ts, t)
+			ids = append(ids, t.id)
+		}
+	}
+	if len(ts) == 0 {
+		return
+	}
+	var got []Instance
+	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
+		got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+		return err
+	}); err != nil {
+		e.failAll(ts, err)
+		return
+	}
+	found := map[string]Instance{}
+	for _, in := range got {
+		found[in.ID] = in
+	}
+	for _, t := range ts {
+		in, ok := found[t.id]
+		if !ok {
+			t.inst = nil
+		} else {
+			t.inst = &in
+		}
+		if e.precheck(t) {
+			t.retryAt = time.Now().Add(time.Second) // starting again: wait for it
+		}
+	}
 }
 
 // hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
@@ -606,11 +666,14 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
 				}
 			default:
-				// The attach was accepted, yet the ENI is not on t: it rolled back.
+				// The attach was accepted, yet the ENI is not on t: ECS rolled it back, or
+				// another invocation detached it because the instance stopped. Look at the
+				// instance again before trying another ENI.
 				delete(t.pending, id)
 				t.tried[id] = true
+				t.recheck = true
 				e.h.claims.release(id, t.id)
-				t.lastErr = problem(CodeTransport, "attach of %s to %s rolled back (ENI is %s)", id, t.id, statusOr(eni, ok))
+				t.lastErr = problem(CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
 			}
 		}
 	}

@@ -148,6 +148,9 @@ type ENI struct {
 	ServiceManaged bool
 	Tags           map[string]string
 	Created        time.Time // zero when unknown
+	// OwnerID is the account the ENI belongs to; another account's ENI shared with this one
+	// cannot be attached by a RAM identity (Forbidden.NotSupportRAM).
+	OwnerID string
 }
 
 // ENI statuses.

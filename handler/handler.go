@@ -301,7 +301,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 		}
 	}
 	if len(ts) > 0 {
-		(&engine{h: h, ecs: clients.ECS, targets: ts}).run(ctx)
+		(&engine{h: h, ecs: clients.ECS, account: inv.AccountID, targets: ts}).run(ctx)
 	}
 	if len(rs) > 0 {
 		h.releaseAll(ctx, clients.ECS, rs)
@@ -508,11 +508,13 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		env.Source = firstNonEmpty(rd.EnvelopeSource, env.Source)
 		env.EventID = firstNonEmpty(rd.EnvelopeEventID, env.EventID)
 	}
+	// The result's code is the one the error table decided on; the API error behind it, if
+	// any, adds where it came from.
 	env.Error = &deadletter.Error{Code: res.Code, Message: res.Reason}
 	var ae *APIError
 	if errors.As(it.err, &ae) {
-		env.Error = &deadletter.Error{Service: ae.Service, API: ae.API, Code: ae.Code, Message: ae.Message,
-			HTTPStatus: ae.HTTPStatus, RequestID: ae.RequestID}
+		env.Error.Service, env.Error.API, env.Error.HTTPStatus, env.Error.RequestID = ae.Service, ae.API, ae.HTTPStatus, ae.RequestID
+		env.Error.Message = ae.Message
 		if ae.Code == "" && ae.Err != nil {
 			env.Error.Message = ae.Err.Error()
 		}

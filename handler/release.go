@@ -58,6 +58,8 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 				r.finish(failOutcome(err), err)
 			case found && in.Status != "Stopped" && in.Status != "Stopping":
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
+			case found && r.check == "Stopped" && !h.releasesOnStop(&in):
+				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
 			}
 		}
 	}

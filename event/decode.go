@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -138,7 +139,13 @@ func (d *decoder) jsonString(lit, pin []byte, wrap int) []Request {
 	if wrap+1 > maxWrap {
 		return fail(raw, "", tooWrapped())
 	}
-	return d.document([]byte(s), pin, wrap+1)
+	reqs := d.document([]byte(s), pin, wrap+1)
+	for i := range reqs {
+		if errors.Is(reqs[i].Err, ErrTooDeep) {
+			reqs[i].Raw = raw // as in envelope: a refusal for depth keeps what came
+		}
+	}
+	return reqs
 }
 
 func tooWrapped() error {
@@ -369,8 +376,14 @@ func (d *decoder) envelope(b, raw []byte, wrap int) []Request {
 		FunctionRequestID: text(env.FunctionRequestID),
 		Attempts:          max(0, env.Attempts),
 	}
+	// Not pinned: a redriven event's Raw is the original event, so a dead letter of it does
+	// not nest envelopes. A refusal for depth keeps what came, though: dead-lettering an
+	// inner layer would make a too-deep payload acceptable to the next redrive.
 	reqs := d.document(env.Event, nil, wrap+1)
 	for i := range reqs {
+		if errors.Is(reqs[i].Err, ErrTooDeep) {
+			reqs[i].Raw = raw
+		}
 		reqs[i].Redrive = rd.over(reqs[i].Redrive)
 		reqs[i].Source = sourceDeadLetter
 		if printable(env.EventID, 256) {
@@ -398,6 +411,9 @@ func (d *decoder) fcRecord(b, raw []byte, wrap int) []Request {
 	}
 	reqs := d.body(rec.RequestPayload, nil, wrap+1, "FC destination record requestPayload")
 	for i := range reqs {
+		if errors.Is(reqs[i].Err, ErrTooDeep) {
+			reqs[i].Raw = raw // as in envelope
+		}
 		reqs[i].Redrive = rd.over(reqs[i].Redrive)
 		reqs[i].Source = sourceFCRecord
 	}

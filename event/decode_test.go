@@ -3,6 +3,7 @@ package event_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -525,5 +526,43 @@ func TestDecodeLargeBatch(t *testing.T) {
 	got = event.Decode([]byte(over), event.Options{})
 	if len(got) != 1 || got[0].Err == nil {
 		t.Fatalf("batch over the limit: %d requests, err %v", len(got), got[0].Err)
+	}
+}
+
+// A payload refused for wrapping too deep is dead-lettered as it came: keeping an inner
+// layer instead would let the next redrive accept what was refused.
+func TestTooDeepKeepsThePayload(t *testing.T) {
+	direct := `{"instanceId":"` + i1 + `","regionId":"cn-hangzhou"}`
+	wrapString := func(s string, n int) string {
+		for range n {
+			b, _ := json.Marshal(s)
+			s = string(b)
+		}
+		return s
+	}
+	wrapEnvelope := func(s string, n int) string {
+		for range n {
+			b, err := deadletter.Marshal(&deadletter.Envelope{Reason: "r", Action: "dead-letter", InstanceID: i1, Event: []byte(s),
+				Time: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = string(b)
+		}
+		return s
+	}
+	for name, payload := range map[string]string{
+		"JSON string wrapped 7 times": wrapString(direct, 7),
+		"envelope wrapped 7 times":    wrapEnvelope(direct, 7),
+	} {
+		t.Run(name, func(t *testing.T) {
+			reqs := event.Decode([]byte(payload), event.Options{})
+			if len(reqs) != 1 || !errors.Is(reqs[0].Err, event.ErrTooDeep) {
+				t.Fatalf("got %d requests, first error %v; want one ErrTooDeep", len(reqs), reqs[0].Err)
+			}
+			if string(reqs[0].Raw) != payload {
+				t.Fatalf("Raw is %d bytes of an inner layer, not the %d-byte payload", len(reqs[0].Raw), len(payload))
+			}
+		})
 	}
 }

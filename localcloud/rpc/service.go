@@ -206,12 +206,12 @@ func (x *exchange) serve() error {
 			return UnsupportedParameter(name)
 		}
 	}
-	now := s.opts.Now()
-	if !s.opts.Limiter.Allow(s.opts.Service, x.action, key.Principal.AccountID, now) {
-		return &Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled}
-	}
+	// The injected latency stands for the request's time on the way and in the service: it
+	// is paid before the service decides anything, throttling included, so a throttled call
+	// costs as much time as any other.
+	var d fault.Decision
 	if s.opts.Faults != nil {
-		d := s.opts.Faults.Decide(s.opts.Service, x.action)
+		d = s.opts.Faults.Decide(s.opts.Service, x.action)
 		if d.Delay > 0 {
 			x.fault = "delay=" + d.Delay.String()
 			t := time.NewTimer(d.Delay)
@@ -224,6 +224,11 @@ func (x *exchange) serve() error {
 			case <-t.C:
 			}
 		}
+	}
+	if !s.opts.Limiter.Allow(s.opts.Service, x.action, key.Principal.AccountID, s.opts.Now()) {
+		return &Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled}
+	}
+	if s.opts.Faults != nil {
 		switch {
 		case d.Outage:
 			x.addFault("outage")
@@ -257,7 +262,7 @@ func (x *exchange) serve() error {
 		SourceIP:  host,
 		Secure:    r.TLS != nil,
 		RequestID: x.requestID,
-		Time:      now,
+		Time:      s.opts.Now(),
 		svc:       s,
 	}
 	res, err := act.Handle(r.Context(), c)

@@ -156,8 +156,8 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	}
 	b := &bed{t: t, cloud: c, fn: fn, logs: logs}
 	t.Cleanup(func() {
+		fn.Close() // flushes the function's output: every line is in logs after this
 		b.assertNoSecrets()
-		fn.Close()
 		c.Close()
 		if t.Failed() {
 			t.Logf("function logs:\n%s", clipLog(logs.String()))
@@ -295,6 +295,27 @@ func clipLog(s string) string {
 		return "...\n" + s[len(s)-20000:]
 	}
 	return s
+}
+
+// waitLines waits until the function's log holds at least n lines with the given message
+// ("" for any outcome line) and returns the outcome lines: the runtime copies the function's
+// output asynchronously, so a line may land just after the invocation returned.
+func (b *bed) waitLines(n int, msg string) []map[string]any {
+	b.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lines := b.outcomeLines()
+		count := 0
+		for _, l := range lines {
+			if msg == "" || l["msg"] == msg {
+				count++
+			}
+		}
+		if count >= n || time.Now().After(deadline) {
+			return lines
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // outcomeLines returns the function's outcome log lines.

@@ -68,9 +68,10 @@ func TestSeedErrorCodes(t *testing.T) {
 			mutate: func(w *world.World) { w.Account.Type = "unverified" }}, action: handler.ActionDeadLetter},
 		{code: "MissingParameter", spec: spec{instances: []world.Instance{base}, enis: good,
 			mutate: attachFault("MissingParameter", 400, 1)}, action: handler.ActionDeadLetter},
-		{code: "Forbidden.NotSupportRAM", spec: spec{instances: []world.Instance{base}, enis: bad(func(e *world.ENI) {
-			e.OwnerID, e.SharedWithAccount = "9999999999999999", true
-		})}, action: handler.ActionDeadLetter},
+		// Its world condition (another account's ENI shared with this one) never reaches the
+		// API: the function skips ENIs of other accounts (TestSharedENIIsNotACandidate).
+		{code: "Forbidden.NotSupportRAM", spec: spec{instances: []world.Instance{base}, enis: good,
+			mutate: attachFault("Forbidden.NotSupportRAM", 403, 1)}, action: handler.ActionDeadLetter},
 		{code: "UnsupportedParameter", spec: spec{instances: []world.Instance{base}, enis: good,
 			mutate: attachFault("UnsupportedParameter", 400, 1)}, action: handler.ActionDeadLetter},
 		{code: "Forbidden.SubUser", spec: spec{instances: with(func(i *world.Instance) { i.OwnerOnly = true }), enis: good},
@@ -266,5 +267,20 @@ func TestUnknownRegion(t *testing.T) {
 	r := result(t, b.mustInvoke(fmt.Sprintf(`{"instanceId":%q,"regionId":"cn-shanghai"}`, a)), a)
 	if r.Outcome != handler.OutcomeDeadLettered || r.Code != "InvalidRegionId.NotFound" || len(b.deadLetters()) != 1 {
 		t.Fatalf("got %s %s, want dead-lettered InvalidRegionId.NotFound", r.Outcome, r.Code)
+	}
+}
+
+// A pool-tagged ENI that another account shares with this one is never a candidate: a RAM
+// identity may not attach it (Forbidden.NotSupportRAM), and trying it first every time would
+// poison the pool for the instances that rank it first.
+func TestSharedENIIsNotACandidate(t *testing.T) {
+	const a = "i-bp1shared000001"
+	good := poolENIs("good", zoneH, 1)
+	shared := world.ENI{ID: firstRanked(a, "shared", good), VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
+		Tags: map[string]string{"enipool": pool}, OwnerID: "9999999999999999", SharedWithAccount: true}
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: append([]world.ENI{shared}, good...)}), bedOptions{})
+	r := result(t, b.mustInvoke(direct(a)), a)
+	if r.Outcome != handler.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts != 1 {
+		t.Fatalf("got %s %s after %d attempts, want %s at once", r.Outcome, r.NetworkInterfaceID, r.Attempts, good[0].ID)
 	}
 }

@@ -191,7 +191,7 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("report lacks the watermarks: %s", rep)
 	}
 	watermark := false
-	for _, l := range b.outcomeLines() {
+	for _, l := range b.waitLines(1, "enipool.watermarks") {
 		if l["msg"] == "enipool.watermarks" {
 			watermark = true
 		}

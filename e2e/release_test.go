@@ -61,7 +61,7 @@ func TestOneLogLinePerOutcome(t *testing.T) {
 		enis: poolENIs("p", zoneH, 2)}), bedOptions{})
 	batch := fmt.Sprintf("[%s,%s,%s]", direct(a), direct(untagged.ID), direct(c))
 	resp := b.mustInvoke(batch)
-	lines := b.outcomeLines()
+	lines := b.waitLines(3, "")
 	if len(lines) != len(resp.Results) || len(lines) != 3 {
 		t.Fatalf("%d outcome lines for %d results", len(lines), len(resp.Results))
 	}

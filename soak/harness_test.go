@@ -1,0 +1,455 @@
+package soak
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/localcloud"
+	"github.com/enipool/enipool/localcloud/record"
+	"github.com/enipool/enipool/localcloud/world"
+)
+
+// What every world of this package uses: the generated world's region, pool tag and queue.
+const (
+	tagKey = "enipool"
+	pool   = "web"
+	region = "cn-hangzhou"
+	dlq    = "enipool-dlq"
+)
+
+// binDir is where TestMain builds the function, derived from the test process's pid so
+// that no package-level variable is needed.
+func binDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("enipool-soak-%d", os.Getpid()))
+}
+
+// functionBinary is the function built by TestMain (without -race: it is the production
+// binary; only the test process, which runs the cloud and the FC runtime, has the race
+// detector).
+func functionBinary() string { return filepath.Join(binDir(), "main") }
+
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+// skipShort skips a soak test under -short: they need the built function and minutes.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("soak: skipped with -short (make unit)")
+	}
+}
+
+func runTests(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		return m.Run() // the tests skip themselves: -short (make unit) runs no soak
+	}
+	dir := binDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin, err := localcloud.BuildFunction(ctx, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if bin != functionBinary() {
+		fmt.Fprintf(os.Stderr, "function built at %s, expected %s\n", bin, functionBinary())
+		return 1
+	}
+	return m.Run()
+}
+
+// logBuffer collects the function's output; the runtime writes whole lines from several
+// goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// outcomeLine is the structured log line the function writes for every outcome.
+type outcomeLine struct {
+	Msg          string `json:"msg"`
+	Outcome      string `json:"outcome"`
+	InstanceID   string `json:"instanceId"`
+	ENI          string `json:"networkInterfaceId"`
+	Code         string `json:"code"`
+	Reason       string `json:"reason"`
+	FCRequestID  string `json:"fcRequestId"`
+	DeadLetterID string `json:"deadLetterMessageId"`
+	Source       string `json:"source"`
+	EventID      string `json:"eventId"`
+}
+
+// outcomeLines returns the outcome lines of the function's output, in order.
+func outcomeLines(logs string) []outcomeLine {
+	var out []outcomeLine
+	for line := range strings.SplitSeq(logs, "\n") {
+		i := strings.IndexByte(line, '{')
+		if i < 0 || !strings.Contains(line, `"outcome"`) {
+			continue
+		}
+		var l outcomeLine
+		if json.Unmarshal([]byte(line[i:]), &l) == nil && strings.HasPrefix(l.Msg, "enipool.") && l.Outcome != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// terminal reports whether an outcome ends an event (as opposed to handing it back to the
+// platform: retry, or failed when its dead letter could not be sent).
+func terminal(outcome string) bool {
+	switch outcome {
+	case "attached", "already-attached", "detached", "completed", "skipped", "dead-lettered":
+		return true
+	}
+	return false
+}
+
+// dlqMessage is one message of the dead-letter queue, parsed: the function's envelope or
+// FC's destination record.
+type dlqMessage struct {
+	ID       string
+	Body     []byte
+	Envelope *deadletter.Envelope
+	Record   *deadletter.FCRecord
+}
+
+// readDLQ parses every message of the queue; a message that is neither form is returned
+// with both fields nil (and reported by the caller).
+func readDLQ(c *localcloud.Cloud) []dlqMessage {
+	var out []dlqMessage
+	for _, m := range c.MNS.Messages(dlq) {
+		d := dlqMessage{ID: m.ID, Body: m.Body}
+		if deadletter.IsEnvelope(m.Body) {
+			d.Envelope, _ = deadletter.Parse(m.Body)
+		} else {
+			d.Record, _ = deadletter.ParseFCDestinationRecord(m.Body)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// secretsIn returns how many of the cloud's secrets (AccessKey secrets, STS secrets and
+// tokens it ever issued) appear in texts.
+func secretsIn(c *localcloud.Cloud, texts ...string) int {
+	n := 0
+	for _, s := range c.Keys.Secrets() {
+		if len(s) < 8 {
+			continue
+		}
+		for _, t := range texts {
+			if strings.Contains(t, s) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// allQueueText is every message of every queue, as one text.
+func allQueueText(c *localcloud.Cloud) string {
+	var b strings.Builder
+	for _, q := range c.MNS.Queues() {
+		for _, m := range c.MNS.Messages(q) {
+			b.Write(m.Body)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// eligibility says which pool an instance may take ENIs from ("" for none) as the cloud
+// sees it now.
+func eligibility(in world.Instance) string {
+	if in.Released || in.OwnerID != "" {
+		return ""
+	}
+	return in.Tags[tagKey]
+}
+
+// placementViolations checks invariant 1 on the cloud's current state: every secondary ENI
+// bound to an instance (Attaching, InUse or Detaching) carries a pool tag and sits on an
+// instance eligible for that very pool, in its VPC; no ENI of baseline that was not bound to an
+// instance at the start is bound to one now unless it is a pool ENI. baseline maps ENI ids
+// to the instance they were bound to at the start ("" for none): ENIs the world placed
+// itself (outside any pool) are left out of the check.
+func placementViolations(c *localcloud.Cloud, baseline map[string]string) []string {
+	var v []string
+	insts := map[string]world.Instance{}
+	for _, in := range c.Store.Instances() {
+		insts[in.ID] = in
+	}
+	for _, e := range c.Store.ENIs() {
+		if e.Type == world.ENIPrimary || e.InstanceID == "" {
+			continue
+		}
+		if was, ok := baseline[e.ID]; ok && was == e.InstanceID && was != "" {
+			continue // placed by the world, not by the function
+		}
+		p := e.Tags[tagKey]
+		in, ok := insts[e.InstanceID]
+		switch {
+		case p == "":
+			v = append(v, fmt.Sprintf("ENI %s, outside every pool, is %s on %s", e.ID, e.Status, e.InstanceID))
+		case !ok:
+			v = append(v, fmt.Sprintf("pool ENI %s is %s on unknown instance %s", e.ID, e.Status, e.InstanceID))
+		case eligibility(in) != p:
+			v = append(v, fmt.Sprintf("ENI %s of pool %q is %s on %s, which is eligible for pool %q", e.ID, p, e.Status, in.ID, eligibility(in)))
+		}
+	}
+	return v
+}
+
+// baselineOf records where every ENI is bound at the start.
+func baselineOf(c *localcloud.Cloud) map[string]string {
+	out := map[string]string{}
+	for _, e := range c.Store.ENIs() {
+		out[e.ID] = e.InstanceID
+	}
+	return out
+}
+
+// rollbackWatch records every attach the cloud will roll back, by sampling the store for
+// ENIs whose pending transition is a rollback. A rolled-back attach stays Attaching for at
+// least the world's attach time, so a sample at least that often sees every one; the watch
+// also records the gaps between its samples that were longer (a starved test process), in
+// which a rollback could have gone unseen.
+type rollbackWatch struct {
+	window time.Duration // the shortest time a rolled-back attach stays visible
+
+	mu    sync.Mutex
+	seen  map[string][]time.Time // ENI -> AttachedAt of each rolled-back attach
+	blind [][2]time.Time         // sample gaps longer than window
+	last  time.Time
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// rollbacks is what a rollbackWatch saw.
+type rollbacks struct {
+	window time.Duration
+	seen   map[string][]time.Time
+	blind  [][2]time.Time
+}
+
+func watchRollbacks(s *world.Store, every, window time.Duration) *rollbackWatch {
+	w := &rollbackWatch{window: window, seen: map[string][]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			w.sample(s)
+			select {
+			case <-w.stop:
+				w.sample(s)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *rollbackWatch) sample(s *world.Store) {
+	type hit struct {
+		id string
+		at time.Time
+	}
+	var hits []hit
+	var now time.Time
+	s.View(func(st *world.State) {
+		now = st.Now()
+		for id, e := range st.ENIs {
+			if e.Transition != nil && e.Transition.Rollback {
+				hits = append(hits, hit{id, e.AttachedAt})
+			}
+		}
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.last.IsZero() && now.Sub(w.last) >= w.window {
+		w.blind = append(w.blind, [2]time.Time{w.last, now})
+	}
+	w.last = now
+	for _, h := range hits {
+		if !slices.ContainsFunc(w.seen[h.id], func(t time.Time) bool { return t.Equal(h.at) }) {
+			w.seen[h.id] = append(w.seen[h.id], h.at)
+		}
+	}
+}
+
+// close stops the watch and returns what it saw.
+func (w *rollbackWatch) close() rollbacks {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := rollbacks{window: w.window, seen: map[string][]time.Time{}, blind: slices.Clone(w.blind)}
+	for id, ts := range w.seen {
+		out.seen[id] = slices.Clone(ts)
+		sort.Slice(out.seen[id], func(i, j int) bool { return out.seen[id][i].Before(out.seen[id][j]) })
+	}
+	return out
+}
+
+// count returns the number of rolled-back attaches seen.
+func (r rollbacks) count() int {
+	n := 0
+	for _, ts := range r.seen {
+		n += len(ts)
+	}
+	return n
+}
+
+// blindAt reports whether a rollback of an attach accepted during [from, to] could have
+// gone unseen: a gap between samples covers a whole visibility window starting then.
+func (r rollbacks) blindAt(from, to time.Time) bool {
+	for _, b := range r.blind {
+		if !b[0].After(to) && !b[1].Before(from.Add(r.window)) {
+			return true
+		}
+	}
+	return false
+}
+
+// historyViolations checks the whole ECS call history. Every successful
+// AttachNetworkInterface must name a pool ENI and an instance eligible for that pool; and
+// an ENI must never be attached while an earlier successful attach of it still holds:
+// between two successful attaches of one ENI there is a successful detach, or the first
+// attach rolled back (rb, from rollbackWatch). A pair that only a rollback in one of the
+// watch's blind gaps could explain is counted as unverified, not as a violation.
+func historyViolations(c *localcloud.Cloud, rb rollbacks) (v []string, unverified int) {
+	ok := func(call record.Call) bool { return call.HTTPStatus == 200 && call.Code == "" }
+	type span struct{ from, to time.Time }
+	last := map[string]*record.Call{} // ENI -> the attach that holds it
+	used := map[string]map[int]bool{} // ENI -> rollbacks already explained
+	for _, call := range c.Calls.Calls(record.Match("ecs", "")) {
+		if !ok(call) || (call.Action != "AttachNetworkInterface" && call.Action != "DetachNetworkInterface") {
+			continue
+		}
+		eniID, instID := call.Params["NetworkInterfaceId"], call.Params["InstanceId"]
+		if call.Action == "DetachNetworkInterface" {
+			delete(last, eniID)
+			continue
+		}
+		e, _ := c.Store.ENI(eniID)
+		in, _ := c.Store.Instance(instID)
+		if p := e.Tags[tagKey]; p == "" || eligibility(in) != p {
+			v = append(v, fmt.Sprintf("call %d attached ENI %s (pool %q) to %s (eligible for %q)", call.Seq, eniID, p, instID, eligibility(in)))
+		}
+		if prev := last[eniID]; prev != nil {
+			s := span{prev.Time, call.Time.Add(call.Latency)}
+			explained := false
+			for i, at := range rb.seen[eniID] {
+				if !used[eniID][i] && !at.Before(s.from) && !at.After(s.to) {
+					if used[eniID] == nil {
+						used[eniID] = map[int]bool{}
+					}
+					used[eniID][i], explained = true, true
+					break
+				}
+			}
+			if !explained && rb.blindAt(prev.Time, prev.Time.Add(prev.Latency)) {
+				unverified++
+			} else if !explained {
+				v = append(v, fmt.Sprintf("ENI %s attached to %s (call %d, %s) while attached to %s (call %d, %s) with no detach or rollback between",
+					eniID, instID, call.Seq, call.Time.Format(time.StampMilli), prev.Params["InstanceId"], prev.Seq, prev.Time.Format(time.StampMilli)))
+			}
+		}
+		last[eniID] = &call
+	}
+	return v, unverified
+}
+
+// checker collects a test's failures. A test that meets a reported bug sets known: its
+// failures are then logged, not failed, and the test fails once they are gone, so that the
+// note is removed with the fix (see hostileCase.knownBug).
+type checker struct {
+	t     *testing.T
+	known string
+	msgs  []string
+}
+
+// Errorf fails the case, or notes the failure when the case has a known bug.
+func (c *checker) Errorf(format string, args ...any) {
+	c.t.Helper()
+	if c.known == "" {
+		c.t.Errorf(format, args...)
+		return
+	}
+	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+}
+
+func (c *checker) done() {
+	switch {
+	case c.known == "":
+	case len(c.msgs) == 0:
+		c.t.Errorf("the known bug is gone; remove the case's knownBug: %s", c.known)
+	default:
+		c.t.Logf("KNOWN BUG, reported, not failed: %s\n  %s", c.known, strings.Join(c.msgs, "\n  "))
+	}
+}
+
+// settle waits until no ENI is Attaching or Detaching (each lasts the world's timing), so
+// that the state is at rest. It gives up after limit and returns the ENIs still moving.
+func settle(c *localcloud.Cloud, limit time.Duration) []string {
+	deadline := time.Now().Add(limit)
+	for {
+		var moving []string
+		for _, e := range c.Store.ENIs(world.WithStatus(world.ENIAttaching, world.ENIDetaching)) {
+			moving = append(moving, e.ID+" "+e.Status)
+		}
+		if len(moving) == 0 || time.Now().After(deadline) {
+			return moving
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// clip shortens text for a failure message.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// firstN returns at most n items, for failure messages that could be long.
+func firstN(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, "\n  ")
+	}
+	return strings.Join(items[:n], "\n  ") + fmt.Sprintf("\n  ... and %d more", len(items)-n)
+}

@@ -79,18 +79,18 @@ func (e *engine) run(ctx context.Context) {
 	if !e.listPools(ctx, e.active()) {
 		return
 	}
-	for round := 0; ; round++ {
+	for {
 		e.decideAndAttach(ctx)
 		active := e.active()
 		if len(active) == 0 {
 			return
 		}
-		wait := e.nextWake(active)
+		wait, look := e.nextWake(active)
 		if err := sleep(ctx, wait); err != nil {
 			e.expire(active, err)
 			return
 		}
-		if !e.observe(ctx, active) {
+		if look && !e.observe(ctx, active) {
 			return
 		}
 	}
@@ -374,7 +374,16 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			e.settle(ctx, t, inUse)
 			continue
 		}
-		need := n - len(held)
+		// Attaches accepted but not seen yet count as held: a round that only retries must
+		// not attach more for the instance.
+		holding := map[string]bool{}
+		for _, h := range held {
+			holding[h.ID] = true
+		}
+		for id := range t.pending {
+			holding[id] = true
+		}
+		need := n - len(holding)
 		if need <= 0 || now.Before(t.retryAt) || t.needLook {
 			continue
 		}
@@ -562,37 +571,53 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	}
 }
 
-// nextWake returns how long to wait before looking at the cloud again: until the earliest
-// pending attach is expected to be done, until a backed-off retry is due, or now when a
-// look is needed anyway.
-func (e *engine) nextWake(active []*target) time.Duration {
+// nextWake returns how long to wait before the next round, and whether that round must look
+// at the cloud first. A look is due when every attach accepted in this round is expected to
+// be done (one listing then confirms a whole batch, however the pacer spread its attaches),
+// when a poll found an attach unfinished, or when a lost race or a claimed pool asks for one.
+// A round that only retries a backed-off attach needs no look.
+func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 	now := time.Now()
 	est := e.h.attachTime.get()
-	var wake time.Time
-	consider := func(at time.Time) {
-		if wake.IsZero() || at.Before(wake) {
-			wake = at
+	var lookAt, retryAt time.Time
+	later := func(cur, at time.Time) time.Time {
+		if cur.IsZero() || at.After(cur) {
+			return at
 		}
+		return cur
 	}
+	sooner := func(cur, at time.Time) time.Time {
+		if cur.IsZero() || at.Before(cur) {
+			return at
+		}
+		return cur
+	}
+	urgent := time.Time{}
 	for _, t := range active {
-		if t.needLook {
-			consider(now)
+		if t.needLook || t.stale {
+			urgent = sooner(urgent, now)
 		}
 		if !t.retryAt.IsZero() && t.retryAt.After(now) {
-			consider(t.retryAt)
+			retryAt = sooner(retryAt, t.retryAt)
 		}
 		for eni, at := range t.pending {
 			if t.polled[eni] {
-				consider(now.Add(t.pollWait))
+				urgent = sooner(urgent, now.Add(t.pollWait))
 			} else {
-				consider(at.Add(est))
+				lookAt = later(lookAt, at.Add(est))
 			}
 		}
 	}
-	if wake.IsZero() {
-		return 0
+	if !urgent.IsZero() {
+		lookAt = sooner(lookAt, urgent)
 	}
-	return wake.Sub(now)
+	switch {
+	case !lookAt.IsZero() && (retryAt.IsZero() || !retryAt.Before(lookAt)):
+		return lookAt.Sub(now), true
+	case !retryAt.IsZero():
+		return retryAt.Sub(now), false
+	}
+	return 0, true
 }
 
 // observe refreshes the view. One instance alone is looked up by instance (one call shows

@@ -178,10 +178,12 @@ func (e *estimator) get() time.Duration {
 func (e *estimator) observe(waited time.Duration, done bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// A poll goes out a little after it was due (timers overshoot): within a tenth of the
+	// estimate it still speaks for the estimate.
 	switch {
-	case done && waited <= e.d && e.learning:
-		e.d = max(e.min, waited*3/4)
-	case done && waited <= e.d:
+	case done && waited <= e.d+e.d/10 && e.learning:
+		e.d = max(e.min, e.d*3/4)
+	case done && waited <= e.d+e.d/10:
 		e.d = max(e.min, e.d-e.d/128)
 	case !done && waited >= e.d*9/10:
 		e.learning = false

@@ -153,8 +153,10 @@ func (l *limiter) wait(ctx context.Context) error {
 // from the configured guess, which may be far off, and learns in two phases. Until a poll
 // first finds the work unfinished, every poll that finds it done cuts the estimate by a
 // quarter, so a guess of 2 s comes down to 300 ms in about seven attaches. After that first
-// miss it tracks a high percentile: a hit shaves 1/128, a miss adds a quarter, so about one
-// poll in thirty misses (and costs one more call).
+// miss it sits a little above the attach time: a miss raises it to 1.25 times that poll's
+// wait, and each hit lowers it by 1/1024. The slow descent matters under concurrency: by the
+// time a poll misses, others already went out with the same estimate and miss too, so each
+// descent below the attach time costs a cluster of misses (one extra call each).
 type estimator struct {
 	mu       sync.Mutex
 	d        time.Duration
@@ -184,10 +186,11 @@ func (e *estimator) observe(waited time.Duration, done bool) {
 	case done && waited <= e.d+e.d/10 && e.learning:
 		e.d = max(e.min, e.d*3/4)
 	case done && waited <= e.d+e.d/10:
-		e.d = max(e.min, e.d-e.d/128)
+		e.d = max(e.min, e.d-e.d/1024)
 	case !done && waited >= e.d*9/10:
+		// Misses of one cluster raise the estimate once, not once each.
 		e.learning = false
-		e.d = min(e.max, max(e.d, waited)+e.d/4)
+		e.d = min(e.max, max(e.d, waited+waited/4))
 	}
 }
 

@@ -39,7 +39,7 @@ func TestEstimatorLearns(t *testing.T) {
 					}
 				}
 			}
-			if misses > 50 {
+			if misses > 10 {
 				t.Fatalf("%d of 1000 first polls missed, want few", misses)
 			}
 		})
@@ -97,5 +97,27 @@ func TestLimiterBurst(t *testing.T) {
 	}
 	if passed != 10 {
 		t.Fatalf("%d calls passed at once at 20/s, want 10 (half a second)", passed)
+	}
+}
+
+// Concurrent polls sent with one estimate that turns out short raise it once, not once per
+// poll, and the estimate then stays above the attach time for a long run of hits.
+func TestEstimatorClusterOfMisses(t *testing.T) {
+	e := newEstimator(300 * time.Millisecond)
+	e.observe(303*time.Millisecond, false) // end of learning: 379 ms
+	after := e.get()
+	for range 6 { // six more polls that had gone out with the old estimate
+		e.observe(303*time.Millisecond, false)
+	}
+	if got := e.get(); got != after {
+		t.Fatalf("a cluster of misses raised the estimate to %v, want it to stay %v", got, after)
+	}
+	hits := 0
+	for e.get() > 300*time.Millisecond {
+		e.observe(e.get()+2*time.Millisecond, true)
+		hits++
+	}
+	if hits < 100 {
+		t.Fatalf("the estimate fell back below the attach time after %d hits, want a long run", hits)
 	}
 }

@@ -21,7 +21,7 @@ import (
 )
 
 // Binaries are the two functions the cold-start scenario runs, built in the same run with
-// the same command (localcloud.BuildFunction: `go build`, CGO_ENABLED=0).
+// the same command (localcloud.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
 type Binaries struct {
 	Enipool string `json:"enipool"`
 	Hello   string `json:"hello"`
@@ -50,7 +50,7 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 		return b, errors.New("harness: not inside the enipool module")
 	}
 	b.Hello = filepath.Join(dir, "hello")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", b.Hello, "./localcloud/fcrt/testdata/hello")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.Hello, "./localcloud/fcrt/testdata/hello")
 	cmd.Dir = filepath.Dir(mod)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {

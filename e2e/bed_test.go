@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,7 +115,7 @@ type bed struct {
 	t     testing.TB
 	cloud *localcloud.Cloud
 	fn    *fcrt.Runtime
-	logs  *syncBuffer
+	logs  *localcloud.LogBuffer
 }
 
 type bedOptions struct {
@@ -136,7 +134,7 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &localcloud.LogBuffer{}
 	env := map[string]string{"ENIPOOL_ATTACH_TIME": w.Timing.Attach.D().String(), "ENIPOOL_DETACH_TIME": w.Timing.Detach.D().String(),
 		"ENIPOOL_DLQ_RESERVE": "1s"}
 	for k, v := range o.env {
@@ -270,24 +268,6 @@ func running(instance string) string {
 
 func stateEvent(instance, state string) string {
 	return strings.Replace(running(instance), `"state":"Running"`, fmt.Sprintf(`"state":%q`, state), 1)
-}
-
-// syncBuffer is a bytes.Buffer safe for the runtime's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func clipLog(s string) string {

@@ -20,6 +20,7 @@
 package localcloud
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/enipool/enipool/localcloud/auth"
@@ -336,4 +338,25 @@ func moduleRoot() (string, error) {
 		return "", errors.New("localcloud: not inside the enipool module")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// LogBuffer collects a function's output for tests: Function.Logs takes it, and String
+// returns everything written so far. It is safe for the runtime's concurrent writers.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -320,7 +320,7 @@ func TestHostileInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	logs := &logBuffer{}
+	logs := &localcloud.LogBuffer{}
 	fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Logs: logs, Timeout: 30 * time.Second,
 		MaxInstances: 1, Env: map[string]string{"ENIPOOL_ATTACH_TIME": "300ms", "ENIPOOL_DETACH_TIME": "150ms", "ENIPOOL_DLQ_RESERVE": "2s",
 			"ENIPOOL_PLATFORM_RETRIES": "0"}, Async: fcrt.AsyncConfig{MaxRetryAttempts: fcrt.NoRetries}})

@@ -320,7 +320,7 @@ func TestSoak(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	baseline := baselineOf(c)
 
-	logs := &logBuffer{}
+	logs := &localcloud.LogBuffer{}
 	env := map[string]string{
 		"ENIPOOL_ATTACH_TIME":       w.Timing.Attach.D().String(),
 		"ENIPOOL_DETACH_TIME":       w.Timing.Detach.D().String(),
@@ -490,7 +490,7 @@ func runSchedule(s *schedule, t0 time.Time, c *localcloud.Cloud, fns []*fcrt.Run
 // awaitLines returns the outcome lines once there are as many as attempts the function
 // answered (each logs one line per event, and the soak's events name one instance each), or
 // when limit has passed.
-func awaitLines(logs *logBuffer, fns []*fcrt.Runtime, limit time.Duration) []outcomeLine {
+func awaitLines(logs *localcloud.LogBuffer, fns []*fcrt.Runtime, limit time.Duration) []outcomeLine {
 	want := 0
 	for _, fn := range fns {
 		for _, inv := range fn.Invocations() {

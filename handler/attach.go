@@ -133,29 +133,9 @@ func (e *engine) describe(ctx context.Context) bool {
 		}
 	}
 	for len(todo) > 0 {
-		ids := make([]string, 0, len(todo))
-		for _, t := range todo {
-			ids = append(ids, t.id)
-		}
-		var got []Instance
-		err := e.call(ctx, todo, func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
-			return err
-		})
-		if err != nil {
-			e.failAll(todo, err)
+		starting, ok := e.lookInstances(ctx, todo)
+		if !ok {
 			return false
-		}
-		found := make(map[string]*Instance, len(got))
-		for i := range got {
-			found[got[i].ID] = &got[i]
-		}
-		var starting []*target
-		for _, t := range todo {
-			t.inst = found[t.id]
-			if e.precheck(t) {
-				starting = append(starting, t)
-			}
 		}
 		if len(starting) == 0 {
 			break
@@ -431,16 +411,27 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 // stopped meanwhile is not given another ENI.
 func (e *engine) recheck(ctx context.Context) {
 	var ts []*target
-	var ids []string
 	for _, t := range e.active() {
 		if t.recheck {
 			t.recheck = false
 			ts = append(ts, t)
-			ids = append(ids, t.id)
 		}
 	}
 	if len(ts) == 0 {
 		return
+	}
+	starting, _ := e.lookInstances(ctx, ts)
+	for _, t := range starting {
+		t.retryAt = time.Now().Add(time.Second) // starting again: wait for it
+	}
+}
+
+// lookInstances describes the targets' instances in one call and prechecks each; it returns
+// those still starting, and false when the call failed (the targets are then finished).
+func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bool) {
+	ids := make([]string, 0, len(ts))
+	for _, t := range ts {
+		ids = append(ids, t.id)
 	}
 	var got []Instance
 	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
@@ -448,23 +439,20 @@ func (e *engine) recheck(ctx context.Context) {
 		return err
 	}); err != nil {
 		e.failAll(ts, err)
-		return
+		return nil, false
 	}
-	found := map[string]Instance{}
-	for _, in := range got {
-		found[in.ID] = in
+	found := make(map[string]*Instance, len(got))
+	for i := range got {
+		found[got[i].ID] = &got[i]
 	}
+	var starting []*target
 	for _, t := range ts {
-		in, ok := found[t.id]
-		if !ok {
-			t.inst = nil
-		} else {
-			t.inst = &in
-		}
+		t.inst = found[t.id]
 		if e.precheck(t) {
-			t.retryAt = time.Now().Add(time.Second) // starting again: wait for it
+			starting = append(starting, t)
 		}
 	}
+	return starting, true
 }
 
 // hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
@@ -732,16 +720,8 @@ func (e *engine) expire(active []*target, cause error) {
 // failAll ends targets after a call that could not be made to succeed.
 func (e *engine) failAll(ts []*target, err error) {
 	for _, t := range ts {
-		if t.done {
-			continue
-		}
-		switch a, _ := Classify(err); a {
-		case ActionRetry, ActionWaitInstance:
-			t.finish(OutcomeRetry, err)
-		case ActionSkip:
-			t.finish(OutcomeSkipped, err)
-		default:
-			t.finish(OutcomeDeadLettered, err)
+		if !t.done {
+			t.finish(failOutcome(err), err)
 		}
 	}
 }

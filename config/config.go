@@ -43,7 +43,7 @@ func Variables() []Variable {
 		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
 		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of how long an attach takes; enipool learns the real figure and polls when an attach should be done."},
-		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters."},
+		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters and completing lifecycle actions."},
 		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},
 		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
 		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},

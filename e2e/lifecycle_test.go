@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -288,5 +289,76 @@ func TestRedrive(t *testing.T) {
 	json.Unmarshal(raw, &rep)
 	if rep.Received != 2 || rep.Redriven != 1 || rep.Kept != 1 {
 		t.Fatalf("report %+v, want 2 received, 1 redriven, 1 kept", rep)
+	}
+}
+
+// When a hook's work goes back to the platform (an instance still starting), the action is
+// left open and its heartbeat extended; FC's retry then finishes the work and completes the
+// action once.
+func TestScaleOutHookRetriedKeepsTheActionAlive(t *testing.T) {
+	insts, ids := instances("hookr", 1, zoneH)
+	insts[0].Status = "Pending"
+	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 2), mutate: withHooks}),
+		bedOptions{timeout: 3 * time.Second, env: map[string]string{"ENIPOOL_DLQ_RESERVE": "1s"},
+			async: fcrt.AsyncConfig{MaxRetryAttempts: 2, Backoff: func(int) time.Duration { return 2 * time.Second }}})
+	token := b.startAction(hookOut, ids...)
+	b.fn.InvokeAsync([]byte(hookEvent(hookOut, token, "SCALE_OUT", ids)))
+	for len(b.fn.Invocations()) == 0 || b.fn.Invocations()[0].Duration == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	a, _ := b.cloud.ESS.LifecycleAction(token)
+	if a.Result != "" || a.Heartbeats == 0 {
+		t.Fatalf("after the first attempt the action is %+v, want open with a heartbeat", a)
+	}
+	if err := b.cloud.Store.Update(func(s *world.State) error { s.Instances[ids[0]].Status = "Running"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	waitAsync(t, b)
+	a, _ = b.cloud.ESS.LifecycleAction(token)
+	if a.Result != "CONTINUE" || len(b.inUse(ids[0])) != 1 {
+		t.Fatalf("after the retry: action %+v, instance holds %v", a, b.inUse(ids[0]))
+	}
+	if n := b.calls("ess", "CompleteLifecycleAction"); n != 1 {
+		t.Errorf("%d completions, want 1", n)
+	}
+	if len(b.deadLetters()) != 0 {
+		t.Errorf("dead letters: %+v", b.deadLetters())
+	}
+}
+
+// A hook event whose action is unknown to ESS (expired, or completed by someone else) still
+// gets its instances their ENIs; the refused completion is skipped, not dead-lettered.
+func TestScaleOutHookUnknownToken(t *testing.T) {
+	insts, ids := instances("hooku", 2, zoneH)
+	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 3), mutate: withHooks}), bedOptions{})
+	resp := b.mustInvoke(hookEvent(hookOut, "00000000-DEAD-BEEF-0000-000000000000", "SCALE_OUT", ids))
+	last := resp.Results[len(resp.Results)-1]
+	if last.Outcome != handler.OutcomeSkipped || last.Code != "LifecycleHookIdAndLifecycleActionToken.Invalid" {
+		t.Fatalf("completion result %s %s, want skipped with the token code", last.Outcome, last.Code)
+	}
+	for _, id := range ids {
+		if len(b.inUse(id)) != 1 {
+			t.Errorf("%s holds %v", id, b.inUse(id))
+		}
+	}
+	if len(b.deadLetters()) != 0 {
+		t.Errorf("dead letters: %+v", b.deadLetters())
+	}
+}
+
+// On the platform's last retry, an instance that never became ready ends the action with
+// ABANDON and a dead letter, even though the wait used the whole of the work's deadline.
+func TestScaleOutHookGivesUpWithAbandon(t *testing.T) {
+	insts, ids := instances("hookg", 1, zoneH)
+	insts[0].Status = "Pending"
+	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 1), mutate: withHooks}),
+		bedOptions{timeout: 3 * time.Second, env: map[string]string{"ENIPOOL_DLQ_RESERVE": "1s", "ENIPOOL_PLATFORM_RETRIES": "0"}})
+	token := b.startAction(hookOut, ids...)
+	resp := b.mustInvoke(hookEvent(hookOut, token, "SCALE_OUT", ids))
+	if a, _ := b.cloud.ESS.LifecycleAction(token); a.Result != "ABANDON" {
+		t.Fatalf("action ended %q, want ABANDON; results %+v", a.Result, resp.Results)
+	}
+	if dl := b.deadLetters(); len(dl) != 1 || dl[0].Error.Code != handler.CodeNotReady {
+		t.Fatalf("dead letters %+v, want one with %s", dl, handler.CodeNotReady)
 	}
 }

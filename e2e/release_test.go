@@ -81,3 +81,16 @@ func TestOneLogLinePerOutcome(t *testing.T) {
 		}
 	}
 }
+
+// A Deleted event for a released instance has nothing left to give back (ECS detaches a
+// released instance's ENIs): it is acknowledged, not dead-lettered, and detaches nothing.
+func TestDeletedEventOfReleasedInstance(t *testing.T) {
+	const a = "i-bp1deleted00001"
+	gone := inst(a, zoneH)
+	gone.Released = true
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{gone}, enis: poolENIs("p", zoneH, 1)}), bedOptions{})
+	r := result(t, b.mustInvoke(stateEvent(a, "Deleted")), a)
+	if r.Outcome != handler.OutcomeSkipped || len(b.deadLetters()) != 0 || b.calls("ecs", "DetachNetworkInterface") != 0 {
+		t.Fatalf("got %s %s, %d dead letters, %d detaches", r.Outcome, r.Reason, len(b.deadLetters()), b.calls("ecs", "DetachNetworkInterface"))
+	}
+}

@@ -12,7 +12,7 @@ import (
 )
 
 // runAction performs an ad hoc operation and returns the items it acted on.
-func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp *Response) []*item {
+func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *item, resp *Response) []*item {
 	a := it.req.Action
 	clients, err := h.conn.Connect(ctx, Session{Region: it.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 	if err != nil {
@@ -39,7 +39,7 @@ func (h *Handler) runAction(ctx context.Context, inv Invocation, it *item, resp 
 			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "a redrive found in the dead-letter queue is not run again"))
 			return nil
 		}
-		rep, items := h.redrive(ctx, inv, clients, it, a)
+		rep, items := h.redrive(ctx, finish, inv, clients, it, a)
 		resp.Report = rep
 		return items
 	case event.ActionDetach:
@@ -361,7 +361,7 @@ type RedriveReport struct {
 // redrive takes dead letters off the queue and handles them again. A message is deleted only
 // when everything it held ended well; the rest stay in the queue (they come back after the
 // queue's visibility timeout), so a redrive never loses one.
-func (h *Handler) redrive(ctx context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*RedriveReport, []*item) {
+func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*RedriveReport, []*item) {
 	rep := &RedriveReport{}
 	limit := a.Max
 	if limit <= 0 {
@@ -389,7 +389,7 @@ func (h *Handler) redrive(ctx context.Context, inv Invocation, clients *Clients,
 			batch = append(batch, items...)
 		}
 		var sub Response
-		batch = h.process(ctx, inv, batch, &sub)
+		batch = h.process(ctx, finish, inv, batch, &sub)
 		for _, x := range batch {
 			if x.message != "" && !slices.Contains(byMsg[x.message], x) {
 				byMsg[x.message] = append(byMsg[x.message], x)

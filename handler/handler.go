@@ -134,14 +134,15 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
 	defer cancelWork()
 
-	// Dead letters go out in the reserve, and give up a little before the platform's own
-	// deadline, so the invocation can still return its error instead of being killed.
+	// Dead letters and lifecycle completions go out in the reserve, and give up a little
+	// before the platform's own deadline, so the invocation can still return its error
+	// instead of being killed.
 	final, cancelFinal := context.WithDeadline(ctx, deadline.Add(-min(500*time.Millisecond, h.opts.DeadLetterReserve/2)))
 	defer cancelFinal()
 
 	resp := &Response{RequestID: inv.RequestID}
 	items := h.newItems(event.Decode(payload, event.Options{}))
-	items = h.process(work, inv, items, resp)
+	items = h.process(work, final, inv, items, resp)
 	h.conclude(final, inv, items, start)
 
 	var ierr InvocationError
@@ -183,8 +184,11 @@ func (h *Handler) newItems(reqs []event.Request) []*item {
 }
 
 // process does what the items ask, and returns them with any items the work added
-// (lifecycle completions, instances a reconcile acted on, redriven events).
-func (h *Handler) process(ctx context.Context, inv Invocation, items []*item, resp *Response) []*item {
+// (lifecycle completions, instances a reconcile acted on, redriven events). The work runs
+// under ctx; lifecycle actions are completed (or kept alive) under finish, which lasts into
+// the reserve at the end of the invocation: the work may have used all of ctx, and an action
+// left neither completed nor extended would time out on Auto Scaling's default result.
+func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*item, resp *Response) []*item {
 	byRegion := map[string][]*item{}
 	var actions []*item
 	for _, it := range items {
@@ -204,10 +208,10 @@ func (h *Handler) process(ctx context.Context, inv Invocation, items []*item, re
 	for _, region := range regions {
 		h.runRegion(ctx, inv, region, byRegion[region])
 	}
-	items = append(items, h.completeLifecycles(ctx, inv, items)...)
+	items = append(items, h.completeLifecycles(finish, inv, items)...)
 	for _, it := range actions {
 		actx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
-		items = append(items, h.runAction(actx, inv, it, resp)...)
+		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
 	}
 	return items
 }

@@ -21,7 +21,7 @@ type Options struct {
 	// real figure as it confirms attaches and polls when an attach is expected to be done.
 	AttachTime time.Duration
 	// DeadLetterReserve is kept free at the end of the invocation deadline for sending dead
-	// letters.
+	// letters and completing lifecycle actions.
 	DeadLetterReserve time.Duration
 	// DefaultTimeout bounds an invocation whose context has no deadline (local runs).
 	DefaultTimeout time.Duration

@@ -219,7 +219,13 @@ func (t tagTarget) tags() map[string]string {
 	return t.eni.Tags
 }
 
-func (t tagTarget) setTags(m map[string]string) {
+// setTags replaces the target's tags, keeping the old version as history for lagging reads.
+func (t tagTarget) setTags(st *world.State, m map[string]string) {
+	if t.instance != nil {
+		st.Touch(t.instance.ID)
+	} else {
+		st.Touch(t.eni.ID)
+	}
 	if t.instance != nil {
 		t.instance.Tags = m
 	} else {
@@ -310,7 +316,7 @@ func (h *handler) tagResources(_ context.Context, c *rpc.Call) (any, error) {
 			merged[i] = m
 		}
 		for i, t := range ts {
-			t.setTags(merged[i])
+			t.setTags(st, merged[i])
 		}
 		return nil
 	})
@@ -352,7 +358,7 @@ func (h *handler) untagResources(_ context.Context, c *rpc.Call) (any, error) {
 			for _, k := range keys {
 				delete(m, k)
 			}
-			t.setTags(m)
+			t.setTags(st, m)
 		}
 		return nil
 	})

@@ -11,8 +11,11 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/enipool/enipool/localcloud/fault"
 )
 
 // Store is the live state of a world: its instances and ENIs, changed by the emulated
@@ -41,11 +44,63 @@ type State struct {
 	Instances map[string]*Instance
 	ENIs      map[string]*ENI
 
-	pending map[string]*ENI                  // ENIs with a Transition
-	used    map[string]map[netip.Addr]string // vSwitch -> address -> owner id
-	free    map[string]int                   // vSwitch -> addresses left, for capped vSwitches
-	cursor  map[string]netip.Addr            // vSwitch -> where the next allocation search starts
+	pending     map[string]*ENI                  // ENIs with a Transition
+	pendingInst map[string]*Instance             // instances with a Transition
+	used        map[string]map[netip.Addr]string // vSwitch -> address -> owner id
+	free        map[string]int                   // vSwitch -> addresses left, for capped vSwitches
+	cursor      map[string]netip.Addr            // vSwitch -> where the next allocation search starts
+
+	// History for lagging reads: the versions each object had before its recent changes,
+	// oldest first, each valid until the change that replaced it. keep bounds how long a
+	// version is kept after it was replaced; 0 keeps nothing (no lagging reads).
+	keep     time.Duration
+	pastENI  map[string][]version[ENI]
+	pastInst map[string][]version[Instance]
+	pastQ    []pastRef // every recorded version, in recording order, for pruning
+
+	// Asynchronous operations and their true durations, for harnesses computing floors.
+	ops    []Operation
+	openOp map[string]int // ENI id -> index in ops of its unfinished operation
+	nOps   map[string]uint64
 }
+
+// version is an object as it was until a change replaced it; v nil means it did not exist.
+type version[T any] struct {
+	until time.Time
+	v     *T
+}
+
+type pastRef struct {
+	until time.Time
+	eni   bool
+	id    string
+}
+
+// Operation is one asynchronous ENI operation (an attach or a detach) and how long it
+// really took, from the moment ECS accepted it to the moment it ended.
+type Operation struct {
+	// Op is "attach" or "detach".
+	Op       string `json:"op"`
+	ENI      string `json:"eni"`
+	Instance string `json:"instance"`
+	// Accepted is when the call was accepted (the ENI became Attaching or Detaching).
+	Accepted time.Time `json:"accepted"`
+	// Due is when the operation is to end, Accepted plus the drawn duration.
+	Due time.Time `json:"due"`
+	// Duration is Due - Accepted: the operation's true duration.
+	Duration time.Duration `json:"durationNs"`
+	// Outcome is how it ended: InUse or RolledBack for an attach, Available for a detach,
+	// Released when the instance was released first; empty while it runs.
+	Outcome string `json:"outcome,omitempty"`
+	// Ended is when it ended (Due, or the release).
+	Ended time.Time `json:"ended,omitzero"`
+}
+
+// Operation outcomes besides the statuses.
+const (
+	OutcomeRolledBack = "RolledBack"
+	OutcomeReleased   = "Released"
+)
 
 // NewStore builds the live state of w as of clock() (nil means time.Now): relative
 // timestamps are resolved, primary ENIs created for instances that list none, and missing
@@ -66,8 +121,15 @@ func NewStore(w *World, clock func() time.Time) (*Store, error) {
 		ENIs:      make(map[string]*ENI, len(w.ENIs)+len(w.Instances)),
 		pending:   map[string]*ENI{},
 		used:      map[string]map[netip.Addr]string{},
-		free:      map[string]int{},
-		cursor:    map[string]netip.Addr{},
+		keep:      w.Faults.MaxStaleness(),
+		pastENI:   map[string][]version[ENI]{},
+		pastInst:  map[string][]version[Instance]{},
+		openOp:    map[string]int{},
+		nOps:      map[string]uint64{},
+
+		pendingInst: map[string]*Instance{},
+		free:        map[string]int{},
+		cursor:      map[string]netip.Addr{},
 	}
 	for _, in := range w.Instances {
 		c := in.clone()
@@ -230,19 +292,58 @@ func (s *Store) Update(fn func(*State) error) error {
 	return fn(s.st)
 }
 
-// settle applies every transition that is due. The caller holds s.mu.
+// settle applies every transition that is due, oldest first, each as of its own due time
+// (so the history lagging reads use has the true change times). The caller holds s.mu.
 func (s *Store) settle() {
+	st := s.st
 	now := s.clock()
-	s.st.now = now
-	for id, e := range s.st.pending {
-		if e.Transition == nil {
-			delete(s.st.pending, id)
+	st.now = now
+	type due struct {
+		at  time.Time
+		eni *ENI
+		in  *Instance
+	}
+	var ds []due
+	for id, e := range st.pending {
+		switch {
+		case e.Transition == nil:
+			delete(st.pending, id)
+		case !now.Before(e.Transition.At):
+			ds = append(ds, due{at: e.Transition.At, eni: e})
+		}
+	}
+	for id, in := range st.pendingInst {
+		switch {
+		case in.Transition == nil:
+			delete(st.pendingInst, id)
+		case !now.Before(in.Transition.At):
+			ds = append(ds, due{at: in.Transition.At, in: in})
+		}
+	}
+	sort.Slice(ds, func(i, j int) bool {
+		if !ds[i].at.Equal(ds[j].at) {
+			return ds[i].at.Before(ds[j].at)
+		}
+		return ds[i].eni != nil && ds[j].eni == nil
+	})
+	for _, d := range ds {
+		if in := d.in; in != nil {
+			st.rememberInstance(in.ID, d.at)
+			in.Status = in.Transition.To
+			if in.Status == StatusRunning {
+				in.StartTime = At(d.at)
+			}
+			in.Transition = nil
+			delete(st.pendingInst, in.ID)
 			continue
 		}
-		if now.Before(e.Transition.At) {
-			continue
-		}
+		e := d.eni
+		st.rememberENI(e.ID, d.at)
 		e.Status = e.Transition.To
+		outcome := e.Status
+		if e.Transition.Rollback {
+			outcome = OutcomeRolledBack
+		}
 		if e.Status == ENIAvailable {
 			e.InstanceID = ""
 			e.DeviceIndex = 0
@@ -250,8 +351,10 @@ func (s *Store) settle() {
 			e.AttachedAt = time.Time{}
 		}
 		e.Transition = nil
-		delete(s.st.pending, id)
+		delete(st.pending, e.ID)
+		st.endOp(e.ID, outcome, d.at)
 	}
+	st.prune()
 }
 
 // Now is the time of this state.
@@ -323,6 +426,7 @@ func (st *State) Attach(e *ENI, in *Instance, networkCard int, rollback bool) {
 	for used[idx] {
 		idx++
 	}
+	st.rememberENI(e.ID, st.now)
 	e.Status = ENIAttaching
 	e.InstanceID = in.ID
 	e.DeviceIndex = idx
@@ -332,15 +436,116 @@ func (st *State) Attach(e *ENI, in *Instance, networkCard int, rollback bool) {
 	if rollback {
 		to = ENIAvailable
 	}
-	e.Transition = &Transition{To: to, At: st.now.Add(st.world.Timing.Attach.D() + st.jitter()), Rollback: rollback}
+	d := st.duration("attach", st.world.Timing.Attach, st.world.Timing.AttachSpread)
+	e.Transition = &Transition{To: to, At: st.now.Add(d), Rollback: rollback}
 	st.pending[e.ID] = e
+	st.startOp("attach", e, d)
 }
 
 // Detach starts a detachment: Detaching now, Available after the world's detach time.
 func (st *State) Detach(e *ENI) {
+	st.rememberENI(e.ID, st.now)
 	e.Status = ENIDetaching
-	e.Transition = &Transition{To: ENIAvailable, At: st.now.Add(st.world.Timing.Detach.D() + st.jitter())}
+	d := st.duration("detach", st.world.Timing.Detach, st.world.Timing.DetachSpread)
+	e.Transition = &Transition{To: ENIAvailable, At: st.now.Add(d)}
 	st.pending[e.ID] = e
+	st.startOp("detach", e, d)
+}
+
+// duration draws how long the next operation op takes: from the spread when the world
+// sets one (seeded by faults.seed and the operation's index, so the n-th attach of a run
+// takes as long in every run), else the fixed time plus jitter as before.
+func (st *State) duration(op string, fixed fault.Duration, spread fault.Spread) time.Duration {
+	n := st.nOps[op]
+	st.nOps[op] = n + 1
+	if !spread.IsZero() {
+		return spread.Quantile(fault.Uniform(st.world.Faults.Seed, fmt.Sprintf("world/%s|%d", op, n)))
+	}
+	return fixed.D() + st.jitter()
+}
+
+func (st *State) startOp(op string, e *ENI, d time.Duration) {
+	if i, open := st.openOp[e.ID]; open {
+		// A new operation on the same ENI replaces one that never ended (cannot happen
+		// through the API, which waits for Available or InUse; kept safe for scenarios).
+		st.ops[i].Outcome, st.ops[i].Ended = "Superseded", st.now
+	}
+	st.openOp[e.ID] = len(st.ops)
+	st.ops = append(st.ops, Operation{Op: op, ENI: e.ID, Instance: e.InstanceID, Accepted: st.now,
+		Due: st.now.Add(d), Duration: d})
+}
+
+func (st *State) endOp(eni, outcome string, at time.Time) {
+	if i, open := st.openOp[eni]; open {
+		st.ops[i].Outcome, st.ops[i].Ended = outcome, at
+		delete(st.openOp, eni)
+	}
+}
+
+// Touch records the current version of an instance or ENI (by id) as history, valid
+// until now, before the caller changes it in place, so lagging reads still see the old
+// version for a while. State's own methods do it themselves; call it for any other change
+// made inside Update (tags, a status set by hand).
+func (st *State) Touch(id string) {
+	if IsENIID(id) {
+		st.rememberENI(id, st.now)
+	} else {
+		st.rememberInstance(id, st.now)
+	}
+}
+
+func (st *State) rememberENI(id string, until time.Time) {
+	if st.keep <= 0 {
+		return
+	}
+	var v *ENI
+	if e, ok := st.ENIs[id]; ok {
+		v = e.clone()
+	}
+	st.pastENI[id] = append(st.pastENI[id], version[ENI]{until: until, v: v})
+	st.pastQ = append(st.pastQ, pastRef{until: until, eni: true, id: id})
+}
+
+func (st *State) rememberInstance(id string, until time.Time) {
+	if st.keep <= 0 {
+		return
+	}
+	var v *Instance
+	if in, ok := st.Instances[id]; ok {
+		v = in.clone()
+	}
+	st.pastInst[id] = append(st.pastInst[id], version[Instance]{until: until, v: v})
+	st.pastQ = append(st.pastQ, pastRef{until: until, eni: false, id: id})
+}
+
+// prune forgets versions replaced longer than keep ago: no read lags that far.
+func (st *State) prune() {
+	cut := st.now.Add(-st.keep)
+	n := 0
+	for _, r := range st.pastQ {
+		if !r.until.Before(cut) {
+			break
+		}
+		n++
+		if r.eni {
+			dropFirst(st.pastENI, r.id)
+		} else {
+			dropFirst(st.pastInst, r.id)
+		}
+	}
+	if n > 0 {
+		st.pastQ = slices.Delete(st.pastQ, 0, n)
+	}
+}
+
+// dropFirst removes the oldest version of id and deletes the entry when none is left.
+func dropFirst[T any](m map[string][]version[T], id string) {
+	vs := m[id]
+	if len(vs) <= 1 {
+		delete(m, id)
+		return
+	}
+	m[id] = vs[1:]
 }
 
 func (st *State) jitter() time.Duration {
@@ -463,15 +668,212 @@ func (st *State) NewENIID() string {
 }
 
 // AddENI adds a new ENI.
-func (st *State) AddENI(e *ENI) { st.ENIs[e.ID] = e }
+func (st *State) AddENI(e *ENI) {
+	st.rememberENI(e.ID, st.now)
+	st.ENIs[e.ID] = e
+}
 
 // DeleteENI removes an ENI and frees its addresses.
 func (st *State) DeleteENI(id string) {
 	if e, ok := st.ENIs[id]; ok {
+		st.rememberENI(id, st.now)
 		st.ReleaseIPs(e)
 		delete(st.ENIs, id)
 		delete(st.pending, id)
+		st.endOp(id, OutcomeReleased, st.now)
 	}
+}
+
+// ErrInstanceState is returned when an instance is not in a state the change allows.
+var ErrInstanceState = errors.New("instance state does not allow it")
+
+// ErrNoInstance is returned for an unknown or released instance.
+var ErrNoInstance = errors.New("no such instance")
+
+func (st *State) liveInstance(id string) (*Instance, error) {
+	in, ok := st.Instances[id]
+	if !ok || in.Released {
+		return nil, fmt.Errorf("world: %s: %w", id, ErrNoInstance)
+	}
+	return in, nil
+}
+
+// SetInstanceStatus sets an instance's status at once, as a scenario does by hand (a
+// Running instance gets now as its start time). It records history for lagging reads.
+func (st *State) SetInstanceStatus(id, status string) error {
+	in, err := st.liveInstance(id)
+	if err != nil {
+		return err
+	}
+	st.rememberInstance(id, st.now)
+	in.Status = status
+	in.Transition = nil
+	delete(st.pendingInst, id)
+	if status == StatusRunning {
+		in.StartTime = At(st.now)
+	}
+	return nil
+}
+
+// StartInstance makes a Stopped (or Pending, just created) instance Starting now and
+// Running after d, as ECS StartInstance does; d < 0 takes the world's timing.start.
+func (st *State) StartInstance(id string, d time.Duration) error {
+	return st.transit(id, d, st.world.Timing.Start, StatusStarting, StatusRunning, StatusStopped, StatusPending)
+}
+
+// StopInstance makes a Running instance Stopping now and Stopped after d, as ECS
+// StopInstance does; d < 0 takes the world's timing.stop. ENIs attaching or detaching go
+// on (an assumption: ECS does not document that a stop interrupts them).
+func (st *State) StopInstance(id string, d time.Duration) error {
+	return st.transit(id, d, st.world.Timing.Stop, StatusStopping, StatusStopped, StatusRunning)
+}
+
+func (st *State) transit(id string, d time.Duration, def fault.Duration, via, to string, from ...string) error {
+	in, err := st.liveInstance(id)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(from, in.Status) || in.Transition != nil {
+		return fmt.Errorf("world: %s is %s, not %s: %w", id, in.Status, strings.Join(from, " or "), ErrInstanceState)
+	}
+	if d < 0 {
+		d = def.D()
+	}
+	st.rememberInstance(id, st.now)
+	in.Status = via
+	in.Transition = &Transition{To: to, At: st.now.Add(d)}
+	st.pendingInst[id] = in
+	return nil
+}
+
+// ReleaseInstance releases an instance at once, whatever its state: it becomes a
+// tombstone (InvalidInstanceId.NotFound, absent from DescribeInstances), its primary ENI
+// is deleted with it, and every secondary ENI bound to it, Attaching, InUse or Detaching,
+// is detached and Available at once; an unfinished attach or detach ends with outcome
+// Released. ECS documents that releasing an instance detaches its secondary ENIs; that an
+// Attaching ENI ends Available rather than InUse first is an assumption.
+func (st *State) ReleaseInstance(id string) error {
+	in, err := st.liveInstance(id)
+	if err != nil {
+		return err
+	}
+	for _, e := range st.Attached(id) {
+		if e.Type == ENIPrimary {
+			st.DeleteENI(e.ID)
+			continue
+		}
+		st.rememberENI(e.ID, st.now)
+		e.Status = ENIAvailable
+		e.InstanceID = ""
+		e.DeviceIndex = 0
+		e.NetworkCardIndex = 0
+		e.AttachedAt = time.Time{}
+		e.Transition = nil
+		delete(st.pending, e.ID)
+		st.endOp(e.ID, OutcomeReleased, st.now)
+	}
+	st.rememberInstance(id, st.now)
+	in.Released = true
+	in.Transition = nil
+	delete(st.pendingInst, id)
+	return nil
+}
+
+// StartInstance starts a Stopped or Pending instance through Starting; see
+// State.StartInstance.
+func (s *Store) StartInstance(id string, d time.Duration) error {
+	return s.Update(func(st *State) error { return st.StartInstance(id, d) })
+}
+
+// StopInstance stops a Running instance through Stopping; see State.StopInstance.
+func (s *Store) StopInstance(id string, d time.Duration) error {
+	return s.Update(func(st *State) error { return st.StopInstance(id, d) })
+}
+
+// ReleaseInstance releases an instance; see State.ReleaseInstance.
+func (s *Store) ReleaseInstance(id string) error {
+	return s.Update(func(st *State) error { return st.ReleaseInstance(id) })
+}
+
+// Operations returns every attach and detach accepted so far, in acceptance order, with
+// its true duration and, once ended, its outcome.
+func (s *Store) Operations() []Operation {
+	var out []Operation
+	s.View(func(st *State) { out = slices.Clone(st.ops) })
+	return out
+}
+
+// KeepHistory makes the store keep at least d of history for lagging reads. The store
+// keeps the world's faults.staleness bound from the start; this is for plans changed
+// while running.
+func (s *Store) KeepHistory(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st.keep = max(s.st.keep, d)
+}
+
+// ViewLagging runs fn on the state as it was lag ago (view), for reads that may lag
+// writes. truth is the current state when it differs from view, nil when view is the
+// current state (lag 0, or nothing changed within it), so a caller can tell a stale answer
+// from a current one. A lag beyond the history kept sees the oldest version kept (and
+// extends the history for later reads). Neither state may be changed or kept.
+func (s *Store) ViewLagging(lag time.Duration, fn func(view, truth *State)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settle()
+	if lag <= 0 {
+		fn(s.st, nil)
+		return
+	}
+	s.st.keep = max(s.st.keep, lag)
+	view, changed := s.st.asOf(s.st.now.Add(-lag))
+	if !changed {
+		fn(s.st, nil)
+		return
+	}
+	fn(view, s.st)
+}
+
+// asOf builds a read-only state as it was at t from the current one and the history, and
+// reports whether it differs from the current one.
+func (st *State) asOf(t time.Time) (*State, bool) {
+	if len(st.pastENI) == 0 && len(st.pastInst) == 0 {
+		return st, false
+	}
+	view := &State{world: st.world, now: st.now, Instances: maps.Clone(st.Instances), ENIs: maps.Clone(st.ENIs)}
+	changed := false
+	for id, vs := range st.pastENI {
+		if v, old := versionAt(vs, t); old {
+			changed = true
+			if v == nil {
+				delete(view.ENIs, id)
+			} else {
+				view.ENIs[id] = v
+			}
+		}
+	}
+	for id, vs := range st.pastInst {
+		if v, old := versionAt(vs, t); old {
+			changed = true
+			if v == nil {
+				delete(view.Instances, id)
+			} else {
+				view.Instances[id] = v
+			}
+		}
+	}
+	return view, changed
+}
+
+// versionAt returns the version valid at t, and whether it is a past one (false: the
+// current version was already valid at t).
+func versionAt[T any](vs []version[T], t time.Time) (*T, bool) {
+	var v *T
+	old := false
+	for i := len(vs) - 1; i >= 0 && t.Before(vs[i].until); i-- {
+		v, old = vs[i].v, true
+	}
+	return v, old
 }
 
 // ENIByClientToken returns the ENI created with a CreateNetworkInterface ClientToken.
@@ -571,6 +973,8 @@ type Snapshot struct {
 	Time      time.Time  `json:"time"`
 	Instances []Instance `json:"instances"`
 	ENIs      []ENI      `json:"enis"`
+	// Operations are the attaches and detaches so far with their true durations.
+	Operations []Operation `json:"operations"`
 }
 
 // Snapshot returns a consistent copy of the live state.
@@ -584,6 +988,7 @@ func (s *Store) Snapshot() Snapshot {
 		for _, id := range sortedKeys(st.ENIs) {
 			snap.ENIs = append(snap.ENIs, *st.ENIs[id].clone())
 		}
+		snap.Operations = slices.Clone(st.ops)
 	})
 	return snap
 }
@@ -601,6 +1006,10 @@ func (in *Instance) clone() *Instance {
 	c := *in
 	c.Tags = maps.Clone(in.Tags)
 	c.SecurityGroups = slices.Clone(in.SecurityGroups)
+	if in.Transition != nil {
+		t := *in.Transition
+		c.Transition = &t
+	}
 	return &c
 }
 

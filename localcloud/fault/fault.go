@@ -5,6 +5,32 @@
 // times that action was called before, so the n-th AttachNetworkInterface of a run meets the
 // same fate every time the run is repeated with the same seed, whatever other actions do in
 // between.
+//
+// # Realism
+//
+// Besides failures before the action, a plan can make the cloud as demanding as
+// production, each knob off when absent:
+//
+//   - staleness: reads served from a view lagging the writes by a lag drawn per call,
+//     uniform in [0, max] (Decision.Lag). ECS documents asynchronous ENI states and asks
+//     callers to poll DescribeNetworkInterfaceAttribute
+//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     it does not document how far a describe may lag. The bound and the uniform draw are
+//     an assumption. Services count the reads whose answer differed from the current
+//     state's (CountStaleRead).
+//   - afterAction: the action is applied, then its answer is lost as a reset, an error
+//     or a timeout (DecideAfter). Alibaba's SDKs retry on such failures and its APIs offer
+//     ClientToken idempotency because of them
+//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/how-to-ensure-idempotence);
+//     rates and holds are an assumption.
+//   - responseLatency: latency on the way back, after the action was served, besides the
+//     request latency paid before it (Decision.ResponseDelay). Assumption in its figures.
+//   - Spread: log-normal durations given median and p99, for attach and detach times
+//     (world timing.attachSpread). The shape and figures are an assumption: no public
+//     source gives ECS attach-time percentiles.
+//
+// Stats counts stale reads and lost answers, by service and action, for scenario and soak
+// reports.
 package fault
 
 import (

@@ -100,3 +100,49 @@ func TestDeliverLosesItsAnswer(t *testing.T) {
 		t.Fatalf("recorded %+v", c)
 	}
 }
+
+// TestResponseLatency shows MNS latency on the way back: the message is stored while the
+// sender still waits for its answer, and the record says so. Without it the answer is
+// not held.
+func TestResponseLatency(t *testing.T) {
+	for _, delay := range []time.Duration{400 * time.Millisecond, 0} {
+		t.Run(delay.String(), func(t *testing.T) {
+			e := newEnv(t)
+			e.mustCreate("dlq", mns.QueueConfig{})
+			if delay > 0 {
+				e.faults.SetPlan(fault.Plan{ResponseLatency: []fault.Latency{{Service: "mns", Action: "SendMessage", Base: fault.Duration(delay)}}})
+			}
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				_, err := e.queue("dlq").SendMessage(alimns.MessageSendRequest{MessageBody: "m", Priority: 8})
+				done <- err
+			}()
+			storedInFlight := false
+			var took time.Duration
+			for took == 0 {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					took = time.Since(start)
+				case <-time.After(5 * time.Millisecond):
+					if len(e.srv.Messages("dlq")) == 1 {
+						storedInFlight = true
+					}
+				}
+			}
+			if took < delay || (delay > 0 && !storedInFlight) {
+				t.Fatalf("took %v, stored while in flight: %v", took, storedInFlight)
+			}
+			wantFault := ""
+			if delay > 0 {
+				wantFault = "response-delay"
+			}
+			if c := e.lastCall("SendMessage"); c.Fault != wantFault || c.HTTPStatus != 201 {
+				t.Fatalf("recorded %+v", c)
+			}
+		})
+	}
+}

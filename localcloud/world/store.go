@@ -284,7 +284,9 @@ func (s *Store) View(fn func(*State)) {
 }
 
 // Update runs fn on the current state; fn changes it in place. Changes made before fn
-// returns an error are kept, so fn should check before it mutates.
+// returns an error are kept, so fn should check before it mutates. State's methods keep
+// the history lagging reads use; a change made by hand (a field set directly) should call
+// State.Touch first, or lagging reads see it at once.
 func (s *Store) Update(fn func(*State) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -533,9 +535,8 @@ func (st *State) prune() {
 			dropFirst(st.pastInst, r.id)
 		}
 	}
-	if n > 0 {
-		st.pastQ = slices.Delete(st.pastQ, 0, n)
-	}
+	// Re-slicing lets append move the queue to a fresh array once the front is spent.
+	st.pastQ = st.pastQ[n:]
 }
 
 // dropFirst removes the oldest version of id and deletes the entry when none is left.
@@ -835,34 +836,40 @@ func (s *Store) ViewLagging(lag time.Duration, fn func(view, truth *State)) {
 }
 
 // asOf builds a read-only state as it was at t from the current one and the history, and
-// reports whether it differs from the current one.
+// reports whether it differs from the current one. It copies the maps only when some
+// object differs, so reads lagging past every recent change cost little.
 func (st *State) asOf(t time.Time) (*State, bool) {
-	if len(st.pastENI) == 0 && len(st.pastInst) == 0 {
+	enis := map[string]*ENI{}
+	for id, vs := range st.pastENI {
+		if v, old := versionAt(vs, t); old {
+			enis[id] = v
+		}
+	}
+	insts := map[string]*Instance{}
+	for id, vs := range st.pastInst {
+		if v, old := versionAt(vs, t); old {
+			insts[id] = v
+		}
+	}
+	if len(enis) == 0 && len(insts) == 0 {
 		return st, false
 	}
 	view := &State{world: st.world, now: st.now, Instances: maps.Clone(st.Instances), ENIs: maps.Clone(st.ENIs)}
-	changed := false
-	for id, vs := range st.pastENI {
-		if v, old := versionAt(vs, t); old {
-			changed = true
-			if v == nil {
-				delete(view.ENIs, id)
-			} else {
-				view.ENIs[id] = v
-			}
+	for id, v := range enis {
+		if v == nil {
+			delete(view.ENIs, id)
+		} else {
+			view.ENIs[id] = v
 		}
 	}
-	for id, vs := range st.pastInst {
-		if v, old := versionAt(vs, t); old {
-			changed = true
-			if v == nil {
-				delete(view.Instances, id)
-			} else {
-				view.Instances[id] = v
-			}
+	for id, v := range insts {
+		if v == nil {
+			delete(view.Instances, id)
+		} else {
+			view.Instances[id] = v
 		}
 	}
-	return view, changed
+	return view, true
 }
 
 // versionAt returns the version valid at t, and whether it is a past one (false: the

@@ -3,6 +3,7 @@ package ecs_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -129,6 +130,14 @@ func TestInstancesPassThroughStates(t *testing.T) {
 			if _, ok := e.store.ENI(in.PrimaryENI); ok {
 				t.Fatalf("the primary ENI %s outlived its instance", in.PrimaryENI)
 			}
+			var changes []string
+			for _, c := range e.store.Changes(0) {
+				changes = append(changes, c.ID+":"+c.From+">"+c.To)
+			}
+			want := []string{"eni-free1:Available>Attaching", "eni-free1:Attaching>Available", "i-ok1:Running>Deleted"}
+			if !slices.Equal(changes, want) {
+				t.Fatalf("changes %v, want %v", changes, want)
+			}
 			if s := status(t, e, "i-ok1"); s != "absent" {
 				t.Fatalf("released instance listed as %s", s)
 			}
@@ -147,6 +156,44 @@ func TestInstancesPassThroughStates(t *testing.T) {
 			}
 			if x := e.eni(t, "eni-inuse"); x.Status != world.ENIAvailable || x.InstanceID != "" {
 				t.Fatalf("ENI %s on %q, want Available", x.Status, x.InstanceID)
+			}
+		}},
+		{"launch through Pending and Starting", func(t *testing.T, e env2) {
+			start := e.clk.now()
+			from := len(e.store.Changes(0)) + 1
+			in := world.Instance{ID: "i-new1", Type: "ecs.g7.large", VSwitch: "vsw-ah", Tags: map[string]string{"enipool": "web"},
+				SecurityGroups: []string{"sg-a"}}
+			if err := e.store.LaunchInstance(in, time.Second, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if s := status(t, e, "i-new1"); s != world.StatusPending {
+				t.Fatalf("instance %s, want Pending", s)
+			}
+			wantCode(t, attach(e, "i-new1", "eni-free1"), "InvalidOperation.InvalidEcsState", 400)
+			if due, ok := e.store.NextDue(); !ok || !due.Equal(start.Add(time.Second)) {
+				t.Fatalf("next due %v %v, want the end of Pending", due, ok)
+			}
+			e.clk.advance(time.Second)
+			if s := status(t, e, "i-new1"); s != world.StatusStarting {
+				t.Fatalf("instance %s, want Starting", s)
+			}
+			// A reader arriving late sees both changes at once, each at its own time.
+			e.clk.advance(5 * time.Second)
+			if s := status(t, e, "i-new1"); s != world.StatusRunning {
+				t.Fatalf("instance %s, want Running", s)
+			}
+			if err := attach(e, "i-new1", "eni-free1"); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range e.store.Changes(from) {
+				if c.ID == "i-new1" {
+					got = append(got, c.From+">"+c.To+"@"+c.At.Sub(start).String())
+				}
+			}
+			want := []string{">Pending@0s", "Pending>Starting@1s", "Starting>Running@3s"}
+			if !slices.Equal(got, want) {
+				t.Fatalf("changes %v, want %v", got, want)
 			}
 		}},
 		{"transitions refused from the wrong state", func(t *testing.T, e env2) {

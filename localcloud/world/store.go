@@ -58,6 +58,9 @@ type State struct {
 	pastInst map[string][]version[Instance]
 	pastQ    []pastRef // every recorded version, in recording order, for pruning
 
+	// Status changes, in the order applied, for drivers emitting state-change events.
+	changes []Change
+
 	// Asynchronous operations and their true durations, for harnesses computing floors.
 	ops    []Operation
 	openOp map[string]int // ENI id -> index in ops of its unfinished operation
@@ -330,17 +333,25 @@ func (s *Store) settle() {
 	})
 	for _, d := range ds {
 		if in := d.in; in != nil {
-			st.rememberInstance(in.ID, d.at)
-			in.Status = in.Transition.To
-			if in.Status == StatusRunning {
-				in.StartTime = At(d.at)
+			// A chain of changes (Pending -> Starting -> Running) applies as far as now.
+			for in.Transition != nil && !now.Before(in.Transition.At) {
+				tr := in.Transition
+				st.rememberInstance(in.ID, tr.At)
+				st.change(KindInstance, in.ID, in.ID, in.Status, tr.To, tr.At)
+				in.Status = tr.To
+				if in.Status == StatusRunning {
+					in.StartTime = At(tr.At)
+				}
+				in.Transition = tr.Then
 			}
-			in.Transition = nil
-			delete(st.pendingInst, in.ID)
+			if in.Transition == nil {
+				delete(st.pendingInst, in.ID)
+			}
 			continue
 		}
 		e := d.eni
 		st.rememberENI(e.ID, d.at)
+		st.change(KindENI, e.ID, e.InstanceID, e.Status, e.Transition.To, d.at)
 		e.Status = e.Transition.To
 		outcome := e.Status
 		if e.Transition.Rollback {
@@ -429,6 +440,7 @@ func (st *State) Attach(e *ENI, in *Instance, networkCard int, rollback bool) {
 		idx++
 	}
 	st.rememberENI(e.ID, st.now)
+	st.change(KindENI, e.ID, in.ID, e.Status, ENIAttaching, st.now)
 	e.Status = ENIAttaching
 	e.InstanceID = in.ID
 	e.DeviceIndex = idx
@@ -447,6 +459,7 @@ func (st *State) Attach(e *ENI, in *Instance, networkCard int, rollback bool) {
 // Detach starts a detachment: Detaching now, Available after the world's detach time.
 func (st *State) Detach(e *ENI) {
 	st.rememberENI(e.ID, st.now)
+	st.change(KindENI, e.ID, e.InstanceID, e.Status, ENIDetaching, st.now)
 	e.Status = ENIDetaching
 	d := st.duration("detach", st.world.Timing.Detach, st.world.Timing.DetachSpread)
 	e.Transition = &Transition{To: ENIAvailable, At: st.now.Add(d)}
@@ -685,6 +698,128 @@ func (st *State) DeleteENI(id string) {
 	}
 }
 
+// Change kinds.
+const (
+	KindInstance = "instance"
+	KindENI      = "eni"
+)
+
+// StatusDeleted is the To of the change that releases an instance, the state name ECS's
+// Instance:StateChange event uses for it.
+const StatusDeleted = "Deleted"
+
+// Change is one status change of an instance or an ENI, at the time it happened (an
+// asynchronous change at its due time, though the store applies it lazily).
+type Change struct {
+	// Seq numbers changes from 1 in the order the store applied them.
+	Seq  int    `json:"seq"`
+	Kind string `json:"kind"` // KindInstance or KindENI
+	ID   string `json:"id"`
+	// Instance is the instance concerned: the instance itself, or the one an ENI is
+	// bound to (or was, for a change to Available).
+	Instance string    `json:"instance,omitempty"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	At       time.Time `json:"at"`
+}
+
+func (st *State) change(kind, id, inst, from, to string, at time.Time) {
+	st.changes = append(st.changes, Change{Seq: len(st.changes) + 1, Kind: kind, ID: id, Instance: inst, From: from, To: to, At: at})
+}
+
+// Changes returns the status changes numbered from (Seq) onwards, so a driver emitting
+// events (ECS Instance:StateChange) can poll with the Seq after the last one it saw. Due
+// asynchronous changes are applied first.
+func (s *Store) Changes(from int) []Change {
+	var out []Change
+	s.View(func(st *State) {
+		if from < 1 {
+			from = 1
+		}
+		if from <= len(st.changes) {
+			out = slices.Clone(st.changes[from-1:])
+		}
+	})
+	return out
+}
+
+// NextDue returns when the next asynchronous change is due, and false when none is
+// pending, so a driver can wait exactly until then before calling Changes.
+func (s *Store) NextDue() (time.Time, bool) {
+	var next time.Time
+	s.View(func(st *State) {
+		for _, e := range st.pending {
+			if e.Transition != nil && (next.IsZero() || e.Transition.At.Before(next)) {
+				next = e.Transition.At
+			}
+		}
+		for _, in := range st.pendingInst {
+			if in.Transition != nil && (next.IsZero() || in.Transition.At.Before(next)) {
+				next = in.Transition.At
+			}
+		}
+	})
+	return next, !next.IsZero()
+}
+
+// LaunchInstance adds a new instance as a scaling activity does: Pending now, Starting
+// after pending, Running after pending+starting, with a primary ENI on its vSwitch and an
+// address allocated. in needs an unused id, a known type and vSwitch (zone and creation
+// and start times are filled in); its status is ignored.
+func (st *State) LaunchInstance(in Instance, pending, starting time.Duration) error {
+	w := st.world
+	if !IsInstanceID(in.ID) {
+		return fmt.Errorf("world: launch: malformed instance id %q", in.ID)
+	}
+	if _, taken := st.Instances[in.ID]; taken {
+		return fmt.Errorf("world: launch: instance %s exists", in.ID)
+	}
+	if _, ok := w.InstanceType(in.Type); !ok {
+		return fmt.Errorf("world: launch %s: unknown instance type %q", in.ID, in.Type)
+	}
+	sw, ok := w.VSwitch(in.VSwitch)
+	if !ok || sw.Deleted {
+		return fmt.Errorf("world: launch %s: unknown vSwitch %q", in.ID, in.VSwitch)
+	}
+	for _, g := range in.SecurityGroups {
+		if _, ok := w.SecurityGroup(g); !ok {
+			return fmt.Errorf("world: launch %s: unknown security group %q", in.ID, g)
+		}
+	}
+	c := in.clone()
+	c.Zone = sw.Zone
+	c.Status = StatusPending
+	c.CreationTime, c.StartTime = At(st.now), At(st.now)
+	c.Released = false
+	if c.PrimaryENI == "" {
+		sum := sha1.Sum([]byte(c.ID))
+		c.PrimaryENI = "eni-" + hex.EncodeToString(sum[:])[:20]
+	}
+	if _, taken := st.ENIs[c.PrimaryENI]; taken {
+		return fmt.Errorf("world: launch %s: ENI id %s is taken", c.ID, c.PrimaryENI)
+	}
+	e := &ENI{ID: c.PrimaryENI, VSwitch: c.VSwitch, SecurityGroups: slices.Clone(c.SecurityGroups), Type: ENIPrimary,
+		Status: ENIInUse, InstanceID: c.ID, CreationTime: c.CreationTime, MAC: MACFor(c.PrimaryENI)}
+	ip, err := st.AllocateIP(c.VSwitch, e.ID)
+	if err != nil {
+		return fmt.Errorf("world: launch %s: %w", c.ID, err)
+	}
+	e.PrivateIPs, c.PrivateIP = []string{ip}, ip
+	st.rememberInstance(c.ID, st.now)
+	st.Instances[c.ID] = c
+	st.AddENI(e)
+	st.change(KindInstance, c.ID, c.ID, "", StatusPending, st.now)
+	c.Transition = &Transition{To: StatusStarting, At: st.now.Add(pending),
+		Then: &Transition{To: StatusRunning, At: st.now.Add(pending + starting)}}
+	st.pendingInst[c.ID] = c
+	return nil
+}
+
+// LaunchInstance adds a launching instance; see State.LaunchInstance.
+func (s *Store) LaunchInstance(in Instance, pending, starting time.Duration) error {
+	return s.Update(func(st *State) error { return st.LaunchInstance(in, pending, starting) })
+}
+
 // ErrInstanceState is returned when an instance is not in a state the change allows.
 var ErrInstanceState = errors.New("instance state does not allow it")
 
@@ -707,6 +842,7 @@ func (st *State) SetInstanceStatus(id, status string) error {
 		return err
 	}
 	st.rememberInstance(id, st.now)
+	st.change(KindInstance, id, id, in.Status, status, st.now)
 	in.Status = status
 	in.Transition = nil
 	delete(st.pendingInst, id)
@@ -741,6 +877,7 @@ func (st *State) transit(id string, d time.Duration, def fault.Duration, via, to
 		d = def.D()
 	}
 	st.rememberInstance(id, st.now)
+	st.change(KindInstance, id, id, in.Status, via, st.now)
 	in.Status = via
 	in.Transition = &Transition{To: to, At: st.now.Add(d)}
 	st.pendingInst[id] = in
@@ -764,6 +901,7 @@ func (st *State) ReleaseInstance(id string) error {
 			continue
 		}
 		st.rememberENI(e.ID, st.now)
+		st.change(KindENI, e.ID, id, e.Status, ENIAvailable, st.now)
 		e.Status = ENIAvailable
 		e.InstanceID = ""
 		e.DeviceIndex = 0
@@ -774,6 +912,7 @@ func (st *State) ReleaseInstance(id string) error {
 		st.endOp(e.ID, OutcomeReleased, st.now)
 	}
 	st.rememberInstance(id, st.now)
+	st.change(KindInstance, id, id, in.Status, StatusDeleted, st.now)
 	in.Released = true
 	in.Transition = nil
 	delete(st.pendingInst, id)
@@ -1013,10 +1152,7 @@ func (in *Instance) clone() *Instance {
 	c := *in
 	c.Tags = maps.Clone(in.Tags)
 	c.SecurityGroups = slices.Clone(in.SecurityGroups)
-	if in.Transition != nil {
-		t := *in.Transition
-		c.Transition = &t
-	}
+	c.Transition = in.Transition.clone()
 	return &c
 }
 
@@ -1026,9 +1162,6 @@ func (e *ENI) clone() *ENI {
 	c.SecurityGroups = slices.Clone(e.SecurityGroups)
 	c.PrivateIPs = slices.Clone(e.PrivateIPs)
 	c.IPv6 = slices.Clone(e.IPv6)
-	if e.Transition != nil {
-		t := *e.Transition
-		c.Transition = &t
-	}
+	c.Transition = e.Transition.clone()
 	return &c
 }

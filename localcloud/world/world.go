@@ -118,7 +118,10 @@
 //     public source gives ECS attach-time percentiles); each operation's true duration is
 //     recorded (Store.Operations, and "operations" in the debug state).
 //   - Instances passing through Starting and Stopping (Store.StartInstance, StopInstance,
-//     ReleaseInstance, timing.start and timing.stop). The states are ECS's documented
+//     ReleaseInstance, timing.start and timing.stop), and launched through Pending and
+//     Starting (Store.LaunchInstance). Store.Changes lists every instance and ENI status
+//     change at its true time, and Store.NextDue says when the next one is due, for a
+//     driver that emits ECS Instance:StateChange events. The states are ECS's documented
 //     instance lifecycle (https://www.alibabacloud.com/help/en/ecs/user-guide/instance-lifecycle);
 //     what happens to an ENI attaching while its instance stops or is released is not
 //     documented. Assumptions: a stop does not interrupt an attach or a detach (the ENI
@@ -364,6 +367,18 @@ type Transition struct {
 	At time.Time `json:"at"`
 	// Rollback marks an attach that will fall back to Available.
 	Rollback bool `json:"rollback,omitempty"`
+	// Then is the change that follows this one (a launching instance goes Pending ->
+	// Starting -> Running).
+	Then *Transition `json:"then,omitempty"`
+}
+
+func (t *Transition) clone() *Transition {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.Then = t.Then.clone()
+	return &c
 }
 
 // Lifecycle hook transitions and results.

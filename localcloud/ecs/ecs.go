@@ -48,7 +48,10 @@
 //     while an ENI attaches (world.Store.StartInstance, StopInstance, ReleaseInstance).
 //     Attach and detach need Running or Stopped (InvalidOperation.InvalidEcsState
 //     otherwise), as the API reference says; a stop does not interrupt an attach already
-//     accepted, and a release leaves the ENI Available (assumptions, see package world).
+//     accepted (assumption); a release releases the instance's ENIs with it unless their
+//     DeleteOnRelease is off (then they are Available), an Attaching one included
+//     (assumption), see package world. CreateNetworkInterface takes DeleteOnRelease and
+//     the describes render it (true unless set false, ECS's default).
 //
 // # Error codes of the seed and what causes them in the world
 //

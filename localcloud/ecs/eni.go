@@ -47,6 +47,10 @@ func (h *handler) createNetworkInterface(_ context.Context, c *rpc.Call) (any, e
 	if err != nil {
 		return nil, err
 	}
+	deleteOnRelease, deleteSet, err := c.Bool("DeleteOnRelease")
+	if err != nil {
+		return nil, err
+	}
 	token := c.Get("ClientToken")
 	if len(token) > 64 {
 		return nil, rpc.InvalidParameter("ClientToken", "At most 64 ASCII characters.")
@@ -112,6 +116,9 @@ func (h *handler) createNetworkInterface(_ context.Context, c *rpc.Call) (any, e
 			Tags:           tags,
 			CreationTime:   world.At(st.Now()),
 			ClientToken:    token,
+		}
+		if deleteSet {
+			e.DeleteOnRelease = &deleteOnRelease
 		}
 		e.MAC = world.MACFor(e.ID)
 		if err := allocate(st, e, explicit, 1+secondary); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	sdkecs "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
 	"github.com/enipool/enipool/localcloud/fault"
@@ -16,7 +17,8 @@ import (
 // TestInstancesPassThroughStates shows instances starting, stopping and released through
 // the world API, seen through the SDK: the transient Starting and Stopping states refuse
 // attaches, an attach accepted before a stop completes, and a release detaches an
-// attaching or attached ENI (Available again) with its operation ending Released.
+// attaching or attached ENI with it (deleted) unless its DeleteOnRelease is off (then
+// detached, Available), the operation ending Released.
 func TestInstancesPassThroughStates(t *testing.T) {
 	type env2 struct {
 		*env
@@ -112,7 +114,7 @@ func TestInstancesPassThroughStates(t *testing.T) {
 				t.Fatalf("instance %s after timing.stop", s)
 			}
 		}},
-		{"release while attaching", func(t *testing.T, e env2) {
+		{"release while attaching, the ENI kept", func(t *testing.T, e env2) {
 			if err := attach(e, "i-ok1", "eni-free1"); err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +136,7 @@ func TestInstancesPassThroughStates(t *testing.T) {
 			for _, c := range e.store.Changes(0) {
 				changes = append(changes, c.ID+":"+c.From+">"+c.To)
 			}
-			want := []string{"eni-free1:Available>Attaching", "eni-free1:Attaching>Available", "i-ok1:Running>Deleted"}
+			want := []string{"eni-free1:Available>Attaching", in.PrimaryENI + ":InUse>Deleted", "eni-free1:Attaching>Available", "i-ok1:Running>Deleted"}
 			if !slices.Equal(changes, want) {
 				t.Fatalf("changes %v, want %v", changes, want)
 			}
@@ -150,12 +152,44 @@ func TestInstancesPassThroughStates(t *testing.T) {
 				t.Fatalf("the ENI is not reusable: %v", err)
 			}
 		}},
+		{"release while attaching, the ENI released with it", func(t *testing.T, e env2) {
+			if err := attach(e, "i-ok1", "eni-free2"); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.store.ReleaseInstance("i-ok1"); err != nil {
+				t.Fatal(err)
+			}
+			if x, ok := e.store.ENI("eni-free2"); ok {
+				t.Fatalf("ENI %s outlived its instance (%s)", x.ID, x.Status)
+			}
+			if o := lastOp(t, e, "eni-free2"); o.Outcome != world.OutcomeReleased {
+				t.Fatalf("operation %+v", o)
+			}
+			r := sdkecs.CreateDescribeNetworkInterfaceAttributeRequest()
+			r.NetworkInterfaceId = "eni-free2"
+			_, err := e.c.DescribeNetworkInterfaceAttribute(r)
+			wantCode(t, err, "InvalidEniId.NotFound", 404)
+		}},
 		{"release with an ENI in use", func(t *testing.T, e env2) {
+			r := sdkecs.CreateDescribeNetworkInterfaceAttributeRequest()
+			r.NetworkInterfaceId = "eni-inuse"
+			resp, err := e.c.DescribeNetworkInterfaceAttribute(r)
+			if err != nil || !resp.DeleteOnRelease {
+				t.Fatalf("DeleteOnRelease %v (%v), want true by default", resp.DeleteOnRelease, err)
+			}
 			if err := e.store.ReleaseInstance("i-ok2"); err != nil {
 				t.Fatal(err)
 			}
-			if x := e.eni(t, "eni-inuse"); x.Status != world.ENIAvailable || x.InstanceID != "" {
-				t.Fatalf("ENI %s on %q, want Available", x.Status, x.InstanceID)
+			if _, ok := e.store.ENI("eni-inuse"); ok {
+				t.Fatal("the ENI outlived its instance")
+			}
+			var changes []string
+			for _, c := range e.store.Changes(0) {
+				changes = append(changes, c.ID+":"+c.From+">"+c.To)
+			}
+			want := []string{"eni-primok2:InUse>Deleted", "eni-inuse:InUse>Deleted", "i-ok2:Running>Deleted"}
+			if !slices.Equal(changes, want) {
+				t.Fatalf("changes %v, want %v", changes, want)
 			}
 		}},
 		{"launch through Pending and Starting", func(t *testing.T, e env2) {
@@ -214,8 +248,63 @@ func TestInstancesPassThroughStates(t *testing.T) {
 			e := newEnvClock(t, clk.now, func(w *world.World) {
 				w.Timing.Attach = fault.Duration(10 * time.Second)
 				w.Timing.Stop = fault.Duration(2 * time.Second)
+				keep := false
+				for i := range w.ENIs {
+					if w.ENIs[i].ID == "eni-free1" {
+						w.ENIs[i].DeleteOnRelease = &keep
+					}
+				}
 			})
 			tt.run(t, env2{env: e, clk: clk, c: e.client(t, "root")})
 		})
 	}
 }
+
+// TestDeleteOnRelease shows CreateNetworkInterface's DeleteOnRelease deciding whether the
+// ENI survives its instance's release: unset means released with it (ECS's default).
+func TestDeleteOnRelease(t *testing.T) {
+	tests := []struct {
+		name string
+		set  *bool
+		kept bool
+	}{
+		{"default", nil, false},
+		{"true", ptr(true), false},
+		{"false", ptr(false), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(w *world.World) { w.Timing.Attach = fault.Duration(time.Millisecond) })
+			c := e.client(t, "root")
+			cr := sdkecs.CreateCreateNetworkInterfaceRequest()
+			cr.VSwitchId, cr.SecurityGroupId = "vsw-ah", "sg-a"
+			if tt.set != nil {
+				cr.DeleteOnRelease = requests.NewBoolean(*tt.set)
+			}
+			created, err := c.CreateNetworkInterface(cr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := created.NetworkInterfaceId
+			if _, err := c.AttachNetworkInterface(attachReq("i-ok1", id)); err != nil {
+				t.Fatal(err)
+			}
+			e.waitStatus(t, id, world.ENIInUse)
+			r := sdkecs.CreateDescribeNetworkInterfaceAttributeRequest()
+			r.NetworkInterfaceId = id
+			attr, err := c.DescribeNetworkInterfaceAttribute(r)
+			if err != nil || attr.DeleteOnRelease == tt.kept {
+				t.Fatalf("DeleteOnRelease %v (%v), want %v", attr.DeleteOnRelease, err, !tt.kept)
+			}
+			if err := e.store.ReleaseInstance("i-ok1"); err != nil {
+				t.Fatal(err)
+			}
+			x, ok := e.store.ENI(id)
+			if ok != tt.kept || (ok && (x.Status != world.ENIAvailable || x.InstanceID != "")) {
+				t.Fatalf("after the release: present %v (%+v), want kept %v and Available", ok, x, tt.kept)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

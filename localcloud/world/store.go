@@ -885,18 +885,19 @@ func (st *State) transit(id string, d time.Duration, def fault.Duration, via, to
 }
 
 // ReleaseInstance releases an instance at once, whatever its state: it becomes a
-// tombstone (InvalidInstanceId.NotFound, absent from DescribeInstances), its primary ENI
-// is deleted with it, and every secondary ENI bound to it, Attaching, InUse or Detaching,
-// is detached and Available at once; an unfinished attach or detach ends with outcome
-// Released. ECS documents that releasing an instance detaches its secondary ENIs; that an
-// Attaching ENI ends Available rather than InUse first is an assumption.
+// tombstone (InvalidInstanceId.NotFound, absent from DescribeInstances), and the ENIs bound
+// to it, Attaching, InUse or Detaching, are released with it (deleted, addresses freed)
+// when they are to be (ENI.ReleasedWithInstance, the primary always), else detached and
+// Available at once. An unfinished attach or detach ends with outcome Released. See the
+// package doc for what ECS documents and what is assumed.
 func (st *State) ReleaseInstance(id string) error {
 	in, err := st.liveInstance(id)
 	if err != nil {
 		return err
 	}
 	for _, e := range st.Attached(id) {
-		if e.Type == ENIPrimary {
+		if e.Type == ENIPrimary || e.ReleasedWithInstance() {
+			st.change(KindENI, e.ID, id, e.Status, StatusDeleted, st.now)
 			st.DeleteENI(e.ID)
 			continue
 		}
@@ -1161,6 +1162,10 @@ func (e *ENI) clone() *ENI {
 	c.Tags = maps.Clone(e.Tags)
 	c.SecurityGroups = slices.Clone(e.SecurityGroups)
 	c.PrivateIPs = slices.Clone(e.PrivateIPs)
+	if e.DeleteOnRelease != nil {
+		v := *e.DeleteOnRelease
+		c.DeleteOnRelease = &v
+	}
 	c.IPv6 = slices.Clone(e.IPv6)
 	c.Transition = e.Transition.clone()
 	return &c

@@ -78,6 +78,8 @@
 //	  ownerId:                 another account's ENI: invisible unless sharedWithAccount
 //	  sharedWithAccount:       an InstanceAttach permission to this account; RAM identities
 //	                           may not use it (Forbidden.NotSupportRAM)
+//	  deleteOnRelease:         false: kept (detached, Available) when its instance is released;
+//	                           default true, released with it, as ECS does by default
 //	  ownerOnly:               true: Forbidden.SubUser for RAM identities
 //	lifecycleHooks[]:          ESS lifecycle hooks
 //	  id (ash-...), name, scalingGroupId, region (default: the first region)
@@ -124,12 +126,15 @@
 //     driver that emits ECS Instance:StateChange events. The states are ECS's documented
 //     instance lifecycle (https://www.alibabacloud.com/help/en/ecs/user-guide/instance-lifecycle);
 //     what happens to an ENI attaching while its instance stops or is released is not
-//     documented. Assumptions: a stop does not interrupt an attach or a detach (the ENI
-//     reaches InUse on the stopping or stopped instance); a release detaches every
-//     secondary ENI at once, an Attaching one included, which becomes Available (ECS
-//     documents that releasing an instance detaches its secondary ENIs,
-//     https://www.alibabacloud.com/help/en/ecs/user-guide/eni-overview), and deletes the
-//     primary ENI with the instance.
+//     documented. ECS documents that releasing an instance releases the ENIs attached to
+//     it, primary and secondary, unless their "Delete on instance release"
+//     (DeleteOnRelease) is off, in which case they are kept
+//     (https://www.alibabacloud.com/help/doc-detail/2938787.html): ReleaseInstance deletes
+//     the primary ENI and every secondary ENI with deleteOnRelease unset or true, and
+//     detaches the others, which become Available. Assumptions: an ENI still Attaching
+//     (or Detaching) counts as attached, so it is deleted or kept likewise, at once; a
+//     stop does not interrupt an attach or a detach (the ENI reaches InUse on the
+//     stopping or stopped instance).
 package world
 
 import (
@@ -346,6 +351,9 @@ type ENI struct {
 	OwnerID           string            `json:"ownerId,omitempty" yaml:"ownerId,omitempty"`
 	SharedWithAccount bool              `json:"sharedWithAccount,omitempty" yaml:"sharedWithAccount,omitempty"`
 	OwnerOnly         bool              `json:"ownerOnly,omitempty" yaml:"ownerOnly,omitempty"`
+	// DeleteOnRelease says whether the ENI is released with the instance it is bound to
+	// (ECS's "Delete on instance release"); nil means true, ECS's default.
+	DeleteOnRelease *bool `json:"deleteOnRelease,omitempty" yaml:"deleteOnRelease,omitempty"`
 
 	// Live state, not part of world files.
 
@@ -360,6 +368,10 @@ type ENI struct {
 	// ClientToken is the CreateNetworkInterface idempotency token that created it.
 	ClientToken string `json:"clientToken,omitempty" yaml:"-"`
 }
+
+// ReleasedWithInstance reports whether the ENI is released with the instance it is bound
+// to: DeleteOnRelease, true when unset.
+func (e *ENI) ReleasedWithInstance() bool { return e.DeleteOnRelease == nil || *e.DeleteOnRelease }
 
 // Transition is an ENI's pending status change.
 type Transition struct {

@@ -115,8 +115,8 @@ func (h *handler) describeNetworkInterfaceAttribute(_ context.Context, c *rpc.Ca
 		if e, err = h.lookupENI(st, id, c.RegionID); err != nil {
 			return
 		}
-		if err = c.Authorize(ram.Request{Action: "ecs:DescribeNetworkInterfaceAttribute", Resource: h.eniARN(c, e),
-			Context: rpc.TagContext("ecs", e.Tags)}); err != nil {
+		if err = c.Authorize(ram.Call{Action: "ecs:DescribeNetworkInterfaceAttribute",
+			Resources: []ram.Resource{{ARN: h.eniARN(c, e), Tags: e.Tags}}}); err != nil {
 			return
 		}
 		out = h.renderENI(st, e)
@@ -345,7 +345,7 @@ func (h *handler) describeInstanceTypes(_ context.Context, c *rpc.Call) (any, er
 			return nil, rpc.InvalidParameter("NextToken", "")
 		}
 	}
-	if err := c.Authorize(ram.Request{Action: "ecs:DescribeInstanceTypes", Resource: "*"}); err != nil {
+	if err := c.Authorize(ram.Call{Action: "ecs:DescribeInstanceTypes"}); err != nil {
 		return nil, err
 	}
 	var match []instanceType

@@ -49,13 +49,14 @@ type principalKey struct{ account, name string }
 type Authorizer struct {
 	table    map[string]ActionSpec // read-only after construction
 	mnsBatch MNSBatch
+	tagKeys  TagKeys
 
 	mu       sync.RWMutex
 	policies map[principalKey][]*Policy
 }
 
 // NewAuthorizer returns an Authorizer with DefaultTable, MNS batch APIs authorized as
-// both actions, and no policies: every RAM user and role is implicitly denied everything
+// both actions, both forms of tag keys, and no policies: every RAM user and role is implicitly denied everything
 // until policies are attached.
 func NewAuthorizer() *Authorizer {
 	a, err := NewAuthorizerWith(Options{})
@@ -83,7 +84,12 @@ func NewAuthorizerWith(o Options) (*Authorizer, error) {
 	default:
 		return nil, fmt.Errorf("ram: unknown MNSBatch %d", int(o.MNSBatch))
 	}
-	return &Authorizer{table: table, mnsBatch: o.MNSBatch, policies: make(map[principalKey][]*Policy)}, nil
+	switch o.TagKeys {
+	case TagKeysAll, TagKeysService, TagKeysACS:
+	default:
+		return nil, fmt.Errorf("ram: unknown TagKeys %d", int(o.TagKeys))
+	}
+	return &Authorizer{table: table, mnsBatch: o.MNSBatch, tagKeys: o.TagKeys, policies: make(map[principalKey][]*Policy)}, nil
 }
 
 // Attach adds policies to a principal, as AttachPolicyToUser / AttachPolicyToRole do.

@@ -37,12 +37,42 @@ func (m MNSBatch) String() string {
 	return fmt.Sprintf("MNSBatch(%d)", int(m))
 }
 
-// Options configures an Authorizer.
+// TagKeys says which forms of tag condition keys RAM puts in a request's context. Alibaba
+// documents both <service>:tag/<key> and acs:ResourceTag/<key> with acs:RequestTag/<key>,
+// and which ones RAM evaluates for a given ECS action is not documented.
+type TagKeys int
+
+const (
+	// TagKeysAll, the default, sets both forms.
+	TagKeysAll TagKeys = iota
+	// TagKeysService sets only <service>:tag/<key> (ecs:tag/<key>).
+	TagKeysService
+	// TagKeysACS sets only acs:ResourceTag/<key> and acs:RequestTag/<key>.
+	TagKeysACS
+)
+
+// String names the mode.
+func (k TagKeys) String() string {
+	switch k {
+	case TagKeysAll:
+		return "all"
+	case TagKeysService:
+		return "service"
+	case TagKeysACS:
+		return "acs"
+	}
+	return fmt.Sprintf("TagKeys(%d)", int(k))
+}
+
+// Options configures an Authorizer. The zero value is the local cloud's default.
 type Options struct {
 	// Table is the per-action model; nil means DefaultTable().
 	Table []ActionSpec
 	// MNSBatch picks the RAM action of MNS batch APIs.
 	MNSBatch MNSBatch
+	// TagKeys picks the forms of tag condition keys. Tests of a policy run it under each
+	// form to prove it holds whichever RAM evaluates.
+	TagKeys TagKeys
 }
 
 // ErrNotModelled is returned (wrapped) for a Call that the table cannot place: an action
@@ -110,8 +140,11 @@ func (a *Authorizer) requests(c Call) ([]Request, error) {
 	for k, v := range c.Context {
 		requestCtx[k] = v
 	}
-	for k, v := range c.RequestTags {
-		requestCtx["acs:RequestTag/"+k] = []string{v}
+	acs, svc := a.tagKeys != TagKeysService, a.tagKeys != TagKeysACS
+	if acs {
+		for k, v := range c.RequestTags {
+			requestCtx["acs:RequestTag/"+k] = []string{v}
+		}
 	}
 
 	var reqs []Request
@@ -134,10 +167,14 @@ func (a *Authorizer) requests(c Call) ([]Request, error) {
 		}
 		service := arnService(r.ARN)
 		for k, v := range r.Tags {
-			ctx["acs:ResourceTag/"+k] = []string{v}
-			ctx[service+":tag/"+k] = []string{v}
+			if acs {
+				ctx["acs:ResourceTag/"+k] = []string{v}
+			}
+			if svc {
+				ctx[service+":tag/"+k] = []string{v}
+			}
 		}
-		if typ.Created {
+		if typ.Created && svc {
 			for k, v := range c.RequestTags {
 				ctx[service+":tag/"+k] = []string{v}
 			}

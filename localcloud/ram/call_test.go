@@ -183,3 +183,47 @@ func TestAuthorizeCallNotModelled(t *testing.T) {
 		t.Fatalf("the account, a call that fits: %v", err)
 	}
 }
+
+// TestAuthorizeCallTagKeyForms checks that each TagKeys mode sets only its forms of tag
+// keys, so a policy can be proven under each.
+func TestAuthorizeCallTagKeyForms(t *testing.T) {
+	user := auth.Principal{Name: "fn", Kind: auth.KindRole, AccountID: "1"}
+	byService := `{"Effect":"Allow","Action":["ecs:AttachNetworkInterface","ecs:CreateNetworkInterface"],"Resource":"*","Condition":{"StringEquals":{"ecs:tag/enipool":"web"}}}`
+	byResourceTag := `{"Effect":"Allow","Action":"ecs:AttachNetworkInterface","Resource":"*","Condition":{"StringEquals":{"acs:ResourceTag/enipool":"web"}}}`
+	byRequestTag := `{"Effect":"Allow","Action":"ecs:CreateNetworkInterface","Resource":"*","Condition":{"StringEquals":{"acs:RequestTag/enipool":"web"}}}`
+	placement := `,{"Effect":"Allow","Action":"ecs:CreateNetworkInterface","Resource":["acs:ecs:*:*:securitygroup/*","acs:vpc:*:*:vswitch/*"]}`
+	tests := []struct {
+		name   string
+		keys   TagKeys
+		policy string
+		call   Call
+		allow  bool
+	}{
+		{"ecs:tag, all forms", TagKeysAll, byService, attachCall(pool, pool), true},
+		{"ecs:tag, service form", TagKeysService, byService, attachCall(pool, pool), true},
+		{"ecs:tag, acs forms", TagKeysACS, byService, attachCall(pool, pool), false},
+		{"acs:ResourceTag, acs forms", TagKeysACS, byResourceTag, attachCall(pool, pool), true},
+		{"acs:ResourceTag, service form", TagKeysService, byResourceTag, attachCall(pool, pool), false},
+		{"create by ecs:tag, service form", TagKeysService, byService + placement, createCall(pool), true},
+		{"create by ecs:tag, acs forms", TagKeysACS, byService + placement, createCall(pool), false},
+		{"create by acs:RequestTag, acs forms", TagKeysACS, byRequestTag, createCall(pool), true},
+		{"create by acs:RequestTag, service form", TagKeysService, byRequestTag, createCall(pool), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := NewAuthorizerWith(Options{TagKeys: tt.keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.Attach(user, MustParse(`{"Version":"1","Statement":[`+tt.policy+`]}`))
+			err = a.AuthorizeCall(user, tt.call)
+			var d *DeniedError
+			switch {
+			case tt.allow && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tt.allow && !errors.As(err, &d):
+				t.Fatalf("err = %v, want a denial", err)
+			}
+		})
+	}
+}

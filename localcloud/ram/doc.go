@@ -82,6 +82,9 @@
 //   - for the resource the action creates (CreateNetworkInterface's eni/*), which has no
 //     tags yet, <service>:tag/<key> holds the tags the request sets.
 //
+// Options.TagKeys can restrict the context to one form (TagKeysService, TagKeysACS): a
+// policy's tests run under each, to prove it holds whichever form RAM evaluates.
+//
 // Sources: ECS's tag guide uses acs:ResourceTag/<key>
 // (https://www.alibabacloud.com/help/en/ecs/user-guide/manage-resource-permissions-with-tags);
 // RAM's ECS tag use case uses ecs:tag/<key> for existing resources and for the tags of a

@@ -126,6 +126,9 @@ func TestDefaultTableIsConsistent(t *testing.T) {
 	if _, err := NewAuthorizerWith(Options{MNSBatch: MNSBatch(9)}); err == nil {
 		t.Error("unknown MNSBatch accepted")
 	}
+	if _, err := NewAuthorizerWith(Options{TagKeys: TagKeys(9)}); err == nil {
+		t.Error("unknown TagKeys accepted")
+	}
 }
 
 func TestResourceTypePattern(t *testing.T) {

@@ -14,8 +14,9 @@
 //     NetworkCardIndex an integer, WaitForNetworkConfigurationReady a boolean.
 //  2. Region and account: RegionId known and offering ENIs; account type supported.
 //  3. Existence and visibility: the instance, then the ENI.
-//  4. Permission: RAM (ecs:AttachNetworkInterface on the instance and the ENI ARN, with
-//     ecs:tag/<key> from each resource's tags), then cross-account and owner-only rules.
+//  4. Permission: RAM through package ram's per-action table (ecs:AttachNetworkInterface
+//     on the instance and on the ENI, each with its own tags), then cross-account and
+//     owner-only rules.
 //  5. Type and state: instance generation, ENI service-managed, ENI type, ENI status,
 //     instance status (and the types needing Stopped, and the 2018 rule).
 //  6. Topology: the ENI's vSwitch, zone, VPC, security groups.

@@ -54,20 +54,32 @@
 //   - MNS batch APIs are authorized as their own action, as the single-message action the
 //     mapping table folds them into, or as both (the default; see MNSBatch).
 //
-// The rows, their sources and what is confirmed, reported or assumed are in
-// testdata/ram-table.json; TestTableMatchesRecord keeps it equal to DefaultTable. In short:
+// Confirmed, from the tables' own preamble (on the ECS and ESS API pages): required
+// types are marked "*" and their ARN goes in the Resource element; an API without
+// resource-level permissions shows "All Resources" and takes "*". Assumed: that RAM checks
+// each resource of a call separately and refuses the call if any is refused (the preamble
+// does not spell it out; AWS's equivalent tables say the caller needs permission on every
+// required resource), and that an optional type is checked when the call names one.
 //
-//	ecs:DescribeInstances             Instance instance/* or instance/{id}, optional     confirmed
-//	ecs:DescribeNetworkInterfaces     NetworkInterface eni/{id}, optional                confirmed
-//	ecs:DescribeInstanceTypes         All Resources                                      assumed (page publishes none)
-//	ecs:AttachNetworkInterface        *eni/{id}, *instance/{id}                          assumed (as Detach)
-//	ecs:DetachNetworkInterface        *eni/{id}, *instance/{id}                          confirmed
-//	ecs:CreateNetworkInterface        *eni/*, *securitygroup/{id}, *acs:vpc:…:vswitch/{id} confirmed
-//	ecs:DeleteNetworkInterface        *eni/{id}                                          confirmed
-//	ess:CompleteLifecycleAction       All Resources                                      reported
-//	ess:RecordLifecycleActionHeartbeat *scalinggroup/{id}                                reported
-//	mns:<message APIs>                */queues/{name}/messages                           confirmed
-//	mns:BatchReceiveMessage           own action (API page) or mns:ReceiveMessage (mapping table)  confirmed, both
+// The rows, their sources and their status are in testdata/ram-table.json:
+// confirmed (read here in a stored copy of the page named), reported (the page is named by
+// an earlier note or by issue 10, but its table could not be read here) or assumed (no
+// table; the row says why). TestTableMatchesRecord keeps the record equal to DefaultTable.
+// In short:
+//
+//	ecs:DescribeInstances               instance/* or instance/{id}, optional   confirmed
+//	ecs:DescribeNetworkInterfaces       eni/{id}, optional                      confirmed
+//	ecs:DescribeInstanceTypes           All Resources                           assumed: the page publishes no table
+//	ecs:AttachNetworkInterface          *eni/{id}, *instance/{id}               assumed: as Detach, the page publishes none
+//	ecs:DetachNetworkInterface          *eni/{id}, *instance/{id}               confirmed
+//	ecs:CreateNetworkInterface          *eni/*, *securitygroup/{id},            confirmed
+//	                                    *acs:vpc:…:vswitch/{id}
+//	ecs:DeleteNetworkInterface          *eni/{id}                               confirmed
+//	ess:CompleteLifecycleAction         All Resources                           reported
+//	ess:RecordLifecycleActionHeartbeat  *scalinggroup/{id}                      reported
+//	mns:<message APIs>                  */queues/{name}/messages                confirmed (mapping table)
+//	mns:BatchReceiveMessage             own action (API page) or                confirmed, both
+//	                                    mns:ReceiveMessage (mapping table)
 //
 // # Condition keys
 //

@@ -79,7 +79,8 @@
 // acs:ecs:<region>:<account>:<type>/* with the Tag.N filter as tags.
 // CreateNetworkInterface names eni/* (with the requested tags as request tags), each
 // security group (acs:ecs:…:securitygroup/<id>) and the vSwitch (acs:vpc:…:vswitch/<id>).
-// DescribeInstanceTypes names nothing: it is an All Resources action.
+// DescribeInstanceTypes names nothing: it is an All Resources action. A RAM identity
+// refused DescribeInstances gets an empty list, not Forbidden.RAM, as its API page says.
 package ecs
 
 import (

@@ -62,9 +62,8 @@
 // required resource), and that an optional type is checked when the call names one.
 //
 // The rows, their sources and their status are in testdata/ram-table.json:
-// confirmed (read here in a stored copy of the page named), reported (the page is named by
-// an earlier note or by issue 10, but its table could not be read here) or assumed (no
-// table; the row says why). TestTableMatchesRecord keeps the record equal to DefaultTable.
+// confirmed (read in a copy of the page named), reported (another source states the row,
+// but the page's own table could not be read) or assumed (no table; the row says why). TestTableMatchesRecord keeps the record equal to DefaultTable.
 // In short:
 //
 //	ecs:DescribeInstances               instance/* or instance/{id}, optional   confirmed

@@ -17,12 +17,12 @@ import (
 	"github.com/enipool/enipool/config"
 )
 
-// Paths relative to this package's directory (go test runs tests there). CI clones the repo
-// with shared/ beside it, as on a developer's machine.
+// Paths relative to this package's directory (go test runs tests there), all inside the
+// repository.
 const (
 	repoRoot   = ".."
 	sYAMLPath  = "../s.yaml"
-	schemaPath = "../../shared/schemas/fc3-props.schema.json"
+	schemaPath = "../testdata/fc3-props.schema.json" // devsapp/fc3 src/schema.json; source in testdata/README.md
 	policyPath = "ram-policy.json"
 	readmePath = "README.md"
 	makefile   = "../Makefile"

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/internal/testenv"
 )
 
 // serverlessDevsVersion is the Serverless Devs CLI the preview test installs from the npm
@@ -25,16 +27,16 @@ const serverlessDevsVersion = "3.1.10"
 var networkErrors = []string{"ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "ENETUNREACH", "EHOSTUNREACH", "network", "socket hang up"}
 
 // installServerlessDevs installs @serverless-devs/s once into a cache directory and returns
-// the path of its `s` command. It skips the test when npm is missing or the registry cannot
-// be reached.
+// the path of its `s` command. When npm is missing or the registry cannot be reached, the
+// test cannot check anything (testenv.CannotCheck).
 func installServerlessDevs(t *testing.T) string {
 	t.Helper()
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Skip("npm is not on PATH: cannot install Serverless Devs")
+		testenv.CannotCheck(t, "npm is not on PATH: cannot install Serverless Devs")
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not on PATH: cannot run Serverless Devs")
+		testenv.CannotCheck(t, "node is not on PATH: cannot run Serverless Devs")
 	}
 	base, err := os.UserCacheDir()
 	if err != nil {
@@ -70,11 +72,11 @@ func installServerlessDevs(t *testing.T) string {
 	if err != nil {
 		for _, w := range networkErrors {
 			if strings.Contains(string(out), w) {
-				t.Skipf("the npm registry is unreachable (%s): cannot install @serverless-devs/s@%s\n%s", w, serverlessDevsVersion, out)
+				testenv.CannotCheck(t, "the npm registry is unreachable (%s): cannot install @serverless-devs/s@%s\n%s", w, serverlessDevsVersion, out)
 			}
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			t.Skipf("npm install of @serverless-devs/s@%s did not finish in 90s (registry unreachable or slow)", serverlessDevsVersion)
+			testenv.CannotCheck(t, "npm install of @serverless-devs/s@%s did not finish in 90s (registry unreachable or slow)", serverlessDevsVersion)
 		}
 		t.Fatalf("npm install @serverless-devs/s@%s: %v\n%s", serverlessDevsVersion, err, out)
 	}

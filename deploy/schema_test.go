@@ -88,7 +88,7 @@ func compileSchemas(t *testing.T) (props *jsonschema.Schema, defs map[string]*js
 	t.Helper()
 	f, err := os.Open(schemaPath)
 	if err != nil {
-		t.Fatalf("the fc3 props schema (shared/ beside the repo): %v", err)
+		t.Fatalf("the fc3 props schema: %v", err)
 	}
 	defer f.Close()
 	doc, err := jsonschema.UnmarshalJSON(f)
@@ -214,7 +214,7 @@ func validate(t *testing.T, sch *jsonschema.Schema, v any, prefix string, allowe
 }
 
 // TestPropsSchema validates the props of every fc3 resource against fc3's own props schema
-// (shared/schemas/fc3-props.schema.json). The only errors allowed are those documented in
+// (testdata/fc3-props.schema.json). The only errors allowed are those documented in
 // README.md's "Schema deviations" table, and every documented one must still occur.
 func TestPropsSchema(t *testing.T) {
 	propsSchema, defs := compileSchemas(t)

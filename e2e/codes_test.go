@@ -2,12 +2,11 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/apidoc"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -214,13 +213,13 @@ func TestSeedErrorCodes(t *testing.T) {
 	}
 	// Every code of the seed has a case (Abs.InvalidAccount.NotFound has its own test: the
 	// dead letter itself cannot be sent then).
-	seed, err := os.ReadFile("../../shared/seed/AttachNetworkInterface.md")
+	table, err := apidoc.AttachErrors("..")
 	if err != nil {
-		t.Fatalf("the seed document sits beside the project: %v", err)
+		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`(?m)^\|\d{3}\|([A-Za-z0-9.]+)\|`).FindAllStringSubmatch(string(seed), -1) {
-		if !seen[m[1]] && m[1] != "Abs.InvalidAccount.NotFound" {
-			t.Errorf("no case for the seed's %s", m[1])
+	for _, c := range table {
+		if !seen[c.Code] && c.Code != "Abs.InvalidAccount.NotFound" {
+			t.Errorf("no case for the reference's %s", c.Code)
 		}
 	}
 }

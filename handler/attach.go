@@ -52,7 +52,7 @@ func (t *target) finish(o Outcome, err error) {
 	t.done, t.outcome, t.err = true, o, err
 }
 
-// engine runs the attach path of DESIGN.md over a set of instances of one region, sharing
+// engine runs the attach path of docs/attach.md over a set of instances of one region, sharing
 // the instance and pool look-ups between them.
 type engine struct {
 	h       *Handler

@@ -65,7 +65,7 @@ const (
 // rule wins; exact codes come before prefixes.
 func Rules() []Rule {
 	return []Rule{
-		// AttachNetworkInterface's documented codes (shared/seed/AttachNetworkInterface.md).
+		// AttachNetworkInterface's documented codes (its API reference, testdata/AttachNetworkInterface.md).
 		{"InvalidUserType.NotSupported", 403, ActionDeadLetter, "The account type cannot attach ENIs. Use an account that supports ENIs."},
 		{"Abs.InvalidAccount.NotFound", 403, ActionDeadLetter, "The account does not exist or its AccessKey expired. Check the function's RAM role and the account."},
 		{"MissingParameter", 400, ActionDeadLetter, "A required parameter was not sent: a bug in enipool. Report it with the dead letter."},

@@ -1,36 +1,25 @@
 package handler
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/enipool/enipool/internal/apidoc"
 )
 
-// seedCodes reads the error table of the seed document: every code AttachNetworkInterface
-// documents, with its HTTP status.
+// seedCodes reads the error table of AttachNetworkInterface's API reference (kept in the
+// repository's testdata/): every code it documents, with its HTTP status.
 func seedCodes(t *testing.T) map[string]int {
 	t.Helper()
-	f, err := os.Open("../../shared/seed/AttachNetworkInterface.md")
+	table, err := apidoc.AttachErrors("..")
 	if err != nil {
-		t.Fatalf("the seed document sits beside the project (../shared): %v", err)
+		t.Fatal(err)
 	}
-	defer f.Close()
-	row := regexp.MustCompile(`^\|(\d{3})\|([A-Za-z0-9.]+)\|`)
 	codes := map[string]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if m := row.FindStringSubmatch(sc.Text()); m != nil {
-			status, _ := strconv.Atoi(m[1])
-			codes[m[2]] = status
-		}
-	}
-	if len(codes) < 30 {
-		t.Fatalf("read %d codes from the seed's table, want its 30", len(codes))
+	for _, c := range table {
+		codes[c.Code] = c.HTTPStatus
 	}
 	return codes
 }

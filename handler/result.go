@@ -3,7 +3,7 @@ package handler
 // Outcome is how one event ended.
 type Outcome string
 
-// The outcomes. Every event ends in exactly one (DESIGN.md, invariant 3).
+// The outcomes. Every event ends in exactly one (docs/invariants.md, invariant 3).
 const (
 	// OutcomeAttached: this invocation attached the instance's pool ENIs and saw them InUse.
 	OutcomeAttached Outcome = "attached"

@@ -124,7 +124,7 @@ func Start(w *world.World, o Options) (*Cloud, error) {
 	c.MNS = mns.New(mns.Options{Keys: keys, Faults: c.Faults, Recorder: c.Calls, Region: c.Region,
 		Account: c.AccountID, Clock: clock,
 		Authorizer: mns.AuthorizerFunc(func(p auth.Principal, action, resource string) error {
-			return authz.Authorize(p, ram.Request{Action: action, Resource: resource})
+			return authz.AuthorizeCall(p, ram.Call{Action: action, Resources: []ram.Resource{{ARN: resource}}})
 		})})
 	for _, q := range w.Queues {
 		if err := c.MNS.CreateQueue(q); err != nil {

@@ -10,7 +10,7 @@
 // dead-letter queue away for ten seconds, and the function runs under four timeouts (2 s to
 // 15 s). Every invocation is then matched with its end (an outcome line, the envelope it
 // names, or FC's onFailure record). Then the upkeep runs (redrive, reconcile, until quiet)
-// and the test checks DESIGN.md's invariants over the whole world and the whole call history:
+// and the test checks the invariants of docs/invariants.md over the whole world and the whole call history:
 // only pool ENIs on eligible instances, exactly N at rest, never one ENI attached twice at
 // once, no secret anywhere. It prints what happened: outcomes, retries, dead letters by code,
 // FC records, faults met, calls per attach, what the events alone left for the reconcile,

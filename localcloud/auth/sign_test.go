@@ -18,7 +18,8 @@ import (
 	"github.com/enipool/enipool/localcloud/auth"
 )
 
-// The string-to-sign captured from a real SDK request (shared/reference/wire-protocol.md §1.4).
+// The string-to-sign of a real request: alibaba-cloud-sdk-go v1.63.107 with STS credentials,
+// captured on loopback (the SDK signs what it sends; the capture is the query below).
 func TestRPCStringToSignMatchesCapture(t *testing.T) {
 	q := "AccessKeyId=STS.testAK&Action=DescribeNetworkInterfaces&Format=JSON&MaxResults=100&NetworkInterfaceId.1=eni-abc&NetworkInterfaceId.2=eni-def&RegionId=cn-hangzhou&SecurityToken=testSecurityToken&Signature=WNN2lMGeKuDFXuAq7Cdgqz6cLDg%3D&SignatureMethod=HMAC-SHA1&SignatureNonce=27abbfaae327fe3592617fe199bed852&SignatureType=&SignatureVersion=1.0&Tag.1.Key=owner&Tag.1.Value=a+b%2A~&Timestamp=2026-11-28T04%3A17%3A04Z&Type=Secondary&Version=2014-05-26&VpcId=vpc-1"
 	params, err := url.ParseQuery(q)

@@ -1,12 +1,11 @@
 package ecs_test
 
 import (
-	"os"
-	"regexp"
 	"testing"
 
 	sdkecs "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
+	"github.com/enipool/enipool/internal/apidoc"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -113,34 +112,25 @@ func TestSeedErrorCodes(t *testing.T) {
 	}
 }
 
-// TestEverySeedCodeIsCovered reads the seed's error table and checks every code has a
-// world condition above.
+// TestEverySeedCodeIsCovered reads the error table of AttachNetworkInterface's API reference
+// (the repository's testdata/) and checks every code has a world condition above.
 func TestEverySeedCodeIsCovered(t *testing.T) {
-	doc, err := os.ReadFile("../../../shared/seed/AttachNetworkInterface.md")
+	table, err := apidoc.AttachErrors("../..")
 	if err != nil {
-		t.Skipf("seed document not beside the project: %v", err)
+		t.Fatal(err)
 	}
 	covered := map[string]int{}
 	for _, c := range seedCases() {
 		covered[c.code] = c.status
 	}
-	rows := regexp.MustCompile(`(?m)^\|(\d{3})\|([A-Za-z0-9.]+)\|`).FindAllStringSubmatch(string(doc), -1)
-	if len(rows) < 30 {
-		t.Fatalf("found only %d codes in the seed", len(rows))
-	}
-	for _, r := range rows {
-		status, ok := covered[r[2]]
+	for _, r := range table {
+		status, ok := covered[r.Code]
 		if !ok {
-			t.Errorf("seed code %s has no world condition", r[2])
-		} else if r[1] != itoa(status) {
-			t.Errorf("seed code %s: seed status %s, test status %d", r[2], r[1], status)
+			t.Errorf("documented code %s has no world condition", r.Code)
+		} else if r.HTTPStatus != status {
+			t.Errorf("documented code %s: reference status %d, test status %d", r.Code, r.HTTPStatus, status)
 		}
 	}
-}
-
-func itoa(n int) string {
-	b := []byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)}
-	return string(b)
 }
 
 // TestFaultRuleForcesACode shows that a fault rule can force any code too.

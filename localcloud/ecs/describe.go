@@ -3,6 +3,7 @@ package ecs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"sort"
@@ -140,8 +141,8 @@ func (h *handler) describeNetworkInterfaceAttribute(_ context.Context, c *rpc.Ca
 		if err != nil {
 			return networkInterface{}, err
 		}
-		if err := c.Authorize(ram.Request{Action: "ecs:DescribeNetworkInterfaceAttribute", Resource: h.eniARN(c, e),
-			Context: rpc.TagContext("ecs", e.Tags)}); err != nil {
+		if err := c.Authorize(ram.Call{Action: "ecs:DescribeNetworkInterfaceAttribute",
+			Resources: []ram.Resource{{ARN: h.eniARN(c, e), Tags: e.Tags}}}); err != nil {
 			return networkInterface{}, err
 		}
 		return h.renderENI(st, e), nil
@@ -284,8 +285,15 @@ func (h *handler) describeInstances(_ context.Context, c *rpc.Call) (any, error)
 			return nil, rpc.InvalidParameter("PrivateIpAddresses", "It must be a JSON array of addresses.")
 		}
 	}
+	// A RAM identity the policy does not allow gets an empty list, not an error: the
+	// DescribeInstances API page says so (https://help.aliyun.com/document_detail/2679689.html).
+	refused := false
 	if err := h.authorizeList(c, "DescribeInstances", "instance"); err != nil {
-		return nil, err
+		var e *rpc.Error
+		if !errors.As(err, &e) || e.Code != "Forbidden.RAM" {
+			return nil, err
+		}
+		refused = true
 	}
 	eq := func(param, have string) bool { v := c.Get(param); return v == "" || v == have }
 
@@ -293,7 +301,7 @@ func (h *handler) describeInstances(_ context.Context, c *rpc.Call) (any, error)
 		resp := &describeInstancesResponse{}
 		var match []*world.Instance
 		for _, in := range st.Instances {
-			if !h.visibleInstance(st, in, c.RegionID) {
+			if refused || !h.visibleInstance(st, in, c.RegionID) {
 				continue
 			}
 			typ, _ := st.World().InstanceType(in.Type)
@@ -366,7 +374,7 @@ func (h *handler) describeInstanceTypes(_ context.Context, c *rpc.Call) (any, er
 			return nil, rpc.InvalidParameter("NextToken", "")
 		}
 	}
-	if err := c.Authorize(ram.Request{Action: "ecs:DescribeInstanceTypes", Resource: "*"}); err != nil {
+	if err := c.Authorize(ram.Call{Action: "ecs:DescribeInstanceTypes"}); err != nil {
 		return nil, err
 	}
 	var match []instanceType

@@ -414,3 +414,32 @@ func TestTags(t *testing.T) {
 	_, err = c.TagResources(tr)
 	wantCode(t, err, "InvalidTagKey.Malformed", 400)
 }
+
+// TestDescribeInstancesRefusedIsEmpty checks what the DescribeInstances API page says of a
+// RAM identity without the permission: an empty list, not an error. Other describes still
+// answer Forbidden.RAM.
+func TestDescribeInstancesRefusedIsEmpty(t *testing.T) {
+	e := newEnv(t, func(w *world.World) {
+		for i := range w.Principals {
+			if w.Principals[i].Name == "dev" {
+				w.Principals[i].Policies = []string{"pool-only"} // no ecs:Describe*
+			}
+		}
+	})
+	r := sdkecs.CreateDescribeInstancesRequest()
+	r.InstanceIds = `["i-ok1","i-plain"]`
+	for _, tt := range []struct {
+		principal string
+		want      int
+	}{{"dev", 0}, {"root", 2}} {
+		resp, err := e.client(t, tt.principal).DescribeInstances(r)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.principal, err)
+		}
+		if len(resp.Instances.Instance) != tt.want || resp.TotalCount != tt.want {
+			t.Fatalf("%s: %d instances (TotalCount %d), want %d", tt.principal, len(resp.Instances.Instance), resp.TotalCount, tt.want)
+		}
+	}
+	_, err := e.client(t, "dev").DescribeNetworkInterfaces(sdkecs.CreateDescribeNetworkInterfacesRequest())
+	wantCode(t, err, "Forbidden.RAM", 403)
+}

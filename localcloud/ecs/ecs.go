@@ -14,8 +14,9 @@
 //     NetworkCardIndex an integer, WaitForNetworkConfigurationReady a boolean.
 //  2. Region and account: RegionId known and offering ENIs; account type supported.
 //  3. Existence and visibility: the instance, then the ENI.
-//  4. Permission: RAM (ecs:AttachNetworkInterface on the instance and the ENI ARN, with
-//     ecs:tag/<key> from each resource's tags), then cross-account and owner-only rules.
+//  4. Permission: RAM through package ram's per-action table (ecs:AttachNetworkInterface
+//     on the instance and on the ENI, each with its own tags), then cross-account and
+//     owner-only rules.
 //  5. Type and state: instance generation, ENI service-managed, ENI type, ENI status,
 //     instance status (and the types needing Stopped, and the 2018 rule).
 //  6. Topology: the ENI's vSwitch, zone, VPC, security groups.
@@ -97,11 +98,15 @@
 //
 // # Permissions
 //
-// Single-resource actions authorize ecs:<Action> on each resource's ARN
-// (acs:ecs:<region>:<owner>:instance/<id>, acs:ecs:<region>:<owner>:eni/<id>) with
-// ecs:tag/<key> condition keys from that resource's tags. List actions authorize
-// ecs:<Action> on acs:ecs:<region>:<account>:<type>/* with ecs:tag/<key> from the Tag.N
-// filters of the request. CreateNetworkInterface authorizes on eni/* with the requested tags.
+// Every action is authorized through package ram's per-action table (ram.Call): the call
+// names every resource it touches, with its tags, and the table decides which RAM checks.
+// Single-resource actions name each resource's ARN (acs:ecs:<region>:<owner>:instance/<id>,
+// acs:ecs:<region>:<owner>:eni/<id>) with its tags. List actions name
+// acs:ecs:<region>:<account>:<type>/* with the Tag.N filter as tags.
+// CreateNetworkInterface names eni/* (with the requested tags as request tags), each
+// security group (acs:ecs:…:securitygroup/<id>) and the vSwitch (acs:vpc:…:vswitch/<id>).
+// DescribeInstanceTypes names nothing: it is an All Resources action. A RAM identity
+// refused DescribeInstances gets an empty list, not Forbidden.RAM, as its API page says.
 package ecs
 
 import (
@@ -300,17 +305,17 @@ func (h *handler) eniARN(c *rpc.Call, e *world.ENI) string {
 	return ram.ARN("ecs", c.RegionID, h.owner(e.OwnerID), "eni/"+e.ID)
 }
 
-// authorizeResources authorizes action on instance and/or ENI (nil to skip) with their
-// tags, then applies the cross-account and owner-only rules for RAM identities.
+// authorizeResources authorizes action on instance and/or ENI (nil to skip), each with
+// its tags, then applies the cross-account and owner-only rules for RAM identities.
 func (h *handler) authorizeResources(c *rpc.Call, action string, in *world.Instance, e *world.ENI) error {
-	var reqs []ram.Request
+	call := ram.Call{Action: "ecs:" + action}
 	if in != nil {
-		reqs = append(reqs, ram.Request{Action: "ecs:" + action, Resource: h.instanceARN(c, in), Context: rpc.TagContext("ecs", in.Tags)})
+		call.Resources = append(call.Resources, ram.Resource{ARN: h.instanceARN(c, in), Tags: in.Tags})
 	}
 	if e != nil {
-		reqs = append(reqs, ram.Request{Action: "ecs:" + action, Resource: h.eniARN(c, e), Context: rpc.TagContext("ecs", e.Tags)})
+		call.Resources = append(call.Resources, ram.Resource{ARN: h.eniARN(c, e), Tags: e.Tags})
 	}
-	if err := c.Authorize(reqs...); err != nil {
+	if err := c.Authorize(call); err != nil {
 		return err
 	}
 	if c.Principal.Kind == auth.KindAccount {
@@ -327,16 +332,17 @@ func (h *handler) authorizeResources(c *rpc.Call, action string, in *world.Insta
 	return nil
 }
 
-// authorizeList authorizes a list action on all resources of a type, with ecs:tag/<key>
-// from the request's Tag.N filters.
+// authorizeList authorizes a list action on the type's list ARN (<type>/*), the request's
+// Tag.N filter standing for the listed resources' tags (see package ram).
 func (h *handler) authorizeList(c *rpc.Call, action, resourceType string) error {
-	ctx := map[string][]string{}
+	filter := map[string]string{}
 	for _, t := range c.Structs("Tag", "Key", "Value") {
-		if t["Key"] != "" {
-			ctx["ecs:tag/"+t["Key"]] = append(ctx["ecs:tag/"+t["Key"]], t["Value"])
+		if _, dup := filter[t["Key"]]; t["Key"] != "" && !dup {
+			filter[t["Key"]] = t["Value"]
 		}
 	}
-	return c.Authorize(ram.Request{Action: "ecs:" + action, Resource: c.ARN(resourceType + "/*"), Context: ctx})
+	return c.Authorize(ram.Call{Action: "ecs:" + action,
+		Resources: []ram.Resource{{ARN: c.ARN(resourceType + "/*"), Tags: filter}}})
 }
 
 // Time layouts of ECS responses.

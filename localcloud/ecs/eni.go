@@ -65,7 +65,14 @@ func (h *handler) createNetworkInterface(_ context.Context, c *rpc.Call) (any, e
 	if err := h.accountType(); err != nil {
 		return nil, err
 	}
-	if err := c.Authorize(ram.Request{Action: "ecs:CreateNetworkInterface", Resource: c.ARN("eni/*"), Context: rpc.TagContext("ecs", tags)}); err != nil {
+	// RAM checks the new ENI (with the requested tags), each security group and the
+	// vSwitch (package ram's table); the world keeps no tags on the latter two.
+	create := ram.Call{Action: "ecs:CreateNetworkInterface", RequestTags: tags,
+		Resources: []ram.Resource{{ARN: c.ARN("eni/*")}, {ARN: ram.ARN("vpc", c.RegionID, c.Principal.AccountID, "vswitch/"+vsw)}}}
+	for _, id := range sgs {
+		create.Resources = append(create.Resources, ram.Resource{ARN: c.ARN("securitygroup/" + id)})
+	}
+	if err := c.Authorize(create); err != nil {
 		return nil, err
 	}
 
@@ -251,8 +258,9 @@ func resourceType(c *rpc.Call) (string, error) {
 	return "", errf(http.StatusBadRequest, "InvalidResourceType.NotSupported", "The resource type %s is not supported.", c.Get("ResourceType"))
 }
 
-// targets looks up the ResourceId.N of a tag call and authorizes action on each.
-func (h *handler) targets(st *world.State, c *rpc.Call, typ, action string) ([]tagTarget, error) {
+// targets looks up the ResourceId.N of a tag call and authorizes action on each, with
+// requestTags the tags the call sets (nil for UntagResources).
+func (h *handler) targets(st *world.State, c *rpc.Call, typ, action string, requestTags map[string]string) ([]tagTarget, error) {
 	ids := c.List("ResourceId")
 	if len(ids) == 0 {
 		return nil, rpc.MissingParameter("ResourceId.1")
@@ -280,7 +288,8 @@ func (h *handler) targets(st *world.State, c *rpc.Call, typ, action string) ([]t
 			}
 			t.eni, arn = e, h.eniARN(c, e)
 		}
-		if err := c.Authorize(ram.Request{Action: "ecs:" + action, Resource: arn, Context: rpc.TagContext("ecs", t.tags())}); err != nil {
+		if err := c.Authorize(ram.Call{Action: "ecs:" + action, RequestTags: requestTags,
+			Resources: []ram.Resource{{ARN: arn, Tags: t.tags()}}}); err != nil {
 			return nil, err
 		}
 		out = append(out, t)
@@ -304,7 +313,7 @@ func (h *handler) tagResources(_ context.Context, c *rpc.Call) (any, error) {
 		return nil, err
 	}
 	err = h.store.Update(func(st *world.State) error {
-		ts, err := h.targets(st, c, typ, "TagResources")
+		ts, err := h.targets(st, c, typ, "TagResources", tags)
 		if err != nil {
 			return err
 		}
@@ -350,7 +359,7 @@ func (h *handler) untagResources(_ context.Context, c *rpc.Call) (any, error) {
 		return nil, err
 	}
 	err = h.store.Update(func(st *world.State) error {
-		ts, err := h.targets(st, c, typ, "UntagResources")
+		ts, err := h.targets(st, c, typ, "UntagResources", nil)
 		if err != nil {
 			return err
 		}
@@ -412,7 +421,7 @@ func (h *handler) listTagResources(_ context.Context, c *rpc.Call) (any, error) 
 	if _, err := h.region(c, false, false); err != nil {
 		return nil, err
 	}
-	if err := c.Authorize(ram.Request{Action: "ecs:ListTagResources", Resource: c.ARN(typ + "/*")}); err != nil {
+	if err := c.Authorize(ram.Call{Action: "ecs:ListTagResources", Resources: []ram.Resource{{ARN: c.ARN(typ + "/*")}}}); err != nil {
 		return nil, err
 	}
 	var rows []tagResource

@@ -256,7 +256,9 @@ func (s *Service) pending(c *rpc.Call, action, hookID, token string) (*Lifecycle
 		return nil, errTokenInvalid()
 	}
 	arn := ram.ARN("ess", h.Region, c.Principal.AccountID, "scalinggroup/"+h.ScalingGroupID)
-	if err := c.Authorize(ram.Request{Action: "ess:" + action, Resource: arn}); err != nil {
+	// The call names the scaling group; package ram's table decides whether RAM checks it
+	// (RecordLifecycleActionHeartbeat) or "*" (CompleteLifecycleAction, All Resources).
+	if err := c.Authorize(ram.Call{Action: "ess:" + action, Resources: []ram.Resource{{ARN: arn}}}); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -378,7 +380,7 @@ func (s *Service) describe(_ context.Context, c *rpc.Call) (any, error) {
 	if err := s.region(c); err != nil {
 		return nil, err
 	}
-	if err := c.Authorize(ram.Request{Action: "ess:DescribeLifecycleActions", Resource: c.ARN("scalinggroup/*")}); err != nil {
+	if err := c.Authorize(ram.Call{Action: "ess:DescribeLifecycleActions", Resources: []ram.Resource{{ARN: c.ARN("scalinggroup/*")}}}); err != nil {
 		return nil, err
 	}
 	status := c.Get("LifecycleActionStatus")

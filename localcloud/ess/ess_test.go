@@ -32,8 +32,10 @@ policies:
     document:
       Version: "1"
       Statement:
-        - {Effect: Allow, Action: ["ess:CompleteLifecycleAction", "ess:RecordLifecycleActionHeartbeat"],
-           Resource: "acs:ess:*:*:scalinggroup/asg-web"}
+        # CompleteLifecycleAction is an All Resources action (RAM authorizes it on "*");
+        # the heartbeat is authorized on the scaling group.
+        - {Effect: Allow, Action: "ess:CompleteLifecycleAction", Resource: "*"}
+        - {Effect: Allow, Action: "ess:RecordLifecycleActionHeartbeat", Resource: "acs:ess:*:*:scalinggroup/asg-web"}
   - name: describe
     document: {Version: "1", Statement: [{Effect: Allow, Action: "ess:Describe*", Resource: "*"}]}
 regions: [{id: cn-hangzhou, zones: [cn-hangzhou-h]}]
@@ -191,9 +193,10 @@ func TestCompleteErrors(t *testing.T) {
 			wantCode(t, complete(c, tt.hook, tt.token, tt.result, ""), tt.code, tt.status)
 		})
 	}
-	// The role may only act on its scaling group; the viewer may not complete at all.
+	// The role may only extend its scaling group's actions (completion cannot be scoped to
+	// a group: it is an All Resources action); the viewer may not complete at all.
 	other, _ := e.svc.StartLifecycleAction("ash-other", "i-bp9")
-	wantCode(t, complete(c, "ash-other", other, "", ""), "Forbidden.RAM", 403)
+	wantCode(t, heartbeat(c, "ash-other", other, 0), "Forbidden.RAM", 403)
 	viewer := e.client(t, credentials.NewStaticAKCredentialsProvider("LTAIviewer", "viewer-secret"))
 	wantCode(t, complete(viewer, "ash-web", token, "", ""), "Forbidden.RAM", 403)
 	if a, _ := e.svc.LifecycleAction(token); a.Status != ess.StatusPending {

@@ -36,7 +36,8 @@
 // the key's (AccessDenied). Then the Authorizer, if any, is asked for action
 // "mns:{Action}" on the RAM resource acs:mns:{region}:{account}:/queues/{q}/messages
 // (message actions), .../queues/{q} (queue actions) or .../queues (ListQueue); a refusal
-// answers AccessDenied. Validation follows: QueueNotExist (404), MalformedXML,
+// answers AccessDenied. {Action} is the API's name (BatchReceiveMessage); the local cloud's
+// authorizer (package ram's table) decides which RAM action that is. Validation follows: QueueNotExist (404), MalformedXML,
 // InvalidArgument (Priority outside 1-16, which the SDK's default 0 is; DelaySeconds
 // outside 0-604800; a body of 0 or more than the queue's MaximumMessageSize, 64 KiB by
 // default; more than 16 entries or 64 KiB in a batch), MessageNotExist (404, an empty

@@ -40,7 +40,7 @@ type Authorizer interface {
 // AuthorizerFunc adapts a function to Authorizer, e.g. to bridge localcloud/ram:
 //
 //	mns.AuthorizerFunc(func(p auth.Principal, action, resource string) error {
-//		return policies.Authorize(p, ram.Request{Action: action, Resource: resource})
+//		return policies.AuthorizeCall(p, ram.Call{Action: action, Resources: []ram.Resource{{ARN: resource}}})
 //	})
 type AuthorizerFunc func(p auth.Principal, action, resource string) error
 

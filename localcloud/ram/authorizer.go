@@ -43,16 +43,53 @@ func (e *DeniedError) Error() string {
 type principalKey struct{ account, name string }
 
 // Authorizer holds the policies attached to each principal and answers authorization
-// requests. It is safe for concurrent use. The zero value is not usable; use NewAuthorizer.
+// requests: AuthorizeCall for an API request, through the per-action table; Authorize
+// for RAM requests already spelled out. It is safe for concurrent use. The zero value is
+// not usable; use NewAuthorizer.
 type Authorizer struct {
+	table    map[string]ActionSpec // read-only after construction
+	mnsBatch MNSBatch
+	tagKeys  TagKeys
+
 	mu       sync.RWMutex
 	policies map[principalKey][]*Policy
 }
 
-// NewAuthorizer returns an Authorizer with no policies: every RAM user and role is
-// implicitly denied everything until policies are attached.
+// NewAuthorizer returns an Authorizer with DefaultTable, MNS batch APIs authorized as
+// both actions, both forms of tag keys, and no policies: every RAM user and role is implicitly denied everything
+// until policies are attached.
 func NewAuthorizer() *Authorizer {
-	return &Authorizer{policies: make(map[principalKey][]*Policy)}
+	a, err := NewAuthorizerWith(Options{})
+	if err != nil {
+		// DefaultTable is checked by the package's tests; failing here is a bug in it.
+		panic(err)
+	}
+	return a
+}
+
+// NewAuthorizerWith returns an Authorizer configured by o, with no policies. It fails
+// when the table is inconsistent (a duplicate action, an action that is neither All
+// Resources nor has resource types).
+func NewAuthorizerWith(o Options) (*Authorizer, error) {
+	specs := o.Table
+	if specs == nil {
+		specs = DefaultTable()
+	}
+	table, err := indexTable(specs)
+	if err != nil {
+		return nil, err
+	}
+	switch o.MNSBatch {
+	case MNSBatchBoth, MNSBatchOwnAction, MNSBatchFolded:
+	default:
+		return nil, fmt.Errorf("ram: unknown MNSBatch %d", int(o.MNSBatch))
+	}
+	switch o.TagKeys {
+	case TagKeysAll, TagKeysService, TagKeysACS:
+	default:
+		return nil, fmt.Errorf("ram: unknown TagKeys %d", int(o.TagKeys))
+	}
+	return &Authorizer{table: table, mnsBatch: o.MNSBatch, tagKeys: o.TagKeys, policies: make(map[principalKey][]*Policy)}, nil
 }
 
 // Attach adds policies to a principal, as AttachPolicyToUser / AttachPolicyToRole do.
@@ -70,8 +107,9 @@ func (a *Authorizer) Detach(p auth.Principal) {
 	delete(a.policies, principalKey{p.AccountID, p.Name})
 }
 
-// Authorize answers every request and returns nil when all are allowed, or a
-// *DeniedError for the first one refused.
+// Authorize answers RAM requests as given (action, resource ARN, condition keys), without
+// the table, and returns nil when all are allowed, or a *DeniedError for the first one
+// refused. Emulated APIs use AuthorizeCall, which builds these requests from the table.
 func (a *Authorizer) Authorize(p auth.Principal, reqs ...Request) error {
 	if p.Kind == auth.KindAccount {
 		return nil

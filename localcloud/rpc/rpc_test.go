@@ -52,7 +52,7 @@ type option func(*rpc.Options)
 
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
-	e := &env{auth: auth.NewStore(nil), ram: ram.NewAuthorizer(), faults: fault.New(fault.Plan{}, nil), rec: &record.Recorder{}}
+	e := &env{auth: auth.NewStore(nil), ram: guardedAuthorizer(t), faults: fault.New(fault.Plan{}, nil), rec: &record.Recorder{}}
 	e.auth.AddAccount(auth.Account{ID: account, Type: "enterprise"})
 	root := auth.Principal{Name: "root", Kind: auth.KindAccount, AccountID: account}
 	e.user = auth.Principal{Name: "alice", Kind: auth.KindRAMUser, AccountID: account}
@@ -68,9 +68,12 @@ func newEnv(t *testing.T, opts ...option) *env {
 	svc, err := rpc.NewService(o,
 		rpc.Action{Name: "Ping", Params: []string{"Name", "Item.N", "Tag.N.Key", "Tag.N.Value"}, Handle: ping},
 		rpc.Action{Name: "Guarded", Handle: func(_ context.Context, c *rpc.Call) (any, error) {
-			return struct{}{}, c.Authorize(ram.Request{Action: "test:Guarded", Resource: c.ARN("thing/1"),
-				Context: rpc.TagContext("test", map[string]string{"team": c.Get("Team")})})
+			return struct{}{}, c.Authorize(ram.Call{Action: "test:Guarded",
+				Resources: []ram.Resource{{ARN: c.ARN("thing/1"), Tags: map[string]string{"team": c.Get("Team")}}}})
 		}, Params: []string{"Team"}},
+		rpc.Action{Name: "Unmodelled", Handle: func(_ context.Context, c *rpc.Call) (any, error) {
+			return struct{}{}, c.Authorize(ram.Call{Action: "test:Unmodelled", Resources: []ram.Resource{{ARN: c.ARN("thing/1")}}})
+		}},
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -390,6 +393,18 @@ func TestHandSignedRequests(t *testing.T) {
 	}
 }
 
+// guardedAuthorizer is the default RAM table plus the test service's Guarded action, which
+// acts on one required resource type.
+func guardedAuthorizer(t *testing.T) *ram.Authorizer {
+	t.Helper()
+	a, err := ram.NewAuthorizerWith(ram.Options{Table: append(ram.DefaultTable(), ram.ActionSpec{Action: "test:Guarded",
+		Resources: []ram.ResourceType{{Name: "Thing", ARN: "acs:test:{#regionId}:{#accountId}:thing/{#thingId}", Required: true}}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func TestRAMDenial(t *testing.T) {
 	e := newEnv(t)
 	e.ram.Attach(e.user, ram.MustParse(`{"Version":"1","Statement":[
@@ -407,6 +422,15 @@ func TestRAMDenial(t *testing.T) {
 			t.Fatalf("team %s: detail %v", team, d)
 		}
 	}
+}
+
+// TestRAMNotModelled checks that a call site the RAM table cannot place answers an
+// internal error, for the account too: it is a bug in the emulator, never a denial.
+func TestRAMNotModelled(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(t, credentials.NewStaticAKCredentialsProvider(rootKey, rootSecret))
+	_, err := c.ProcessCommonRequest(e.request("Unmodelled", nil))
+	wantCode(t, err, "InternalError", 500)
 }
 
 func TestThrottling(t *testing.T) {

@@ -640,33 +640,27 @@ func (c *Call) ARN(resource string) string {
 	return ram.ARN(c.Service, c.RegionID, c.Principal.AccountID, resource)
 }
 
-// Authorize checks the requests with RAM, adding the global condition keys
-// (acs:SourceIp, acs:CurrentTime, acs:SecureTransport) to each context. A denial becomes
-// Forbidden.RAM.
-func (c *Call) Authorize(reqs ...ram.Request) error {
-	for i := range reqs {
-		ctx := make(map[string][]string, len(reqs[i].Context)+3)
-		for k, v := range reqs[i].Context {
-			ctx[k] = v
-		}
-		ctx["acs:SourceIp"] = []string{c.SourceIP}
-		ctx["acs:CurrentTime"] = []string{c.Time.UTC().Format(time.RFC3339)}
-		ctx["acs:SecureTransport"] = []string{fmt.Sprint(c.Secure)}
-		reqs[i].Context = ctx
+// Authorize checks the request with RAM through the per-action table
+// (ram.Authorizer.AuthorizeCall), adding the global condition keys (acs:SourceIp,
+// acs:CurrentTime, acs:SecureTransport). A denial becomes Forbidden.RAM; a call the table
+// cannot place (ram.ErrNotModelled) is returned as is, an internal error: it is a bug in
+// the emulator, not something the caller did.
+func (c *Call) Authorize(rc ram.Call) error {
+	ctx := make(map[string][]string, len(rc.Context)+3)
+	for k, v := range rc.Context {
+		ctx[k] = v
 	}
-	err := c.svc.opts.RAM.Authorize(c.Principal, reqs...)
+	ctx["acs:SourceIp"] = []string{c.SourceIP}
+	ctx["acs:CurrentTime"] = []string{c.Time.UTC().Format(time.RFC3339)}
+	ctx["acs:SecureTransport"] = []string{fmt.Sprint(c.Secure)}
+	rc.Context = ctx
+	err := c.svc.opts.RAM.AuthorizeCall(c.Principal, rc)
 	var d *ram.DeniedError
 	if errors.As(err, &d) {
 		return Forbidden(d)
 	}
-	return err
-}
-
-// TagContext turns resource tags into ecs:tag/<key> style condition keys for service.
-func TagContext(service string, tags map[string]string) map[string][]string {
-	ctx := make(map[string][]string, len(tags))
-	for k, v := range tags {
-		ctx[service+":tag/"+k] = []string{v}
+	if err != nil {
+		return fmt.Errorf("rpc: %s: %w", c.Action, err)
 	}
-	return ctx
+	return nil
 }

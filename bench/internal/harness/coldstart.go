@@ -23,8 +23,10 @@ import (
 // Binaries are the two functions the cold-start scenario runs, built in the same run with
 // the same command (localcloud.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
 type Binaries struct {
-	Enipool string `json:"enipool"`
-	Hello   string `json:"hello"`
+	// Enipool and Hello are the binaries' paths, in a temporary folder: not results, so not
+	// written out.
+	Enipool string `json:"-"`
+	Hello   string `json:"-"`
 	// EnipoolBytes and HelloBytes are the binaries' sizes.
 	EnipoolBytes int64 `json:"enipoolBytes"`
 	HelloBytes   int64 `json:"helloBytes"`

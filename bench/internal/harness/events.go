@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The payloads below follow the shapes in events/ (and shared/reference/events-and-deploy.md).
+// The payloads below follow the shapes of the samples in events/.
 
 // Direct returns a direct invocation for one instance: {"instanceId":...,"regionId":...}.
 func Direct(instance, region string) []byte {

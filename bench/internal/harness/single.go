@@ -52,7 +52,8 @@ type SingleResult struct {
 	Params SingleParams `json:"params"`
 	// FirstGuess is the attach time the handler started from (the default when unset).
 	FirstGuess Duration `json:"firstGuessMs"`
-	// Floor is DESIGN.md's model for one event: 3L + T + L.
+	// Floor is the model this benchmark has held one event against, 3L + T + L
+	// (docs/performance.md derives the tighter 3L + T).
 	Floor  Duration      `json:"floorMs"`
 	Warmup []EventSample `json:"warmup"`
 	Sample []EventSample `json:"sample"`

@@ -159,3 +159,10 @@ func (c *FakeClock) WaitForSleepers(ctx context.Context, n int) error {
 		}
 	}
 }
+
+// Sleepers returns how many Sleeps are pending.
+func (c *FakeClock) Sleepers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}

@@ -7,8 +7,9 @@
 //
 // With -triggers s.yaml, run and serve also run the function's triggers from that file (package
 // trigger): timers fire, the work queue's event stream pushes batches, and EventBridge events
-// reach the function through the default bus's rules; run then feeds each sample event in the
-// way its trigger would bring it.
+// reach the function through the default bus's rules, where the world's instance state
+// changes and new lifecycle actions also land; run then feeds each sample event in the way its
+// trigger would bring it.
 //
 // The default world is localcloud/worlds/demo.yaml.
 package main

@@ -103,6 +103,9 @@ func runTriggers(ctx context.Context, out io.Writer, worldFile string, to trigge
 		return err
 	}
 	defer tr.Close()
+	if err := tr.Watch(trigger.WatchOptions{Instances: c.Store, Lifecycle: c.ESS, World: w, Region: c.Region}); err != nil {
+		return err
+	}
 	workQueue := ""
 	for _, t := range spec.Triggers {
 		if eb := t.EventBridge; eb != nil && eb.EventSourceConfig.EventSourceParameters.SourceMNSParameters != nil {
@@ -298,6 +301,9 @@ func serveTriggers(ctx context.Context, worldFile string, o localcloud.Options, 
 		return err
 	}
 	defer tr.Close()
+	if err := tr.Watch(trigger.WatchOptions{Instances: c.Store, Lifecycle: c.ESS, World: w, Region: c.Region}); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", eventsAddr)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/enipool/enipool/config"
+	"github.com/enipool/enipool/internal/syaml"
 )
 
 // Paths relative to this package's directory (go test runs tests there), all inside the
@@ -57,11 +58,11 @@ func loadTemplate(t *testing.T, env map[string]string, accountID string) templat
 		t.Fatalf("s.yaml is not YAML: %v", err)
 	}
 	vars, _ := doc["vars"].(map[string]any)
-	r := &resolver{vars: vars, accountID: accountID, getenv: func(k string) (string, bool) {
+	r := &syaml.Renderer{Vars: vars, AccountID: accountID, Getenv: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	}}
-	rendered, err := r.value(doc)
+	rendered, err := r.Render(doc)
 	if err != nil {
 		t.Fatalf("s.yaml: %v", err)
 	}
@@ -168,8 +169,8 @@ func TestSYAMLRenders(t *testing.T) {
 	if got := tp.doc["edition"]; got != "3.0.0" {
 		t.Errorf("edition = %v, want 3.0.0", got)
 	}
-	// Every ${ left after rendering is a form the resolver did not see (it errors on those it
-	// does not know), e.g. "$ {" typos or a ${ inside a YAML key.
+	// Every ${ left after rendering is a form internal/syaml did not see (it errors on those
+	// it does not know), e.g. "$ {" typos or a ${ inside a YAML key.
 	b, _ := json.Marshal(tp.doc)
 	if bytes.Contains(b, []byte("${")) {
 		t.Errorf("rendered s.yaml still contains ${: %s", b)

@@ -133,8 +133,8 @@ func sPreview(t *testing.T, s string, env map[string]string) map[string]any {
 
 // TestServerlessDevsPreview renders s.yaml with the real Serverless Devs CLI, offline: `s
 // preview` resolves the variables without credentials or the fc3 component. It checks that
-// the result names the function and its triggers, and that it equals what this package's
-// resolver renders (the other tests validate that rendering). `s preview` leaves
+// the result names the function and its triggers, and that it equals what internal/syaml
+// renders (the other tests validate that rendering). `s preview` leaves
 // ${config('AccountID')} unrendered (it needs an access alias), so the comparison renders
 // that form as itself.
 //
@@ -179,7 +179,7 @@ func TestServerlessDevsPreview(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				g, _ := json.MarshalIndent(got, "", "  ")
 				w, _ := json.MarshalIndent(want, "", "  ")
-				t.Errorf("s preview and this package's resolver disagree.\ns preview:\n%s\nresolver:\n%s", g, w)
+				t.Errorf("s preview and internal/syaml disagree.\ns preview:\n%s\nsyaml:\n%s", g, w)
 			}
 		})
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/enipool/enipool/internal/syaml"
 )
 
 // ErrInvalidProject is wrapped by every error about an s.yaml the package cannot run.
@@ -159,12 +161,8 @@ func ParseProject(raw []byte, o RenderOptions) (*Project, error) {
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return bad("not YAML: %v", err)
 	}
-	getenv := o.Getenv
-	if getenv == nil {
-		getenv = func(string) (string, bool) { return "", false }
-	}
 	vars, _ := doc["vars"].(map[string]any)
-	r := &renderer{vars: vars, getenv: getenv, accountID: o.AccountID}
+	r := &syaml.Renderer{Vars: vars, Getenv: o.Getenv, AccountID: o.AccountID}
 	resources, _ := doc["resources"].(map[string]any)
 	p := &Project{}
 	for name, res := range resources {
@@ -172,7 +170,7 @@ func ParseProject(raw []byte, o RenderOptions) (*Project, error) {
 		if m == nil || m["component"] != "fc3" {
 			continue
 		}
-		props, err := r.value(m["props"])
+		props, err := r.Render(m["props"])
 		if err != nil {
 			return bad("resources.%s.props: %v", name, err)
 		}

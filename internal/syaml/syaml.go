@@ -1,40 +1,54 @@
-package deploy_test
+// Package syaml renders the Serverless Devs variable forms that s.yaml uses, as `s preview`
+// does, so that the deploy tests and the local cloud read the deployed configuration itself
+// rather than a copy of it:
+//
+//	${vars.a.b}              the value of vars.a.b, itself rendered
+//	${env('NAME')}           the shell variable NAME (an error when unset)
+//	${env('NAME', default)}  ... or default, a quoted string or a number
+//	${config('AccountID')}   the account id of the access alias
+//	${str('vars.a')}         vars.a as a string
+//
+// A value that is exactly one ${...} keeps the type of what it refers to; ${...} inside a
+// longer string is formatted into it. Anything else, including the other forms Serverless
+// Devs knows (path, file, json, yaml, secret, regex, ${this...}, ${<resource>.output...}), is
+// an error, so that s.yaml cannot start using a form that nothing here understands. The deploy
+// tests compare this rendering with `s preview`'s.
+package syaml
 
 import (
 	"fmt"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"testing"
 )
 
-// resolver renders the Serverless Devs variable forms s.yaml uses, the way `s preview`
-// does (TestServerlessDevsPreview compares the two):
-//
-//	${vars.a.b}              the value of vars.a.b, itself rendered
-//	${env('NAME')}           the shell variable NAME (error when unset)
-//	${env('NAME', default)}  ... or default, a quoted string or a number
-//	${config('AccountID')}   the account id of the access alias (accountID here)
-//	${str('vars.a')}         vars.a as a string
-//
-// A value that is exactly one ${...} takes the type of what it refers to; ${...} inside a
-// longer string is formatted into it. Anything else, including the other forms Serverless
-// Devs knows (path, file, json, yaml, secret, regex, ${this...}, ${<resource>.output...}), is
-// an error, so s.yaml cannot start using one that these tests do not understand.
-type resolver struct {
-	vars      map[string]any
-	getenv    func(string) (string, bool)
-	accountID string
+// Renderer renders values of an s.yaml document.
+type Renderer struct {
+	// Vars is the document's top-level vars.
+	Vars map[string]any
+	// Getenv looks a shell variable up; nil means none is set.
+	Getenv func(string) (string, bool)
+	// AccountID stands for ${config('AccountID')}.
+	AccountID string
 	depth     int
 }
 
-var exprRE = regexp.MustCompile(`\$\{([^{}]*)\}`)
+// Render returns v (a value decoded from YAML) with every variable form rendered.
+func (r *Renderer) Render(v any) (any, error) { return r.value(v) }
 
-// callRE matches name('arg'[, arg]).
-var callRE = regexp.MustCompile(`^([a-zA-Z]+)\((.*)\)$`)
+func (r *Renderer) getenv(name string) (string, bool) {
+	if r.Getenv == nil {
+		return "", false
+	}
+	return r.Getenv(name)
+}
 
-func (r *resolver) value(v any) (any, error) {
+var (
+	exprRE = regexp.MustCompile(`\$\{([^{}]*)\}`)
+	callRE = regexp.MustCompile(`^([a-zA-Z]+)\((.*)\)$`)
+)
+
+func (r *Renderer) value(v any) (any, error) {
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
@@ -65,7 +79,7 @@ func (r *resolver) value(v any) (any, error) {
 	return v, nil
 }
 
-func (r *resolver) str(s string) (any, error) {
+func (r *Renderer) str(s string) (any, error) {
 	locs := exprRE.FindAllStringSubmatchIndex(s, -1)
 	if len(locs) == 0 {
 		if strings.Contains(s, "${") {
@@ -95,7 +109,7 @@ func (r *resolver) str(s string) (any, error) {
 	return b.String(), nil
 }
 
-func (r *resolver) expr(e string) (any, error) {
+func (r *Renderer) expr(e string) (any, error) {
 	e = strings.TrimSpace(e)
 	if path, ok := strings.CutPrefix(e, "vars."); ok {
 		return r.lookup(path)
@@ -128,7 +142,7 @@ func (r *resolver) expr(e string) (any, error) {
 		if len(args) != 1 || args[0] != "AccountID" {
 			return nil, fmt.Errorf("${%s}: only config('AccountID') is supported", e)
 		}
-		return r.accountID, nil
+		return r.AccountID, nil
 	case "str":
 		path, ok := "", false
 		if len(args) == 1 {
@@ -148,11 +162,11 @@ func (r *resolver) expr(e string) (any, error) {
 }
 
 // lookup finds vars.<path> and renders it (vars may use env and other vars).
-func (r *resolver) lookup(path string) (any, error) {
+func (r *Renderer) lookup(path string) (any, error) {
 	if r.depth > 10 {
 		return nil, fmt.Errorf("vars.%s: variables refer to each other in a loop", path)
 	}
-	var cur any = r.vars
+	var cur any = r.Vars
 	for _, k := range strings.Split(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {
@@ -208,67 +222,5 @@ func parseArgs(s string) ([]any, error) {
 		if s = strings.TrimSpace(s[1:]); s == "" {
 			return nil, fmt.Errorf("trailing ','")
 		}
-	}
-}
-
-func TestResolver(t *testing.T) {
-	vars := map[string]any{
-		"n":      2,
-		"name":   "enipool",
-		"region": "${env('REGION', 'cn-hangzhou')}",
-		"nested": map[string]any{"q": "dlq"},
-		"ref":    "${vars.name}-x",
-		"loop":   "${vars.loop}",
-	}
-	env := map[string]string{"SET": "from-shell", "EMPTY": ""}
-	tests := []struct {
-		in      string
-		want    any
-		wantErr string
-	}{
-		{in: "plain", want: "plain"},
-		{in: "${vars.n}", want: 2},
-		{in: "'${vars.n}'", want: "'2'"},
-		{in: "${str('vars.n')}", want: "2"},
-		{in: "x${vars.n}y${vars.name}", want: "x2yenipool"},
-		{in: "${vars.region}", want: "cn-hangzhou"},
-		{in: "${vars.nested.q}", want: "dlq"},
-		{in: "${vars.ref}", want: "enipool-x"},
-		{in: "${env('SET', 'def')}", want: "from-shell"},
-		{in: "${env('EMPTY', 'def')}", want: ""},
-		{in: "${env(\"UNSET\", \"def\")}", want: "def"},
-		{in: "${env('UNSET', 3)}", want: 3},
-		{in: "acs:ram::${config('AccountID')}:role/r", want: "acs:ram::1234567890123456:role/r"},
-		{in: "${vars.nope}", wantErr: "not found"},
-		{in: "${vars.loop}", wantErr: "loop"},
-		{in: "${env('UNSET')}", wantErr: "no default"},
-		{in: "${config('AccessKeyID')}", wantErr: "only config('AccountID')"},
-		{in: "${path('./')}", wantErr: "unknown function path"},
-		{in: "${this.props.region}", wantErr: "unknown variable form"},
-		{in: "${str(vars.n)}", wantErr: "neither a quoted string nor a number"},
-		{in: "${env('A',)}", wantErr: "trailing"},
-		{in: "${vars.nested}x", wantErr: "not a scalar"},
-		{in: "${vars.n", wantErr: "unterminated"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			r := &resolver{vars: vars, accountID: "1234567890123456", getenv: func(k string) (string, bool) {
-				v, ok := env[k]
-				return v, ok
-			}}
-			got, err := r.value(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("got %v, %v; want an error containing %q", got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %#v, want %#v", got, tt.want)
-			}
-		})
 	}
 }

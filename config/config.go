@@ -20,6 +20,9 @@ type Config struct {
 	Handler  handler.Options
 	Cloud    alicloud.Options
 	LogLevel slog.Level
+	// FunctionTimeout is the function's timeout on the platform (s.yaml `timeout`), 0 when
+	// not given. Only checked against at start: each invocation's deadline is the one obeyed.
+	FunctionTimeout time.Duration
 	// AccountID and Region stand in for what FC says per invocation when the function runs
 	// outside FC (local runs).
 	AccountID string
@@ -44,6 +47,7 @@ func Variables() []Variable {
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
 		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of how long an attach takes; enipool learns the real figure and polls when an attach should be done."},
 		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters and completing lifecycle actions."},
+		{"ENIPOOL_FUNCTION_TIMEOUT", "", false, "The function's timeout (s.yaml `timeout`), in seconds or as a duration. Not obeyed (each invocation's deadline is), only checked at start: a configuration whose ENIPOOL_DLQ_RESERVE, or reserve plus ENIPOOL_ATTACH_TIME, does not fit in it is refused."},
 		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},
 		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
 		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
@@ -152,6 +156,8 @@ func Load(getenv func(string) string) (Config, error) {
 	case "error":
 		c.LogLevel = slog.LevelError
 	}
+	c.FunctionTimeout = r.seconds("ENIPOOL_FUNCTION_TIMEOUT", time.Second, 24*time.Hour)
+	r.checkTimeouts(h, c.FunctionTimeout)
 	c.Handler = h
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, err
@@ -230,6 +236,42 @@ func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration 
 		return def
 	}
 	return d
+}
+
+// seconds reads a duration given as whole seconds (how FC states timeouts) or as a Go
+// duration; 0 when unset.
+func (r *reader) seconds(name string, lo, hi time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if n, nerr := strconv.Atoi(v); nerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d < lo || d > hi {
+		r.fail(name, fmt.Errorf("= %q: want whole seconds such as 120, or a duration such as 2m, from %v to %v", v, lo, hi))
+		return 0
+	}
+	return d
+}
+
+// checkTimeouts refuses timings that cannot work together: every invocation would run out of
+// time before doing anything (the reserve takes it all), or before its first attach could be
+// confirmed. Such a function would only ever produce deadline failures.
+func (r *reader) checkTimeouts(h handler.Options, function time.Duration) {
+	if h.DeadLetterReserve >= h.DefaultTimeout {
+		r.fail("ENIPOOL_DLQ_RESERVE", fmt.Errorf("(%v) must be shorter than ENIPOOL_DEFAULT_TIMEOUT (%v): the reserve leaves the work no time", h.DeadLetterReserve, h.DefaultTimeout))
+	}
+	if function == 0 {
+		return
+	}
+	switch {
+	case h.DeadLetterReserve >= function:
+		r.fail("ENIPOOL_DLQ_RESERVE", fmt.Errorf("(%v) must be shorter than ENIPOOL_FUNCTION_TIMEOUT (%v): the reserve leaves the work no time", h.DeadLetterReserve, function))
+	case h.DeadLetterReserve+h.AttachTime >= function:
+		r.fail("ENIPOOL_ATTACH_TIME", fmt.Errorf("(%v) plus ENIPOOL_DLQ_RESERVE (%v) must be shorter than ENIPOOL_FUNCTION_TIMEOUT (%v): no attach could be confirmed in time", h.AttachTime, h.DeadLetterReserve, function))
+	}
 }
 
 func (r *reader) list(name string) []string {

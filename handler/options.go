@@ -122,8 +122,8 @@ func (o Options) Validate() error {
 	if o.AttachTime <= 0 {
 		errs = append(errs, fmt.Errorf("AttachTime %v must be positive", o.AttachTime))
 	}
-	if o.DeadLetterReserve < 0 || o.DefaultTimeout <= 0 {
-		errs = append(errs, errors.New("DeadLetterReserve must be >= 0 and DefaultTimeout > 0"))
+	if o.DeadLetterReserve < 0 || o.DefaultTimeout <= 0 || o.DeadLetterReserve >= o.DefaultTimeout {
+		errs = append(errs, errors.New("DeadLetterReserve must be >= 0 and shorter than DefaultTimeout, which must be > 0"))
 	}
 	if o.PlatformRetries < 0 || o.PlatformRetries > 8 {
 		errs = append(errs, fmt.Errorf("PlatformRetries %d is outside 0..8", o.PlatformRetries))

@@ -227,6 +227,9 @@ func family(i *Instance) string {
 	return f
 }
 
+// maxTypesPerCall is the most instance types one DescribeInstanceTypes call may name.
+const maxTypesPerCall = 10
+
 // checkTypes learns the ENI quota of the instances' types (cached for the process) and
 // refuses instances that have no room for their ENIs.
 func (e *engine) checkTypes(ctx context.Context) bool {
@@ -238,12 +241,31 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 			types = append(types, t.inst.Type)
 		}
 	}
-	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) (got []InstanceType, err error) {
-		err = e.call(ctx, e.active(), func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeInstanceTypes(ctx, missing)
-			return err
-		})
-		return got, err
+	// ECS takes 1 to 10 types per call. A look-up that fails leaves its types unknown
+	// rather than failing the instances: the quota is only a pre-check, and ECS refuses an
+	// attach beyond it (EniPerInstanceLimitExceeded) anyway.
+	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]InstanceType, error) {
+		var all []InstanceType
+		for chunk := range slices.Chunk(missing, maxTypesPerCall) {
+			var served []*target
+			for _, t := range e.active() {
+				if slices.Contains(chunk, t.inst.Type) {
+					served = append(served, t)
+				}
+			}
+			var got []InstanceType
+			err := e.call(ctx, served, func(ctx context.Context) (err error) {
+				got, err = e.ecs.DescribeInstanceTypes(ctx, chunk)
+				return err
+			})
+			if err != nil {
+				e.h.log.Warn("enipool.instance-types-unknown", "instanceTypes", chunk, "error", err.Error(),
+					"reason", "the ENI quota of these types is not checked before attaching; ECS still enforces it")
+				continue
+			}
+			all = append(all, got...)
+		}
+		return all, nil
 	})
 	if err != nil {
 		e.failAll(e.active(), err)

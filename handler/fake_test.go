@@ -127,9 +127,18 @@ func (c *fakeCloud) held(instance string) []string {
 	return out
 }
 
-func (c *fakeCloud) record(ctx context.Context, api string, err error) {
+func (c *fakeCloud) count(api string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[api]
+}
+
+// record counts a call (mu held) and returns its report, which the caller sends once mu is
+// released: the real adapters report calls concurrently, and so must the fake, or its lock
+// would hide races among the observers.
+func (c *fakeCloud) record(api string, err error) Call {
 	c.calls[api]++
-	ReportCall(ctx, Call{Service: "ecs", API: api, RequestID: fmt.Sprintf("req-%s-%d", api, c.calls[api]), Err: err})
+	return Call{Service: "ecs", API: api, RequestID: fmt.Sprintf("req-%s-%d", api, c.calls[api]), Err: err}
 }
 
 func fakeError(api, code string) *APIError {
@@ -146,13 +155,15 @@ func (c *fakeCloud) view(e *fakeENI, now time.Time) ENI {
 
 // DescribeInstances implements ECS.
 func (c *fakeCloud) DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error) {
+	var report Call
+	defer func() { ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
 	if c.describeErr != nil {
 		err = c.describeErr(q)
 	}
-	c.record(ctx, "DescribeInstances", err)
+	report = c.record("DescribeInstances", err)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +190,8 @@ func (c *fakeCloud) DescribeInstances(ctx context.Context, q InstanceQuery) ([]I
 
 // DescribeInstanceTypes implements ECS, refusing more than 10 types as ECS does.
 func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error) {
+	var report Call
+	defer func() { ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.typeCalls = append(c.typeCalls, append([]string(nil), types...))
@@ -188,7 +201,7 @@ func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) (
 	} else if c.typesErr != nil {
 		err = c.typesErr(types)
 	}
-	c.record(ctx, "DescribeInstanceTypes", err)
+	report = c.record("DescribeInstanceTypes", err)
 	if err != nil {
 		return nil, err
 	}
@@ -203,9 +216,11 @@ func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) (
 
 // DescribeENIs implements ECS.
 func (c *fakeCloud) DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error) {
+	var report Call
+	defer func() { ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.record(ctx, "DescribeNetworkInterfaces", nil)
+	report = c.record("DescribeNetworkInterfaces", nil)
 	now := time.Now()
 	c.settle(now)
 	var out []ENI
@@ -225,6 +240,8 @@ func (c *fakeCloud) DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error)
 
 // AttachENI implements ECS.
 func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) error {
+	var report Call
+	defer func() { ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -247,12 +264,14 @@ func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) err
 		e.prev, e.changed = e.ENI, now
 		e.Status, e.InstanceID, e.readyAt = StatusAttaching, instanceID, now.Add(c.attachTime)
 	}
-	c.record(ctx, "AttachNetworkInterface", err)
+	report = c.record("AttachNetworkInterface", err)
 	return err
 }
 
 // DetachENI implements ECS: only an InUse ENI can be detached.
 func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) error {
+	var report Call
+	defer func() { ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -275,7 +294,7 @@ func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) err
 		e.prev, e.changed = e.ENI, now
 		e.Status, e.readyAt = StatusDetaching, now.Add(c.detachTime)
 	}
-	c.record(ctx, "DetachNetworkInterface", err)
+	report = c.record("DetachNetworkInterface", err)
 	return err
 }
 

@@ -210,8 +210,11 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	}
 	items = append(items, h.completeLifecycles(finish, inv, items)...)
 	for _, it := range actions {
-		actx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		// Calls are reported from the action's concurrent attach goroutines.
+		var calls atomic.Int64
+		actx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
 		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
+		it.res.APICalls += int(calls.Load())
 	}
 	return items
 }

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/enipool/enipool/event"
 )
@@ -74,13 +75,15 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
 		it.req.InstanceID = ""
 		it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
-		cctx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		var calls atomic.Int64
+		cctx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
 		clients, err := h.conn.Connect(cctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
 			err = retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}
+		it.res.APICalls += int(calls.Load())
 		summary := fmt.Sprintf("lifecycle action %s of hook %s (%s): %s; %d of %d instance(s) ready",
 			g.lc.Token, g.lc.HookID, g.lc.Transition, result, ready, len(g.items))
 		switch {

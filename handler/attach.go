@@ -31,10 +31,14 @@ type target struct {
 	retryAt  time.Time
 	retry    backoff
 	pollWait time.Duration
-	needLook bool // a lost race: look whether the ENI went to this instance
-	recheck  bool // an accepted attach's ENI left the instance: look at the instance again
-	stale    bool // every candidate was claimed by another invocation here: list the pool again
-	lastTry  time.Time
+	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
+	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
+	// nothing such is awaited.
+	watchWait time.Duration
+	needLook  bool // a lost race: look whether the ENI went to this instance
+	recheck   bool // an accepted attach's ENI left the instance: look at the instance again
+	stale     bool // every candidate was claimed by another invocation here: list the pool again
+	lastTry   time.Time
 
 	attempts   int
 	calls      int
@@ -63,6 +67,8 @@ type engine struct {
 	mu      sync.Mutex // guards the targets' fields written from attach goroutines
 	view    map[string]ENI
 	listed  map[groupKey]time.Time
+	// lastLook is when the loop last looked at the cloud (observe).
+	lastLook time.Time
 }
 
 type groupKey struct{ pool, vpc string }
@@ -386,6 +392,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			holding[id] = true
 		}
 		need := n - len(holding)
+		e.watch(t, held)
 		if need <= 0 || now.Before(t.retryAt) || t.needLook {
 			continue
 		}
@@ -428,6 +435,23 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 	}
 	e.attach(ctx, jobs)
 }
+
+// watch notes whether t waits on an attach it did not start (not in its pending set): the
+// loop must then look again later, spaced out, since no accepted attach of its own says when.
+func (e *engine) watch(t *target, held []ENI) {
+	for _, eni := range held {
+		if _, mine := t.pending[eni.ID]; eni.Status == StatusAttaching && !mine {
+			if t.watchWait == 0 {
+				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+			}
+			return
+		}
+	}
+	t.watchWait = 0
+}
+
+// minPoll is the shortest wait between two looks at the cloud for the same targets.
+const minPoll = 50 * time.Millisecond
 
 // recheck describes again the instances whose attach did not last, so an instance that
 // stopped meanwhile is not given another ENI.
@@ -607,6 +631,10 @@ func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 		if t.needLook || t.stale {
 			urgent = sooner(urgent, now)
 		}
+		if t.watchWait > 0 {
+			urgent = sooner(urgent, now.Add(t.watchWait))
+			t.watchWait = min(t.watchWait*3/2, 2*time.Second)
+		}
 		if !t.retryAt.IsZero() && t.retryAt.After(now) {
 			retryAt = sooner(retryAt, t.retryAt)
 		}
@@ -623,11 +651,21 @@ func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 	}
 	switch {
 	case !lookAt.IsZero() && (retryAt.IsZero() || !retryAt.Before(lookAt)):
-		return lookAt.Sub(now), true
+		return e.spaced(lookAt.Sub(now), now), true
 	case !retryAt.IsZero():
 		return retryAt.Sub(now), false
 	}
-	return 0, true
+	// Nothing scheduled, yet work remains: look again, but never back to back.
+	return e.spaced(0, now), true
+}
+
+// spaced stretches a wait before a look so that looks are at least minPoll apart: a state
+// that asks for a look at once, round after round, must not become a busy loop of calls.
+func (e *engine) spaced(wait time.Duration, now time.Time) time.Duration {
+	if e.lastLook.IsZero() {
+		return wait
+	}
+	return max(wait, e.lastLook.Add(minPoll).Sub(now))
 }
 
 // observe refreshes the view. One instance alone is looked up by instance (one call shows
@@ -636,6 +674,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 	// How long an attach had when looked at is counted to when the look was sent: the time
 	// the answer took to come back is not the attach's.
 	sent := time.Now()
+	e.lastLook = sent
 	relist := len(active) > 1
 	for _, t := range active {
 		if t.stale {

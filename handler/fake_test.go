@@ -94,6 +94,20 @@ func (c *fakeCloud) addENIs(prefix string, n int) []string {
 	return ids
 }
 
+// put places an ENI in a state directly, as another invocation or an operator left it; an
+// Attaching or Detaching ENI settles after settleIn.
+func (c *fakeCloud) put(eni, status, instance string, settleIn time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.enis[eni]
+	e.Status, e.InstanceID = status, instance
+	e.prev, e.changed = e.ENI, time.Now()
+	e.readyAt = time.Time{}
+	if status == StatusAttaching || status == StatusDetaching {
+		e.readyAt = time.Now().Add(settleIn)
+	}
+}
+
 // settle advances ENIs whose attach or detach finished. Called with mu held.
 func (c *fakeCloud) settle(now time.Time) {
 	for _, e := range c.enis {

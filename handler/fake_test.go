@@ -27,15 +27,17 @@ type fakeCloud struct {
 
 	attachTime time.Duration
 	detachTime time.Duration
+	// slow gives some ENIs their own attach time.
+	slow map[string]time.Duration
 
 	// onAttach runs before an attach is applied; it may return an error to refuse it. With
 	// lose set, the attach is applied and then the error returned (an answer lost).
 	onAttach func(eni, instance string) (err error, lose bool)
 	// onDetach is like onAttach for detaches.
 	onDetach func(eni, instance string) (err error, lose bool)
-	// hide reports whether a read at now should not yet show eni's latest change (a stale
-	// read): the read shows it as it was before that change.
-	hide func(eni string, now time.Time) bool
+	// lag, when set, is how far behind the truth reads of an ENI are (stale reads): a read
+	// at now shows the ENI as it was at now-lag. Called with mu held.
+	lag func(eni string) time.Duration
 	// typesErr, when set, answers a DescribeInstanceTypes call naming these types.
 	typesErr func(types []string) error
 	// heartbeatErr and describeErr script failures of those calls.
@@ -51,9 +53,18 @@ type fakeCloud struct {
 
 type fakeENI struct {
 	ENI
-	prev    ENI       // what a stale read shows
-	changed time.Time // when the last change was made
-	readyAt time.Time // when Attaching/Detaching settles
+	history []fakeState // every state it had, oldest first, for stale reads
+	readyAt time.Time   // when Attaching/Detaching settles
+}
+
+type fakeState struct {
+	at  time.Time
+	eni ENI
+}
+
+// changed records the ENI's current state as of now.
+func (e *fakeENI) changed(now time.Time) {
+	e.history = append(e.history, fakeState{now, e.ENI})
 }
 
 func newFakeCloud() *fakeCloud {
@@ -88,7 +99,7 @@ func (c *fakeCloud) addENIs(prefix string, n int) []string {
 		id := fmt.Sprintf("eni-%s%02d", prefix, i)
 		e := ENI{ID: id, Status: StatusAvailable, Type: "Secondary", VpcID: fakeVPC, VSwitchID: "vsw-fake0001", Zone: fakeZone,
 			PrivateIP: fmt.Sprintf("10.0.1.%d", len(c.enis)+10), Tags: map[string]string{"enipool": fakePool}}
-		c.enis[id] = &fakeENI{ENI: e, prev: e}
+		c.enis[id] = &fakeENI{ENI: e, history: []fakeState{{time.Time{}, e}}}
 		ids = append(ids, id)
 	}
 	return ids
@@ -101,11 +112,26 @@ func (c *fakeCloud) put(eni, status, instance string, settleIn time.Duration) {
 	defer c.mu.Unlock()
 	e := c.enis[eni]
 	e.Status, e.InstanceID = status, instance
-	e.prev, e.changed = e.ENI, time.Now()
+	e.history = []fakeState{{time.Time{}, e.ENI}} // as it always was
 	e.readyAt = time.Time{}
 	if status == StatusAttaching || status == StatusDetaching {
 		e.readyAt = time.Now().Add(settleIn)
 	}
+}
+
+// setStatus changes an instance's status.
+func (c *fakeCloud) setStatus(instance, status string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.insts[instance].Status = status
+}
+
+// state returns the true state of an ENI (not what a stale read shows).
+func (c *fakeCloud) state(eni string) ENI {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settle(time.Now())
+	return c.enis[eni].ENI
 }
 
 // settle advances ENIs whose attach or detach finished. Called with mu held.
@@ -116,12 +142,11 @@ func (c *fakeCloud) settle(now time.Time) {
 		}
 		switch e.Status {
 		case StatusAttaching:
-			e.prev, e.changed = e.ENI, now
 			e.Status = StatusInUse
 		case StatusDetaching:
-			e.prev, e.changed = e.ENI, now
 			e.Status, e.InstanceID = StatusAvailable, ""
 		}
+		e.changed(e.readyAt)
 		e.readyAt = time.Time{}
 	}
 }
@@ -161,10 +186,17 @@ func fakeError(api, code string) *APIError {
 
 // view is what a read at now shows of e.
 func (c *fakeCloud) view(e *fakeENI, now time.Time) ENI {
-	if c.hide != nil && c.hide(e.ID, now) {
-		return e.prev
+	if c.lag == nil {
+		return e.ENI
 	}
-	return e.ENI
+	asOf := now.Add(-c.lag(e.ID))
+	v := e.history[0].eni
+	for _, h := range e.history {
+		if !h.at.After(asOf) {
+			v = h.eni
+		}
+	}
+	return v
 }
 
 // DescribeInstances implements ECS.
@@ -275,8 +307,12 @@ func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) err
 	case e.Status != StatusAvailable:
 		err = fakeError("AttachNetworkInterface", "InvalidOperation.InvalidEniState")
 	default:
-		e.prev, e.changed = e.ENI, now
-		e.Status, e.InstanceID, e.readyAt = StatusAttaching, instanceID, now.Add(c.attachTime)
+		d := c.attachTime
+		if s, ok := c.slow[eniID]; ok {
+			d = s
+		}
+		e.Status, e.InstanceID, e.readyAt = StatusAttaching, instanceID, now.Add(d)
+		e.changed(now)
 	}
 	report = c.record("AttachNetworkInterface", err)
 	return err
@@ -305,8 +341,8 @@ func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) err
 	case e.InstanceID != instanceID || e.Status != StatusInUse:
 		err = fakeError("DetachNetworkInterface", "InvalidOperation.InvalidEniState")
 	default:
-		e.prev, e.changed = e.ENI, now
 		e.Status, e.readyAt = StatusDetaching, now.Add(c.detachTime)
+		e.changed(now)
 	}
 	report = c.record("DetachNetworkInterface", err)
 	return err
@@ -424,6 +460,14 @@ func directPayload(ids ...string) string {
 		return fmt.Sprintf(`{"instanceId":%q}`, ids[0])
 	}
 	return `{"instanceIds":["` + strings.Join(ids, `","`) + `"]}`
+}
+
+// stateEvent is an EventBridge ECS instance state change.
+func stateEvent(instance, state string) string {
+	return fmt.Sprintf(`{"id":"%s-%s","source":"acs.ecs","specversion":"1.0","type":"ecs:Instance:StateChange",`+
+		`"subject":"acs:ecs:cn-hangzhou:1234567890123456:instance/%s","aliyunregionid":"cn-hangzhou",`+
+		`"aliyunpublishtime":"2024-05-01T10:00:01.179PRC","data":{"resourceId":%q,"resourceType":"ALIYUN::ECS::Instance","state":%q}}`,
+		instance, state, instance, instance, state)
 }
 
 func resultFor(t *testing.T, resp *Response, instance string) Result {

@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// A cold build with -race compiles every dependency again: minutes on a busy machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		if binary, err = localcloud.BuildFunction(ctx, dir, buildFlags...); err != nil {
 			fmt.Fprintln(os.Stderr, err)

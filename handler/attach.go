@@ -329,20 +329,29 @@ func (e *engine) idsInGroup(k groupKey) []string {
 	return ids
 }
 
-// holdings returns the pool ENIs attached or attaching to t.
-func (e *engine) holdings(t *target) (held, inUse []ENI) {
+// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
+// the attaches this invocation had accepted that the view does not show yet (reads lag
+// writes), as Attaching.
+func (e *engine) holdings(t *target) []ENI {
+	var held []ENI
+	seen := map[string]bool{}
 	for _, eni := range e.view {
 		if eni.InstanceID != t.id || eni.Tags[e.h.opts.TagKey] != t.pool {
 			continue
 		}
-		switch eni.Status {
-		case StatusInUse:
-			held, inUse = append(held, eni), append(inUse, eni)
-		case StatusAttaching:
+		if eni.Status == StatusInUse || eni.Status == StatusAttaching {
+			held = append(held, eni)
+			seen[eni.ID] = true
+		}
+	}
+	for id := range t.pending {
+		if !seen[id] {
+			eni := e.view[id]
+			eni.ID, eni.InstanceID, eni.Status = id, t.id, StatusAttaching
 			held = append(held, eni)
 		}
 	}
-	return held, inUse
+	return held
 }
 
 // candidates returns the ENIs t may take, best first.
@@ -377,23 +386,14 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 	now := time.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
-		held, inUse := e.holdings(t)
-		if len(inUse) >= n {
-			e.settle(ctx, t, inUse)
+		held := e.holdings(t)
+		if len(held) >= n {
+			e.converge(ctx, t, held)
 			continue
 		}
-		// Attaches accepted but not seen yet count as held: a round that only retries must
-		// not attach more for the instance.
-		holding := map[string]bool{}
-		for _, h := range held {
-			holding[h.ID] = true
-		}
-		for id := range t.pending {
-			holding[id] = true
-		}
-		need := n - len(holding)
+		need := n - len(held)
 		e.watch(t, held)
-		if need <= 0 || now.Before(t.retryAt) || t.needLook {
+		if now.Before(t.retryAt) || t.needLook {
 			continue
 		}
 		if t.quota > 0 && len(t.inst.ENIs)+need > t.quota {
@@ -523,19 +523,57 @@ func (h *Handler) hintRefused(t *target, view map[string]ENI) bool {
 	return true
 }
 
-// settle finishes a target that holds enough pool ENIs, detaching any surplus: the
-// best-ranked ENIs stay, so every invocation that notices a surplus drops the same ones.
-func (e *engine) settle(ctx context.Context, t *target, inUse []ENI) {
-	ranked := rank(t.id, inUse)
+// converge settles a target that holds at least its N pool ENIs. Every ENI it holds is
+// ranked, Attaching ones included, so every invocation that looks at the instance keeps the
+// same ones whatever the order its attaches finish in; the surplus is detached once it can be
+// (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
+// else is on it: its result then names what the instance holds. A surplus that cannot be
+// detached is a failure of the event, handled as the error table says.
+func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
+	ranked := rank(t.id, held)
 	keep, surplus := ranked[:e.h.opts.PerInstance], ranked[e.h.opts.PerInstance:]
+	waiting := false
+	for _, k := range keep {
+		if k.Status != StatusInUse {
+			waiting = true
+		}
+	}
 	for _, s := range surplus {
+		if slices.Contains(t.dropped, s.ID) {
+			continue // detach accepted; a lagging read may still show it
+		}
+		if s.Status != StatusInUse {
+			waiting = true // attaching: it can be detached once InUse
+			continue
+		}
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
 		if err == nil {
 			t.dropped = append(t.dropped, s.ID)
-		} else {
-			e.h.logger().Warn("detach of surplus ENI failed", "instanceId", t.id, "networkInterfaceId", s.ID, "error", err.Error())
+			delete(t.pending, s.ID)
+			continue
+		}
+		t.lastErr = err
+		switch action, _ := Classify(err); action {
+		case ActionNextENI:
+			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
+		case ActionSkip:
+		case ActionRetry, ActionWaitInstance:
+			t.finish(OutcomeRetry, &Problem{Code: codeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			return
+		default:
+			t.finish(OutcomeDeadLettered, &Problem{Code: codeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			return
 		}
 	}
+	if waiting {
+		if t.watchWait == 0 {
+			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+		}
+		return
+	}
+	t.watchWait = 0
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {

@@ -59,8 +59,6 @@ func New(opts Options, conn Connector) (*Handler, error) {
 	}, nil
 }
 
-func (h *Handler) logger() *slog.Logger { return h.log }
-
 // Invocation is what the platform says about one invocation.
 type Invocation struct {
 	RequestID    string
@@ -557,6 +555,10 @@ func (h *Handler) logResult(inv Invocation, res Result) {
 	}
 	if res.DeadLetterID != "" {
 		attrs = append(attrs, slog.String("deadLetterMessageId", res.DeadLetterID))
+	}
+	// Every pool ENI the instance holds at the end (networkInterfaceId is the first of them).
+	if holds := res.holds(); len(holds) > 0 {
+		attrs = append(attrs, slog.Any("holds", holds))
 	}
 	if len(res.Detached) > 0 {
 		attrs = append(attrs, slog.Any("detached", res.Detached))

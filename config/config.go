@@ -66,6 +66,7 @@ func Variables() []Variable {
 		{"ENIPOOL_WARM_GRACE", d.Warm.Grace.String(), false, "Warm target: an ENI it created is deleted only when Available and older than this."},
 		{"ENIPOOL_REDRIVE_MAX", strconv.Itoa(d.RedriveMax), false, "Dead letters one redrive handles unless the action says `max`."},
 		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
+		{"ENIPOOL_RECONCILE_INTERVAL", d.ReconcileInterval.String(), false, "How often the reconcile timer fires (s.yaml). A fleet beyond ENIPOOL_RECONCILE_MAX is reconciled a window at a time: runs this far apart take consecutive windows, so every instance is reached within fleet/max runs."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
 		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for the local cloud."},
 		{"ENIPOOL_ECS_ENDPOINT", "ecs.{region}.aliyuncs.com", false, "ECS API host[:port]. In a VPC, `ecs-vpc.{region}.aliyuncs.com`."},
@@ -139,6 +140,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
 	h.ReconcileMax = r.intIn("ENIPOOL_RECONCILE_MAX", h.ReconcileMax, 1, 100000)
+	h.ReconcileInterval = r.duration("ENIPOOL_RECONCILE_INTERVAL", h.ReconcileInterval, time.Second, 24*time.Hour)
 
 	c.Cloud = alicloud.Options{
 		Scheme:          r.oneOf("ENIPOOL_API_SCHEME", "https", "https", "http"),

@@ -170,11 +170,13 @@ func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
 
 // ReconcileReport is the report of the reconcile action.
 type ReconcileReport struct {
-	Instances       int `json:"instances"`
-	Truncated       int `json:"truncated,omitempty"`
-	Attached        int `json:"attached"`
-	AlreadyAttached int `json:"alreadyAttached"`
-	Released        int `json:"released"`
+	Instances int `json:"instances"`
+	// Truncated counts the instances of the fleet left to other runs (see Coverage).
+	Truncated       int       `json:"truncated,omitempty"`
+	Coverage        *Coverage `json:"coverage,omitempty"`
+	Attached        int       `json:"attached"`
+	AlreadyAttached int       `json:"alreadyAttached"`
+	Released        int       `json:"released"`
 	// Foreign lists pool ENIs attached to instances without the pool tag, left alone.
 	Foreign []string `json:"foreign,omitempty"`
 	Failed  int      `json:"failed"`
@@ -204,10 +206,8 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		return rep, nil
 	}
 	sort.Slice(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
-	if len(insts) > limit {
-		rep.Truncated = len(insts) - limit
-		insts = insts[:limit]
-	}
+	insts, rep.Coverage = h.window(insts, limit, firstNonZero(it.req.TriggerTime, h.opts.Now()))
+	rep.Truncated = rep.Coverage.Fleet - len(insts)
 	rep.Instances = len(insts)
 
 	var out []*item
@@ -271,8 +271,47 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		return rep, out
 	}
 	h.decide(it, OutcomeCompleted, nil)
-	it.res.Reason = summary
+	it.res.Reason = summary + fmt.Sprintf(" (window %d of %d of a fleet of %d)", rep.Coverage.Window, rep.Coverage.Windows, rep.Coverage.Fleet)
 	return rep, out
+}
+
+// Coverage says which part of the fleet one reconcile looked at. A fleet larger than the
+// reconcile limit is cut, by instance id, into Windows windows of at most that many instances,
+// and successive runs take them in turn.
+type Coverage struct {
+	Fleet   int    `json:"fleet"`
+	Window  int    `json:"window"` // 1-based
+	Windows int    `json:"windows"`
+	From    string `json:"from,omitempty"` // first instance id of the window
+	To      string `json:"to,omitempty"`   // last instance id of the window
+}
+
+// window picks the part of the fleet (sorted by id) this run reconciles. The turn comes from
+// the run's time, the timer's trigger time when there is one, counted in ReconcileInterval:
+// runs one interval apart take consecutive windows, with no memory shared between them (each
+// may run in a fresh FC instance), so every instance is reached within Windows runs.
+func (h *Handler) window(insts []Instance, limit int, at time.Time) ([]Instance, *Coverage) {
+	cov := &Coverage{Fleet: len(insts), Window: 1, Windows: 1}
+	if len(insts) > limit {
+		cov.Windows = (len(insts) + limit - 1) / limit
+		turn := at.UnixNano() / int64(max(h.opts.ReconcileInterval, time.Second))
+		cov.Window = int(((turn%int64(cov.Windows))+int64(cov.Windows))%int64(cov.Windows)) + 1
+		lo := (cov.Window - 1) * limit
+		insts = insts[lo:min(lo+limit, len(insts))]
+	}
+	if len(insts) > 0 {
+		cov.From, cov.To = insts[0].ID, insts[len(insts)-1].ID
+	}
+	return insts, cov
+}
+
+func firstNonZero(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // strays finds pool ENIs held by instances of the pool tag that should not hold them: an

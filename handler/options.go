@@ -63,6 +63,10 @@ type Options struct {
 	RedriveMax int
 	// ReconcileMax bounds the instances one reconcile looks at, unless the action says.
 	ReconcileMax int
+	// ReconcileInterval is how often the reconcile timer fires. A fleet larger than
+	// ReconcileMax is reconciled a window at a time, runs one interval apart taking
+	// consecutive windows.
+	ReconcileInterval time.Duration
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -111,6 +115,7 @@ func DefaultOptions() Options {
 		Warm:                   WarmOptions{Grace: 10 * time.Minute},
 		RedriveMax:             10,
 		ReconcileMax:           200,
+		ReconcileInterval:      5 * time.Minute,
 	}
 }
 
@@ -148,6 +153,9 @@ func (o Options) Validate() error {
 	}
 	if o.RedriveMax < 1 || o.ReconcileMax < 1 || o.DetachTime <= 0 || o.LifecycleHeartbeat < 30*time.Second {
 		errs = append(errs, errors.New("redrive and reconcile limits must be >= 1, DetachTime > 0, LifecycleHeartbeat >= 30s"))
+	}
+	if o.ReconcileInterval < time.Second {
+		errs = append(errs, fmt.Errorf("ReconcileInterval %v must be at least 1s", o.ReconcileInterval))
 	}
 	if o.StaleReadBound < 0 {
 		errs = append(errs, fmt.Errorf("StaleReadBound %v must not be negative", o.StaleReadBound))

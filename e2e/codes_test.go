@@ -159,7 +159,9 @@ func TestSeedErrorCodes(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			b := newBed(t, newWorld(t, tt.spec), bedOptions{env: env, timeout: 6e9})
+			// 12 s: a refusal that reads may not explain yet (a lost race, a full instance) is
+			// final only after ENIPOOL_STALE_READ_BOUND (5 s by default), as in production.
+			b := newBed(t, newWorld(t, tt.spec), bedOptions{env: env, timeout: 12e9})
 			event := tt.event
 			if event == "" {
 				event = direct(a)

@@ -30,6 +30,15 @@ type target struct {
 	ours    map[string]bool      // ENIs this invocation attached
 	// uncertain marks pending attaches whose call failed after it may have been applied.
 	uncertain map[string]bool
+	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
+	// its type allows (fullErr), while the reads showed fewer than N of the pool's on it.
+	fullAt  time.Time
+	fullErr error
+	// contested holds the ENIs whose attach ECS refused as no longer Available, with when:
+	// someone attached them, maybe a duplicate of this event for this very instance. Until a
+	// read shows where they went (reads lag writes), or the staleness bound passes, each
+	// counts as possibly this instance's, so that no second ENI is attached beside it.
+	contested map[string]time.Time
 	retryAt   time.Time
 	retry     backoff
 	pollWait  time.Duration
@@ -395,13 +404,30 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 		}
 		need := n - len(held)
 		e.watch(t, held)
-		if now.Before(t.retryAt) || t.needLook {
+		waiting := e.unresolved(t, held, now)
+		if waiting > 0 && t.watchWait == 0 {
+			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+		}
+		need -= waiting
+		if need <= 0 || now.Before(t.retryAt) || t.needLook {
 			continue
 		}
-		if t.quota > 0 && len(t.inst.ENIs)+need > t.quota {
+		if others := e.otherENIs(t); t.quota > 0 && others+n > t.quota {
 			t.finish(OutcomeDeadLettered, problem(CodeENILimit,
-				"instance %s (type %s) allows %d ENIs and holds %d; %d more do not fit",
-				t.id, t.inst.Type, t.quota, len(t.inst.ENIs), need))
+				"instance %s (type %s) allows %d ENIs and holds %d besides its pool's; %d of the pool do not fit",
+				t.id, t.inst.Type, t.quota, others, n))
+			continue
+		}
+		if !t.fullAt.IsZero() {
+			// ECS said the instance is full while it holds fewer than N of the pool's ENIs
+			// as far as the reads show. Duplicates of this event may have filled it with
+			// the pool's own ENIs, which lagging reads do not show yet: the refusal is
+			// final only once the reads have caught up.
+			if now.Sub(t.fullAt) > e.h.opts.StaleReadBound {
+				t.finish(OutcomeDeadLettered, t.fullErr)
+			} else if t.watchWait == 0 {
+				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+			}
 			continue
 		}
 		picked, blocked := 0, 0
@@ -416,7 +442,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 				blocked++
 			}
 		}
-		if picked > 0 || len(t.pending) > 0 || len(held) > 0 {
+		if picked > 0 || len(t.pending) > 0 || len(held) > 0 || waiting > 0 {
 			continue
 		}
 		if blocked > 0 {
@@ -436,6 +462,44 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 		t.needLook = true // look again before calling the pool exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// otherENIs counts the ENIs on t's instance that are not its pool's: the primary and any
+// others, which leave room for the pool's N. ENIs of the pool are left out however the
+// instance description and the pool listing lag one another.
+func (e *engine) otherENIs(t *target) int {
+	n := 0
+	for _, id := range t.inst.ENIs {
+		if eni, ok := e.view[id]; ok && eni.Tags[e.h.opts.TagKey] == t.pool {
+			continue
+		}
+		if _, mine := t.pending[id]; mine {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// unresolved returns how many of t's contested ENIs may still be on their way to t, and
+// forgets those a read has placed: on t (then held counts them), on another instance, or
+// still free once the staleness bound has passed since the refusal.
+func (e *engine) unresolved(t *target, held []ENI, now time.Time) int {
+	n := 0
+	for id, at := range t.contested {
+		eni, seen := e.view[id]
+		switch {
+		case slices.ContainsFunc(held, func(h ENI) bool { return h.ID == id }):
+			delete(t.contested, id)
+		case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
+			delete(t.contested, id)
+		case now.Sub(at) > e.h.opts.StaleReadBound:
+			delete(t.contested, id)
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // watch notes whether t waits on an attach it did not start (not in its pending set): the
@@ -641,7 +705,10 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		t.tried[j.eni] = true
 		e.h.claims.release(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
-			t.needLook = true // maybe a duplicate of this event won it for this instance
+			// Maybe a duplicate of this event won it for this instance: look, and until a
+			// read says where it went, attach nothing else in its place.
+			t.needLook = true
+			t.contested[j.eni] = now
 		}
 	case ActionRetry, ActionWaitInstance:
 		if maybeApplied(err) {
@@ -654,6 +721,16 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	case ActionSkip:
 		t.finish(OutcomeSkipped, err)
 	default:
+		if rule.Code == "EniPerInstanceLimitExceeded" {
+			// Possibly full of the pool's own ENIs, attached by duplicates of this event:
+			// decided once the reads catch up (decideAndAttach).
+			e.h.claims.release(j.eni, t.id)
+			if t.fullAt.IsZero() {
+				t.fullAt, t.fullErr = now, err
+			}
+			t.needLook = true
+			return
+		}
 		t.finish(OutcomeDeadLettered, err)
 	}
 }

@@ -318,7 +318,8 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 func newTarget(id, hint string, allowStopped bool) *target {
 	return &target{id: id, hint: hint, allowStopped: allowStopped,
 		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
-		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+		contested: map[string]time.Time{},
+		retry:     backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
 }
 
 // conclude turns transient failures the platform will not retry into dead letters, sends

@@ -179,13 +179,9 @@ func launch(ctx context.Context, w *world.World, o localcloud.Options, logs io.W
 		os.RemoveAll(dir)
 		return nil, nil, nil, err
 	}
-	// Tell the function how long this world's attaches take, as an operator would set
-	// ENIPOOL_ATTACH_TIME for their region; it keeps learning from there.
-	env := map[string]string{
-		"ENIPOOL_ATTACH_TIME": (w.Timing.Attach.D() + w.Timing.Jitter.D()/2).String(),
-		"ENIPOOL_DETACH_TIME": (w.Timing.Detach.D() + w.Timing.Jitter.D()/2).String(),
-	}
-	f := localcloud.Function{Binary: bin, Logs: logs, Env: env}
+	// The function starts from its defaults, as a fresh deployment does: nothing tells it how
+	// long this world's attaches take; it learns that from what its polls see.
+	f := localcloud.Function{Binary: bin, Logs: logs}
 	if configure != nil {
 		configure(&f)
 	}

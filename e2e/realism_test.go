@@ -16,7 +16,7 @@ func ms(n int) fault.Duration { return fault.Duration(time.Duration(n) * time.Mi
 // realistic turns on what production does and a calm world does not: describes that lag the
 // writes by up to 600 ms, attach and detach times with a long tail (no two alike, unknown to
 // the function), and latency on both halves of every ECS call. The figures are scaled down
-// from the realistic world (localcloud/worlds/realistic.yaml) so that the suite stays fast;
+// from the demo world (localcloud/worlds/demo.yaml) so that the suite stays fast;
 // the staleness is twice the median attach, so a confirmation read regularly sees the past.
 func realistic(w *world.World) {
 	w.Timing.AttachSpread = fault.Spread{Median: ms(300), P99: ms(1500), Max: ms(3000)}

@@ -18,7 +18,7 @@ import (
 // /debug/state: the attach is listed with its true duration, and the realism counters are
 // there for a harness to report, equal to the Go API's.
 func TestDebugStateCountsRealism(t *testing.T) {
-	w, err := world.Load("worlds/realistic.yaml")
+	w, err := world.Load("worlds/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

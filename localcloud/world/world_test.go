@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/localcloud/fault"
 )
 
 func demoPath(t *testing.T) string {
@@ -136,6 +138,9 @@ func TestTransitionsApplyLazily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Fixed times: the demo's spread and faults are for make run, not for this clock.
+	w.Timing = Timing{Attach: fault.Duration(time.Second), Detach: fault.Duration(500 * time.Millisecond), Jitter: fault.Duration(200 * time.Millisecond)}
+	w.Faults = fault.Plan{}
 	clk := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
 	s, err := NewStore(w, clk.now)
 	if err != nil {

@@ -276,6 +276,8 @@ func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
 		Tags:           tags,
 		Created:        parseECSTime(n.CreationTime),
 		OwnerID:        n.OwnerId,
+		// Primary ENIs never reach the pool; for the others ECS reports the setting.
+		DeleteOnRelease: n.DeleteOnRelease,
 	}
 }
 
@@ -306,6 +308,9 @@ func (a *ecsAPI) DetachENI(ctx context.Context, eniID, instanceID string) error 
 func (a *ecsAPI) CreateENI(ctx context.Context, spec handler.ENISpec) (handler.ENI, error) {
 	req := ecs.CreateCreateNetworkInterfaceRequest()
 	req.VSwitchId, req.ClientToken, req.Description = spec.VSwitchID, spec.ClientToken, spec.Description
+	// A pool ENI outlives its instances: ECS would otherwise delete it, and its address,
+	// when Auto Scaling releases the instance it is attached to.
+	req.DeleteOnRelease = requests.NewBoolean(false)
 	if len(spec.SecurityGroupIDs) == 1 {
 		req.SecurityGroupId = spec.SecurityGroupIDs[0]
 	} else if len(spec.SecurityGroupIDs) > 1 {

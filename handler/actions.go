@@ -96,14 +96,17 @@ type PoolStatus struct {
 
 // ZoneStatus counts a pool's ENIs in one zone, and lists them for the status action.
 type ZoneStatus struct {
-	Zone              string      `json:"zone"`
-	Available         int         `json:"available"`
-	Attaching         int         `json:"attaching"`
-	InUse             int         `json:"inUse"`
-	Detaching         int         `json:"detaching"`
-	Total             int         `json:"total"`
-	BelowLowWatermark bool        `json:"belowLowWatermark"`
-	ENIs              []ENIStatus `json:"networkInterfaces,omitempty"`
+	Zone              string `json:"zone"`
+	Available         int    `json:"available"`
+	Attaching         int    `json:"attaching"`
+	InUse             int    `json:"inUse"`
+	Detaching         int    `json:"detaching"`
+	Total             int    `json:"total"`
+	BelowLowWatermark bool   `json:"belowLowWatermark"`
+	// ReleasedWithInstance counts the ENIs ECS deletes with the instance they are attached
+	// to (DeleteOnRelease): each is lost to the pool if its instance is released first.
+	ReleasedWithInstance int         `json:"releasedWithInstance"`
+	ENIs                 []ENIStatus `json:"networkInterfaces,omitempty"`
 }
 
 // ENIStatus is one ENI in a status report: which instance holds it, with which address.
@@ -113,6 +116,8 @@ type ENIStatus struct {
 	InstanceID string `json:"instanceId,omitempty"`
 	PrivateIP  string `json:"privateIpAddress,omitempty"`
 	VSwitchID  string `json:"vSwitchId"`
+	// DeleteOnRelease: ECS deletes the ENI with the instance it is attached to.
+	DeleteOnRelease bool `json:"deleteOnRelease,omitempty"`
 }
 
 // poolStatus counts enis per pool and zone, sorted, listing them when detail is set.
@@ -137,8 +142,12 @@ func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
 		case StatusDetaching:
 			z.Detaching++
 		}
+		if e.DeleteOnRelease {
+			z.ReleasedWithInstance++
+		}
 		if detail {
-			z.ENIs = append(z.ENIs, ENIStatus{ID: e.ID, Status: e.Status, InstanceID: e.InstanceID, PrivateIP: e.PrivateIP, VSwitchID: e.VSwitchID})
+			z.ENIs = append(z.ENIs, ENIStatus{ID: e.ID, Status: e.Status, InstanceID: e.InstanceID, PrivateIP: e.PrivateIP,
+				VSwitchID: e.VSwitchID, DeleteOnRelease: e.DeleteOnRelease})
 		}
 	}
 	byPool := map[string]*PoolStatus{}
@@ -394,6 +403,10 @@ func (h *Handler) logWatermarks(pools []PoolStatus) {
 			if z.BelowLowWatermark {
 				h.log.Warn("enipool.pool-low", "pool", p.Pool, "zone", z.Zone, "available", z.Available,
 					"total", z.Total, "lowWatermark", h.opts.LowWatermark)
+			}
+			if z.ReleasedWithInstance > 0 {
+				h.log.Warn("enipool.pool-at-risk", "pool", p.Pool, "zone", z.Zone, "releasedWithInstance", z.ReleasedWithInstance,
+					"total", z.Total, "fix", "turn DeleteOnRelease off on the pool's ENIs (ModifyNetworkInterfaceAttribute), or ECS deletes each with the instance it is attached to")
 			}
 		}
 	}

@@ -152,6 +152,10 @@ type ENI struct {
 	// OwnerID is the account the ENI belongs to; another account's ENI shared with this one
 	// cannot be attached by a RAM identity (Forbidden.NotSupportRAM).
 	OwnerID string
+	// DeleteOnRelease says ECS deletes the ENI when it releases the instance the ENI is
+	// attached to, which is ECS's default: a pool ENI set so is lost, with its address, if
+	// its instance is released before the ENI is detached.
+	DeleteOnRelease bool
 }
 
 // ENI statuses.

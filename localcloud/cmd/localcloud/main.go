@@ -359,6 +359,9 @@ func printReport(out io.Writer, report any) {
 			if z.BelowLowWatermark {
 				low = "  (below the low watermark)"
 			}
+			if z.ReleasedWithInstance > 0 {
+				low += fmt.Sprintf("  (%d deleted with their instance: DeleteOnRelease)", z.ReleasedWithInstance)
+			}
 			fmt.Fprintf(out, "    pool %-6s %-15s %2d available, %2d in use, %2d attaching, %2d detaching, %2d total%s\n",
 				p.Pool, z.Zone, z.Available, z.InUse, z.Attaching, z.Detaching, z.Total, low)
 			for _, e := range z.ENIs {

@@ -290,11 +290,10 @@ func (r *run) launch(ctx context.Context, l *Launch) error {
 		gap = l.Over.D() / time.Duration(l.Count-1)
 	}
 	ids := make([]string, 0, l.Count)
+	begin := r.clock.Now()
 	for i := range l.Count {
-		if i > 0 && gap > 0 {
-			if err := r.clock.Sleep(ctx, gap); err != nil {
-				return err
-			}
+		if err := r.sleepUntil(ctx, begin.Add(time.Duration(i)*gap)); err != nil {
+			return err
 		}
 		id := r.newInstanceID()
 		in := world.Instance{ID: id, Type: l.Type, VSwitch: l.VSwitches[i%len(l.VSwitches)],
@@ -340,6 +339,16 @@ func (r *run) launch(ctx context.Context, l *Launch) error {
 		r.story.say("lifecycle action %s of hook %s started for %d instance(s)", token, l.Hook, len(ids))
 	})
 	return nil
+}
+
+// sleepUntil sleeps until t on the clock. Steps spread over a duration aim each action at its
+// own time from the step's start, so that the time each action takes does not stretch the
+// spread.
+func (r *run) sleepUntil(ctx context.Context, t time.Time) error {
+	if d := t.Sub(r.clock.Now()); d > 0 {
+		return r.clock.Sleep(ctx, d)
+	}
+	return ctx.Err()
 }
 
 // newInstanceID returns an instance id the world does not use yet.
@@ -496,11 +505,10 @@ func (r *run) send(ctx context.Context, m *Send) error {
 		gap = m.Over.D() / time.Duration(m.Count-1)
 	}
 	failed := 0
+	begin := r.clock.Now()
 	for i := range m.Count {
-		if i > 0 && gap > 0 {
-			if err := r.clock.Sleep(ctx, gap); err != nil {
-				return err
-			}
+		if err := r.sleepUntil(ctx, begin.Add(time.Duration(i)*gap)); err != nil {
+			return err
 		}
 		body := strings.ReplaceAll(m.Body, "{{region}}", r.c.Region)
 		body = strings.ReplaceAll(body, "{{n}}", strconv.Itoa(i+1))

@@ -56,11 +56,13 @@ func (t *Triggers) Watch(o WatchOptions) error {
 	}
 	w := &watcher{t: t, o: o, states: map[string]string{}, actions: map[string]bool{}}
 	w.look(false)
-	t.wg.Go(func() {
+	if !t.spawn(func() {
 		for t.clock.Sleep(t.ctx, o.Interval) == nil {
 			w.look(true)
 		}
-	})
+	}) {
+		return errors.New("trigger: Watch after Close")
+	}
 	return nil
 }
 

@@ -69,8 +69,8 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  localcloud serve  [-world FILE] [-ecs ADDR] [-ess ADDR] [-mns ADDR] [-debug ADDR] [-triggers s.yaml [-events-addr ADDR]]
-  localcloud run    [-world FILE] [-events DIR] [-triggers s.yaml [-clock-scale N] [-seed N] [-duplicates P] [-max-delay D]] [FILE...]
+  localcloud serve  [-world FILE] [-ecs ADDR] [-ess ADDR] [-mns ADDR] [-debug ADDR] [-triggers s.yaml [-events-addr ADDR] [-idle D]]
+  localcloud run    [-world FILE] [-events DIR] [-triggers s.yaml [-clock-scale N] [-seed N] [-duplicates P] [-max-delay D] [-idle D]] [FILE...]
   localcloud run    -scenario FILE [-triggers s.yaml] [-logs FILE]
   localcloud invoke [-world FILE] -event FILE
 `)

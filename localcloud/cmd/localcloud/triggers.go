@@ -31,6 +31,7 @@ type triggerOptions struct {
 	seed       uint64
 	duplicates float64
 	maxDelay   time.Duration
+	idle       time.Duration
 }
 
 // loadFunction renders s.yaml for the world's account and returns its function.
@@ -47,8 +48,9 @@ func loadFunction(sYAML string, w *world.World) (trigger.FunctionSpec, error) {
 
 // deployed makes the local function carry s.yaml's configuration: its environment variables
 // (the cloud's endpoints still win), timeout and asyncInvokeConfig.
-func deployed(spec trigger.FunctionSpec) func(*localcloud.Function) {
+func deployed(spec trigger.FunctionSpec, idle time.Duration) func(*localcloud.Function) {
 	return func(f *localcloud.Function) {
+		f.IdleTimeout = idle
 		env := map[string]string{}
 		for k, v := range spec.Env {
 			env[k] = v
@@ -91,7 +93,7 @@ func runTriggers(ctx context.Context, out io.Writer, worldFile string, to trigge
 		return err
 	}
 	fmt.Fprintf(out, "Building the function and starting the local cloud (%s) with the triggers of %s...\n", worldFile, to.sYAML)
-	c, rt, closeAll, err := launch(ctx, w, localcloud.Options{}, logs, deployed(spec))
+	c, rt, closeAll, err := launch(ctx, w, localcloud.Options{}, logs, deployed(spec, to.idle))
 	if err != nil {
 		return err
 	}
@@ -189,7 +191,7 @@ func runTriggers(ctx context.Context, out io.Writer, worldFile string, to trigge
 
 	dlqName := "enipool-dlq" // localcloud.StartFunction's default
 	var probe localcloud.Function
-	deployed(spec)(&probe)
+	deployed(spec, 0)(&probe)
 	if probe.DeadLetterQueue != "" {
 		dlqName = probe.DeadLetterQueue
 	}
@@ -216,7 +218,7 @@ func runTriggers(ctx context.Context, out io.Writer, worldFile string, to trigge
 		"invocations": fs.Invocations, "fcInstances": fs.InstancesStarted, "coldStarts": fs.ColdStarts,
 		"timerFirings": st.TimerFirings, "published": st.Published, "matched": st.Matched, "duplicates": st.Duplicates,
 		"messages": st.MessagesTaken, "batches": st.Batches, "streamRetries": st.Retries, "streamDeadLetters": st.DeadLettered,
-		"deadLetters": len(dlq), "lifecycleCompleted": lifecycle,
+		"deadLetters": len(dlq), "lifecycleCompleted": lifecycle, "reclaimed": fs.Reclaimed,
 	})
 	fmt.Fprintf(out, "\n%s\n", summary)
 	return nil
@@ -290,7 +292,7 @@ func serveTriggers(ctx context.Context, worldFile string, o localcloud.Options, 
 	if err != nil {
 		return err
 	}
-	c, rt, closeAll, err := launch(ctx, w, o, os.Stderr, deployed(spec))
+	c, rt, closeAll, err := launch(ctx, w, o, os.Stderr, deployed(spec, to.idle))
 	if err != nil {
 		return err
 	}
@@ -348,6 +350,7 @@ func addTriggerFlags(fs *flag.FlagSet, to *triggerOptions) {
 	fs.Uint64Var(&to.seed, "seed", 1, "with -triggers: seed of the event bus's delays and duplicates")
 	fs.Float64Var(&to.duplicates, "duplicates", 0, "with -triggers: probability that the event bus delivers an event twice")
 	fs.DurationVar(&to.maxDelay, "max-delay", 0, "with -triggers: longest delay of an event bus delivery (on the triggers' clock)")
+	fs.DurationVar(&to.idle, "idle", 0, "with -triggers: reclaim a function instance idle this long (real time; 0: never)")
 }
 
 // printCounted prints lines, each distinct line once, in order of first appearance, with how

@@ -27,6 +27,7 @@
 //	  securityGroups: [the first VPC security group of each vSwitch's VPC]
 //	fc:
 //	  maxInstances:  concurrent FC instances of the function [100, FC's default quota]
+//	  idleTimeout:   reclaim an instance idle that long; the next need cold-starts [0: never]
 //	bus:           the default event bus's at-least-once knobs: minDelay, maxDelay, duplicates
 //	seed:          seeds the bus's delays and duplicates (the world's faults.seed seeds the cloud)
 //	timeline[]:    steps, each exactly one of:

@@ -64,6 +64,8 @@ type Report struct {
 	FailedAttempts int `json:"failedAttempts"`
 	FCInstances    int `json:"fcInstances"`
 	ColdStarts     int `json:"coldStarts"`
+	// Reclaimed counts FC instances stopped after fc.idleTimeout.
+	Reclaimed int `json:"reclaimed"`
 	// Deliveries counts the triggers' pushes by trigger name; TimerFirings the timer's.
 	Deliveries   map[string]int `json:"deliveries"`
 	TimerFirings int            `json:"timerFirings"`
@@ -207,7 +209,7 @@ func (r *run) report(ended string) *Report {
 	}
 
 	fs := r.rt.Stats()
-	rep.Invocations, rep.FCInstances, rep.ColdStarts = fs.Invocations, fs.InstancesStarted, fs.ColdStarts
+	rep.Invocations, rep.FCInstances, rep.ColdStarts, rep.Reclaimed = fs.Invocations, fs.InstancesStarted, fs.ColdStarts, fs.Reclaimed
 	for _, inv := range r.rt.Invocations() {
 		if inv.Error != nil {
 			rep.FailedAttempts++
@@ -302,8 +304,8 @@ func (r *run) tell(rep *Report) {
 		ds = append(ds, fmt.Sprintf("%s %d", n, rep.Deliveries[n]))
 	}
 	s.say("triggers: %s; timer firings %d", orElse(strings.Join(ds, ", "), "no deliveries"), rep.TimerFirings)
-	s.say("function: %d invocation attempt(s) (%d failed) on %d FC instance(s), %d cold start(s)",
-		rep.Invocations, rep.FailedAttempts, rep.FCInstances, rep.ColdStarts)
+	s.say("function: %d invocation attempt(s) (%d failed) on %d FC instance(s), %d cold start(s), %d reclaimed idle",
+		rep.Invocations, rep.FailedAttempts, rep.FCInstances, rep.ColdStarts, rep.Reclaimed)
 	s.say("ECS: %d attach(es) (true time %s), %d detach(es); %d API call(s); %d stale read(s); %d answer(s) lost after the action",
 		rep.Attaches, spread(rep.AttachTimes), rep.Detaches, rep.APICalls, rep.StaleReads, rep.FaultsAfterAction)
 	s.say("lifecycle: %d action(s) started, %d completed, %d timed out", rep.LifecycleActions, rep.LifecycleCompleted, rep.LifecycleTimedOut)

@@ -177,7 +177,7 @@ func (r *run) setUp(ctx context.Context) (err error) {
 		return fmt.Errorf("scenario: %w", err)
 	}
 	r.c = c
-	f := localcloud.Function{Binary: bin, Logs: r.o.Logs, MaxInstances: r.sc.FC.MaxInstances}
+	f := localcloud.Function{Binary: bin, Logs: r.o.Logs, MaxInstances: r.sc.FC.MaxInstances, IdleTimeout: r.sc.FC.IdleTimeout.D()}
 	if f.MaxInstances == 0 {
 		f.MaxInstances = fcrt.DefaultMaxInstances
 	}

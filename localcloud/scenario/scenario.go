@@ -53,6 +53,9 @@ type FC struct {
 	// MaxInstances caps the function's concurrent instances; 0 means FC's default quota
 	// (fcrt.DefaultMaxInstances).
 	MaxInstances int `yaml:"maxInstances,omitempty"`
+	// IdleTimeout reclaims an instance idle that long, so that a later invocation cold-starts;
+	// 0 keeps instances until the end.
+	IdleTimeout fault.Duration `yaml:"idleTimeout,omitempty"`
 }
 
 // Bus shapes the default event bus's at-least-once delivery (trigger.BusOptions).
@@ -353,6 +356,9 @@ func (sc *Scenario) validate(p *problems) {
 	w := sc.World
 	if sc.FC.MaxInstances < 0 {
 		p.add("fc.maxInstances", "must not be negative")
+	}
+	if sc.FC.IdleTimeout < 0 {
+		p.add("fc.idleTimeout", "must not be negative")
 	}
 	if b := sc.Bus; b.MinDelay < 0 || b.MaxDelay < 0 || b.MinDelay > b.MaxDelay {
 		p.add("bus", "want 0 <= minDelay <= maxDelay, got %s and %s", b.MinDelay.D(), b.MaxDelay.D())

@@ -101,8 +101,8 @@ func TestParseInvalid(t *testing.T) {
 		{"pools", baseWorld + ok + "pools: [{count: 0, vswitches: [vsw-x], securityGroups: [sg-x]}]\n",
 			[]string{"pools[0].pool: required", "pools[0].count: must be positive", `pools[0].vswitches[0]: unknown vSwitch "vsw-x"`,
 				`pools[0].securityGroups[0]: unknown security group "sg-x"`}},
-		{"fc and bus", baseWorld + ok + "fc: {maxInstances: -1}\nbus: {minDelay: 2s, maxDelay: 1s, duplicates: 2}\n",
-			[]string{"fc.maxInstances: must not be negative", "bus: want 0 <= minDelay <= maxDelay", "bus.duplicates: a probability"}},
+		{"fc and bus", baseWorld + ok + "fc: {maxInstances: -1, idleTimeout: -1s}\nbus: {minDelay: 2s, maxDelay: 1s, duplicates: 2}\n",
+			[]string{"fc.maxInstances: must not be negative", "fc.idleTimeout: must not be negative", "bus: want 0 <= minDelay <= maxDelay", "bus.duplicates: a probability"}},
 		{"missing world file", "world: nope.yaml\n" + ok, []string{"nope.yaml"}},
 	}
 	for _, tt := range tests {

@@ -52,6 +52,9 @@ type Report struct {
 	// envelopes (Envelopes of them), FC's onFailure records and the stream's dead letters.
 	DeadLetters int `json:"deadLetters"`
 	Envelopes   int `json:"envelopes"`
+	// Queued counts messages still in the work queue at the end, delayed ones included (work
+	// the function put back for later, which the end condition does not wait for).
+	Queued int `json:"queued"`
 	// LifecycleActions counts the actions the timeline's launches started;
 	// LifecycleCompleted those a caller completed (not timed out), LifecycleTimedOut those
 	// whose hook timed out.
@@ -177,6 +180,9 @@ func (r *run) report(ended string) *Report {
 	rep.ENIsOnTwo, rep.OverNEver = history(r.c.Store.Changes(1), snap, w, key, r.n)
 	rep.DoubleAttach = rep.ENIsOnTwo + rep.OverNAtRest
 
+	if r.work != "" {
+		rep.Queued = len(st.Queues[r.work])
+	}
 	dlq := st.Queues[r.dlq]
 	rep.DeadLetters = len(dlq)
 	for _, m := range dlq {
@@ -309,7 +315,7 @@ func (r *run) tell(rep *Report) {
 	s.say("ECS: %d attach(es) (true time %s), %d detach(es); %d API call(s); %d stale read(s); %d answer(s) lost after the action",
 		rep.Attaches, spread(rep.AttachTimes), rep.Detaches, rep.APICalls, rep.StaleReads, rep.FaultsAfterAction)
 	s.say("lifecycle: %d action(s) started, %d completed, %d timed out", rep.LifecycleActions, rep.LifecycleCompleted, rep.LifecycleTimedOut)
-	s.say("dead letters: %d (%d enipool envelope(s))", rep.DeadLetters, rep.Envelopes)
+	s.say("dead letters: %d (%d enipool envelope(s)); %d message(s) left in the work queue", rep.DeadLetters, rep.Envelopes, rep.Queued)
 	reasons := slices.Collect(maps.Keys(rep.DeadLetterReasons))
 	sort.Slice(reasons, func(i, j int) bool {
 		a, b := rep.DeadLetterReasons[reasons[i]], rep.DeadLetterReasons[reasons[j]]

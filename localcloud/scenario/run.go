@@ -54,9 +54,10 @@ type run struct {
 	dlq   string // the function's dead-letter queue
 	work  string // the work queue (s.yaml's MNS event stream), "" without one
 
-	c  *localcloud.Cloud
-	rt *fcrt.Runtime
-	tr *trigger.Triggers
+	cancel context.CancelFunc
+	c      *localcloud.Cloud
+	rt     *fcrt.Runtime
+	tr     *trigger.Triggers
 
 	keep       string              // the directory of the built binary, removed at the end
 	labels     map[string][]string // launch.as: instance ids
@@ -87,7 +88,10 @@ func Run(ctx context.Context, sc *Scenario, o Options) (*Report, error) {
 	if o.Poll <= 0 {
 		o.Poll = 20 * time.Millisecond
 	}
-	r := &run{sc: sc, o: o, clock: o.Clock, labels: map[string][]string{}, startErrs: make(chan error, len(sc.Timeline))}
+	// tearDown cancels ctx first, so that a launch still waiting to start its lifecycle action
+	// gives up when the run ends early.
+	ctx, cancel := context.WithCancel(ctx)
+	r := &run{sc: sc, o: o, clock: o.Clock, cancel: cancel, labels: map[string][]string{}, startErrs: make(chan error, len(sc.Timeline))}
 	r.story = &story{w: o.Story, clock: o.Clock}
 	if r.story.w == nil {
 		r.story.w = io.Discard
@@ -212,6 +216,7 @@ func (r *run) setUp(ctx context.Context) (err error) {
 
 // tearDown stops the triggers, then the function, then the cloud.
 func (r *run) tearDown() {
+	r.cancel()
 	if r.tr != nil {
 		r.tr.Close()
 	}

@@ -109,6 +109,14 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("staleReads %d, attaches %d, apiCalls %d: the realism knobs did nothing", rep.StaleReads, rep.Attaches, rep.APICalls)
 	}
 
+	// And the function did its job: every eligible instance holds exactly its one pool ENI,
+	// however the reads lagged and the answers were lost (before the function's correctness
+	// fixes it left 10 of 11 with exactly one, and 6 dead letters).
+	if rep.ExactlyN != rep.Eligible || rep.DoubleAttach != 0 || rep.OutsidePool != 0 || rep.DeadLetters != 0 || rep.LifecycleCompleted != 1 {
+		t.Errorf("the function left exactlyN %d of %d eligible, doubleAttach %d, outsidePool %d, %d dead letter(s), %d lifecycle action(s) completed",
+			rep.ExactlyN, rep.Eligible, rep.DoubleAttach, rep.OutsidePool, rep.DeadLetters, rep.LifecycleCompleted)
+	}
+
 	// The JSON line carries the fields.
 	var line map[string]any
 	if err := json.Unmarshal(rep.JSON(), &line); err != nil {

@@ -3,9 +3,12 @@ package scenario
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/localcloud/world"
 )
 
 // baseWorld is a small valid world: one pool ENI per zone, a scale-out hook, two queues.
@@ -135,6 +138,37 @@ func TestShippedScenariosLoad(t *testing.T) {
 		}
 		if _, err := os.Stat(sc.Project); err != nil {
 			t.Errorf("%s: project: %v", f, err)
+		}
+	}
+}
+
+// The shipped scenarios run on the realistic world's knobs: their worlds must keep in step with
+// localcloud/worlds/realistic.yaml (and scaleout-200's inline world with worlds/fleet.yaml).
+func TestShippedScenariosAreRealistic(t *testing.T) {
+	real, err := world.Load("../worlds/realistic.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, err := world.Load("../scenarios/worlds/fleet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../scenarios/*.yaml")
+	for _, f := range files {
+		sc, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := sc.World
+		if !reflect.DeepEqual(w.Faults, real.Faults) || !reflect.DeepEqual(w.Timing, real.Timing) || !reflect.DeepEqual(w.Throttling, real.Throttling) {
+			t.Errorf("%s: faults, timing or throttling differ from realistic.yaml's", f)
+		}
+		// Policy files are named relative to each file: compare what they say.
+		p, _ := w.Policy("enipool-fn")
+		fp, _ := fleet.Policy("enipool-fn")
+		if !reflect.DeepEqual(w.VSwitches, fleet.VSwitches) || !reflect.DeepEqual(w.LifecycleHooks, fleet.LifecycleHooks) ||
+			p == nil || !reflect.DeepEqual(p, fp) || len(w.Instances) != 0 {
+			t.Errorf("%s: the network, hook or policy differ from worlds/fleet.yaml's, or it has instances", f)
 		}
 	}
 }

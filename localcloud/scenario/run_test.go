@@ -12,19 +12,49 @@ import (
 	"github.com/enipool/enipool/localcloud/world"
 )
 
-// TestRunSmall plays testdata/small.yaml through the real function binary and the project's
-// s.yaml, and checks the report's counts against the world it leaves, recounted here.
-func TestRunSmall(t *testing.T) {
+// TestRun plays scenarios through the real function binary and the project's s.yaml.
+func TestRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end-to-end: builds the function and runs for about half a minute")
+		t.Skip("end-to-end: builds the function and runs for about 40 seconds")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	sc, err := Load("testdata/small.yaml")
+	bin, err := localcloud.BuildFunction(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := localcloud.BuildFunction(ctx, t.TempDir())
+	t.Run("small", func(t *testing.T) { testRunSmall(ctx, t, bin) })
+	t.Run("deadline", func(t *testing.T) { testRunDeadline(ctx, t, bin) })
+}
+
+// testRunDeadline: a run with only a deadline runs until it, and says it ended there.
+func testRunDeadline(ctx context.Context, t *testing.T, bin string) {
+	sc, err := Parse([]byte(`
+project: ../../../s.yaml
+world: ../../scenarios/worlds/fleet.yaml
+pools: [{pool: web, count: 4}]
+timeline:
+  - launch: {count: 2, pool: web, hook: none}
+end: {deadline: 4s}
+`), "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var story bytes.Buffer
+	rep, err := Run(ctx, sc, Options{Binary: bin, Story: &story})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, story.String())
+	}
+	if rep.Ended != "deadline" || rep.Seconds < 4 || rep.Seconds > 10 || rep.Launched != 2 || rep.Instances != 2 {
+		t.Errorf("ended %s after %gs, launched %d, instances %d; want deadline after 4s, 2, 2\n%s",
+			rep.Ended, rep.Seconds, rep.Launched, rep.Instances, story.String())
+	}
+}
+
+// testRunSmall plays testdata/small.yaml through the real function binary and the project's
+// s.yaml, and checks the report's counts against the world it leaves, recounted here.
+func testRunSmall(ctx context.Context, t *testing.T, bin string) {
+	sc, err := Load("testdata/small.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,13 @@ func TestRun(t *testing.T) {
 // testRunDeadline: a run with only a deadline runs until it, and says it ended there.
 func testRunDeadline(ctx context.Context, t *testing.T, bin string) {
 	sc, err := Parse([]byte(`
-project: ../../../s.yaml
-world: ../../scenarios/worlds/fleet.yaml
+project: ../../s.yaml
+world: ../scenarios/worlds/fleet.yaml
 pools: [{pool: web, count: 4}]
 timeline:
   - launch: {count: 2, pool: web, hook: none}
 end: {deadline: 4s}
-`), "testdata")
+`), ".")
 	if err != nil {
 		t.Fatal(err)
 	}

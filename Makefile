@@ -9,11 +9,12 @@ GO        ?= go
 EVENT     ?= events/ecs-running.json
 WORLD     ?= localcloud/worlds/demo.yaml
 FUZZTIME  ?= 60s
+SCENARIO  ?= localcloud/scenarios/scaleout-200.yaml
 BIN       := dist/main
 LOCAL     := $(GO) run ./localcloud/cmd/localcloud
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
-.PHONY: help build test gotest unit run invoke localcloud bench lint fuzz deploy remote-invoke clean docs deps
+.PHONY: help build test gotest unit run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +44,9 @@ invoke: deps ## One event against the local cloud: make invoke EVENT=events/dire
 
 localcloud: deps ## Run the local cloud standalone (endpoints and credentials printed; Ctrl-C stops it)
 	$(LOCAL) serve -world $(WORLD)
+
+scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
+	$(LOCAL) run -scenario $(SCENARIO)
 
 bench: deps ## The benchmark: prints a table and writes bench/results.json
 	$(GO) run ./bench -out bench/results.json

@@ -3,6 +3,7 @@
 //
 //	localcloud serve  [-world FILE]                    run the cloud until Ctrl-C; print endpoints and credentials
 //	localcloud run    [-world FILE] [-events DIR|FILE...]  build the function, handle every sample event, say what happened
+//	localcloud run    -scenario FILE [-triggers s.yaml] [-logs FILE]  play a scenario; end with its JSON report
 //	localcloud invoke [-world FILE] -event FILE         handle one event; print the function's JSON result
 //
 // With -triggers s.yaml, run and serve also run the function's triggers from that file (package
@@ -70,6 +71,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   localcloud serve  [-world FILE] [-ecs ADDR] [-ess ADDR] [-mns ADDR] [-debug ADDR] [-triggers s.yaml [-events-addr ADDR] [-idle D]]
   localcloud run    [-world FILE] [-events DIR] [-triggers s.yaml [-clock-scale N] [-seed N] [-duplicates P] [-max-delay D] [-idle D]] [FILE...]
+  localcloud run    -scenario FILE [-triggers s.yaml] [-logs FILE]
   localcloud invoke [-world FILE] -event FILE
 `)
 }
@@ -247,9 +249,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	worldFile := fs.String("world", defaultWorld, "world file")
 	eventsDir := fs.String("events", "", "directory of sample events (run in story order)")
 	logFile := fs.String("logs", "", "write the function's log lines to this file (default: discard)")
+	scenarioFile := fs.String("scenario", "", "run a scenario file (package scenario) instead of sample events; -triggers overrides its project")
 	var to triggerOptions
 	addTriggerFlags(fs, &to)
 	fs.Parse(args)
+	if *scenarioFile != "" {
+		return runScenario(ctx, out, *scenarioFile, to.sYAML, *logFile)
+	}
 	files := fs.Args()
 	if *eventsDir != "" {
 		all, err := filepath.Glob(filepath.Join(*eventsDir, "*.json"))

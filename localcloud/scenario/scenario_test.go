@@ -142,10 +142,10 @@ func TestShippedScenariosLoad(t *testing.T) {
 	}
 }
 
-// The shipped scenarios run on the realistic world's knobs: their worlds must keep in step with
-// localcloud/worlds/realistic.yaml (and scaleout-200's inline world with worlds/fleet.yaml).
+// The shipped scenarios run on the demo world's knobs (production's unkindness): their worlds must keep in step with
+// localcloud/worlds/demo.yaml (and scaleout-200's inline world with worlds/fleet.yaml).
 func TestShippedScenariosAreRealistic(t *testing.T) {
-	real, err := world.Load("../worlds/realistic.yaml")
+	real, err := world.Load("../worlds/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestShippedScenariosAreRealistic(t *testing.T) {
 		}
 		w := sc.World
 		if !reflect.DeepEqual(w.Faults, real.Faults) || !reflect.DeepEqual(w.Timing, real.Timing) || !reflect.DeepEqual(w.Throttling, real.Throttling) {
-			t.Errorf("%s: faults, timing or throttling differ from realistic.yaml's", f)
+			t.Errorf("%s: faults, timing or throttling differ from demo.yaml's", f)
 		}
 		// Policy files are named relative to each file: compare what they say.
 		p, _ := w.Policy("enipool-fn")

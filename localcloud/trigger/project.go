@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/enipool/enipool/internal/syaml"
+	"github.com/enipool/enipool/localcloud/fcrt"
 )
 
 // ErrInvalidProject is wrapped by every error about an s.yaml the package cannot run.
@@ -215,6 +216,30 @@ func (f FunctionSpec) Timeout() time.Duration {
 		return 3 * time.Second
 	}
 	return time.Duration(f.TimeoutSeconds) * time.Second
+}
+
+// Apply gives the local function what its asyncInvokeConfig says: retries (0 meaning none,
+// as fc3 takes it), the maximum event age, and the onFailure queue. Unset keys leave async
+// and the queue as they are.
+func (f FunctionSpec) Apply(async *fcrt.AsyncConfig, onFailure *string) {
+	a := f.Async
+	if a == nil {
+		return
+	}
+	if a.MaxAsyncRetryAttempts != nil {
+		async.MaxRetryAttempts = *a.MaxAsyncRetryAttempts
+		if async.MaxRetryAttempts == 0 {
+			async.MaxRetryAttempts = fcrt.NoRetries
+		}
+	}
+	if a.MaxAsyncEventAgeInSeconds > 0 {
+		async.MaxEventAge = time.Duration(a.MaxAsyncEventAgeInSeconds) * time.Second
+	}
+	if d := a.DestinationConfig.OnFailure; d != nil {
+		if q, err := QueueFromARN(d.Destination); err == nil {
+			*onFailure = q
+		}
+	}
 }
 
 // QueueFromARN returns the queue name of an MNS queue ARN, in either form fc3 uses:

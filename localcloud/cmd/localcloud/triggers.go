@@ -60,22 +60,7 @@ func deployed(spec trigger.FunctionSpec, idle time.Duration) func(*localcloud.Fu
 		}
 		f.Env = env
 		f.Timeout = spec.Timeout()
-		if a := spec.Async; a != nil {
-			if a.MaxAsyncRetryAttempts != nil {
-				f.Async.MaxRetryAttempts = *a.MaxAsyncRetryAttempts
-				if f.Async.MaxRetryAttempts == 0 {
-					f.Async.MaxRetryAttempts = fcrt.NoRetries
-				}
-			}
-			if a.MaxAsyncEventAgeInSeconds > 0 {
-				f.Async.MaxEventAge = time.Duration(a.MaxAsyncEventAgeInSeconds) * time.Second
-			}
-			if d := a.DestinationConfig.OnFailure; d != nil {
-				if q, err := trigger.QueueFromARN(d.Destination); err == nil {
-					f.DeadLetterQueue = q
-				}
-			}
-		}
+		spec.Apply(&f.Async, &f.DeadLetterQueue)
 	}
 }
 

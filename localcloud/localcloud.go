@@ -17,6 +17,12 @@
 // mns.DialTransport, or the function's ENIPOOL_MNS_DIAL_ADDR). What the SDK sends, Host
 // header and signature included, is unchanged. GET DebugURL+"/state" returns the whole state
 // as JSON; DebugURL+"/calls" the call log.
+//
+// The world's realism knobs (stale reads, attach-time spread, request and response latency,
+// faults after the action, instances passing through Starting and Stopping; see packages
+// world and fault) are counted: Cloud.Faults.Stats() and "realism" in the debug state give
+// staleReads and faultsAfterAction, Cloud.Store.Operations() and "world.operations" every
+// attach's and detach's true duration.
 package localcloud
 
 import (
@@ -180,12 +186,15 @@ type State struct {
 	Queues     map[string][]mns.Message `json:"queues"`
 	Lifecycle  []ess.LifecycleAction    `json:"lifecycleActions"`
 	CallCounts []record.Count           `json:"callCounts"`
+	// Realism counts what the realism knobs did: staleReads, faultsAfterAction and their
+	// breakdowns (World.Operations holds every attach's and detach's true duration).
+	Realism fault.Stats `json:"realism"`
 }
 
 // State returns a consistent-enough snapshot of everything: each part is read atomically.
 func (c *Cloud) State() State {
 	s := State{World: c.Store.Snapshot(), Queues: map[string][]mns.Message{}, Lifecycle: c.ESS.LifecycleActions(),
-		CallCounts: record.Summary(c.Calls.Calls())}
+		CallCounts: record.Summary(c.Calls.Calls()), Realism: c.Faults.Stats()}
 	for _, q := range c.MNS.Queues() {
 		s.Queues[q] = c.MNS.Messages(q)
 	}

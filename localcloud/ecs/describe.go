@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -12,6 +13,32 @@ import (
 	"github.com/enipool/enipool/localcloud/rpc"
 	"github.com/enipool/enipool/localcloud/world"
 )
+
+// read serves a read action from a view of the world lagging c.Lag behind the writes (the
+// fault plan's staleness; 0 serves the current state). When the lagging answer differs
+// from the one the current state gives, the read is stale: it is counted in the fault
+// injector's Stats and noted in the call's record ("stale=<lag>").
+func read[T any](h *handler, c *rpc.Call, fn func(*world.State) (T, error)) (any, error) {
+	var out T
+	var err error
+	stale := false
+	h.store.ViewLagging(c.Lag, func(view, truth *world.State) {
+		out, err = fn(view)
+		if truth == nil {
+			return
+		}
+		now, nowErr := fn(truth)
+		stale = !reflect.DeepEqual(out, now) || !reflect.DeepEqual(err, nowErr)
+	})
+	if stale && h.faults != nil {
+		h.faults.CountStaleRead("ecs", c.Action)
+		c.Note("stale=" + c.Lag.String())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 type describeNetworkInterfacesResponse struct {
 	TotalCount           int    `json:"TotalCount"`
@@ -50,8 +77,8 @@ func (h *handler) describeNetworkInterfaces(_ context.Context, c *rpc.Call) (any
 	}
 	eq := func(param, have string) bool { v := c.Get(param); return v == "" || v == have }
 
-	resp := &describeNetworkInterfacesResponse{}
-	h.store.View(func(st *world.State) {
+	return read(h, c, func(st *world.State) (*describeNetworkInterfacesResponse, error) {
+		resp := &describeNetworkInterfacesResponse{}
 		var match []*world.ENI
 		for _, e := range st.ENIs {
 			if !h.visibleENI(st, e, c.RegionID) {
@@ -85,8 +112,8 @@ func (h *handler) describeNetworkInterfaces(_ context.Context, c *rpc.Call) (any
 		for _, e := range match[from:to] {
 			resp.NetworkInterfaceSets.NetworkInterfaceSet = append(resp.NetworkInterfaceSets.NetworkInterfaceSet, h.renderENI(st, e))
 		}
+		return resp, nil
 	})
-	return resp, nil
 }
 
 func anyIn(want, have []string) bool {
@@ -109,23 +136,17 @@ func (h *handler) describeNetworkInterfaceAttribute(_ context.Context, c *rpc.Ca
 	if _, err := h.region(c, false, true); err != nil {
 		return nil, err
 	}
-	var out networkInterface
-	var err error
-	h.store.View(func(st *world.State) {
-		var e *world.ENI
-		if e, err = h.lookupENI(st, id, c.RegionID); err != nil {
-			return
+	return read(h, c, func(st *world.State) (networkInterface, error) {
+		e, err := h.lookupENI(st, id, c.RegionID)
+		if err != nil {
+			return networkInterface{}, err
 		}
-		if err = c.Authorize(ram.Call{Action: "ecs:DescribeNetworkInterfaceAttribute",
+		if err := c.Authorize(ram.Call{Action: "ecs:DescribeNetworkInterfaceAttribute",
 			Resources: []ram.Resource{{ARN: h.eniARN(c, e), Tags: e.Tags}}}); err != nil {
-			return
+			return networkInterface{}, err
 		}
-		out = h.renderENI(st, e)
+		return h.renderENI(st, e), nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Instance rendering, with the SDK's member names.
@@ -276,8 +297,8 @@ func (h *handler) describeInstances(_ context.Context, c *rpc.Call) (any, error)
 	}
 	eq := func(param, have string) bool { v := c.Get(param); return v == "" || v == have }
 
-	resp := &describeInstancesResponse{}
-	h.store.View(func(st *world.State) {
+	return read(h, c, func(st *world.State) (*describeInstancesResponse, error) {
+		resp := &describeInstancesResponse{}
 		var match []*world.Instance
 		for _, in := range st.Instances {
 			if refused || !h.visibleInstance(st, in, c.RegionID) {
@@ -305,8 +326,8 @@ func (h *handler) describeInstances(_ context.Context, c *rpc.Call) (any, error)
 		for _, in := range match[from:to] {
 			resp.Instances.Instance = append(resp.Instances.Instance, h.renderInstance(st, in, c.RegionID))
 		}
+		return resp, nil
 	})
-	return resp, nil
 }
 
 type instanceType struct {

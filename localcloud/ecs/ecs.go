@@ -25,8 +25,34 @@
 // Steps 3 to 7 and the change itself run under the store's lock: two concurrent attaches
 // of one Available ENI cannot both pass step 5, so exactly one wins and the other gets
 // InvalidOperation.InvalidEniState. The winner's ENI is Attaching at once (InstanceId set)
-// and becomes InUse after the world's attach time, or falls back to Available when the
-// fault plan's attachRollback says so.
+// and becomes InUse after the world's attach time (fixed plus jitter, or drawn per attach
+// from timing.attachSpread, a log-normal with a long tail), or falls back to Available when
+// the fault plan's attachRollback says so. Every attach and detach is recorded with its
+// true duration (world.Store.Operations).
+//
+// # As production behaves
+//
+// Off by default, each switched on in the world file and seeded:
+//
+//   - Reads that lag writes (faults.staleness): DescribeNetworkInterfaces,
+//     DescribeNetworkInterfaceAttribute and DescribeInstances are served from the state as
+//     it was a lag ago, the lag drawn per call, so two calls may disagree and an accepted
+//     attach may look Available for a while. A read whose answer differs from the current
+//     state's is counted (fault.Stats.StaleReads) and its record notes stale=<lag>. ECS
+//     documents the asynchronous Attaching and Detaching states and asks callers to poll
+//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     how far a read may lag is not documented: the bound is an assumption.
+//   - Faults after the action (faults.afterAction): the attach or detach is applied, then
+//     the answer is lost (see package rpc), counted in fault.Stats.FaultsAfterAction.
+//   - Latency on the request and on the response (faults.latency, faults.responseLatency).
+//   - Instances that pass through Starting and Stopping, and that stop or are released
+//     while an ENI attaches (world.Store.StartInstance, StopInstance, ReleaseInstance).
+//     Attach and detach need Running or Stopped (InvalidOperation.InvalidEcsState
+//     otherwise), as the API reference says; a stop does not interrupt an attach already
+//     accepted (assumption); a release releases the instance's ENIs with it unless their
+//     DeleteOnRelease is off (then they are Available), an Attaching one included
+//     (assumption), see package world. CreateNetworkInterface takes DeleteOnRelease and
+//     the describes render it (true unless set false, ECS's default).
 //
 // # Error codes of the seed and what causes them in the world
 //

@@ -47,6 +47,10 @@ func (h *handler) createNetworkInterface(_ context.Context, c *rpc.Call) (any, e
 	if err != nil {
 		return nil, err
 	}
+	deleteOnRelease, deleteSet, err := c.Bool("DeleteOnRelease")
+	if err != nil {
+		return nil, err
+	}
 	token := c.Get("ClientToken")
 	if len(token) > 64 {
 		return nil, rpc.InvalidParameter("ClientToken", "At most 64 ASCII characters.")
@@ -119,6 +123,9 @@ func (h *handler) createNetworkInterface(_ context.Context, c *rpc.Call) (any, e
 			Tags:           tags,
 			CreationTime:   world.At(st.Now()),
 			ClientToken:    token,
+		}
+		if deleteSet {
+			e.DeleteOnRelease = &deleteOnRelease
 		}
 		e.MAC = world.MACFor(e.ID)
 		if err := allocate(st, e, explicit, 1+secondary); err != nil {
@@ -226,7 +233,13 @@ func (t tagTarget) tags() map[string]string {
 	return t.eni.Tags
 }
 
-func (t tagTarget) setTags(m map[string]string) {
+// setTags replaces the target's tags, keeping the old version as history for lagging reads.
+func (t tagTarget) setTags(st *world.State, m map[string]string) {
+	if t.instance != nil {
+		st.Touch(t.instance.ID)
+	} else {
+		st.Touch(t.eni.ID)
+	}
 	if t.instance != nil {
 		t.instance.Tags = m
 	} else {
@@ -319,7 +332,7 @@ func (h *handler) tagResources(_ context.Context, c *rpc.Call) (any, error) {
 			merged[i] = m
 		}
 		for i, t := range ts {
-			t.setTags(merged[i])
+			t.setTags(st, merged[i])
 		}
 		return nil
 	})
@@ -361,7 +374,7 @@ func (h *handler) untagResources(_ context.Context, c *rpc.Call) (any, error) {
 			for _, k := range keys {
 				delete(m, k)
 			}
-			t.setTags(m)
+			t.setTags(st, m)
 		}
 		return nil
 	})

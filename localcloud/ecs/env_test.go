@@ -40,6 +40,12 @@ var keys = map[string][2]string{
 
 func newEnv(t *testing.T, mutate func(*world.World)) *env {
 	t.Helper()
+	return newEnvClock(t, nil, mutate)
+}
+
+// newEnvClock is newEnv with the store and injector on clock (nil: time.Now).
+func newEnvClock(t *testing.T, clock func() time.Time, mutate func(*world.World)) *env {
+	t.Helper()
 	w, err := world.Load("testdata/world.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +56,7 @@ func newEnv(t *testing.T, mutate func(*world.World)) *env {
 			t.Fatal(err)
 		}
 	}
-	store, err := world.NewStore(w, nil)
+	store, err := world.NewStore(w, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func newEnv(t *testing.T, mutate func(*world.World)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{w: w, store: store, auth: as, ram: az, faults: fault.New(w.Faults, nil), rec: &record.Recorder{}}
+	e := &env{w: w, store: store, auth: as, ram: az, faults: fault.New(w.Faults, clock), rec: &record.Recorder{}}
 	svc, err := ecs.New(ecs.Config{Store: store, Auth: as, RAM: az, Faults: e.faults, Recorder: e.rec,
 		Limiter: rpc.NewLimiter(w.Throttling)})
 	if err != nil {

@@ -107,7 +107,7 @@ func (h *handler) renderENI(st *world.State, e *world.ENI) networkInterface {
 		CreationTime:         fmtTime(e.CreationTime.Time(), isoSeconds),
 		OwnerId:              h.owner(e.OwnerID),
 		ServiceManaged:       e.ServiceManaged,
-		DeleteOnRelease:      e.Type == world.ENIPrimary,
+		DeleteOnRelease:      e.Type == world.ENIPrimary || e.ReleasedWithInstance(),
 		QueueNumber:          1,
 		SecurityGroupIds:     securityGroupIDs{SecurityGroupId: append([]string{}, e.SecurityGroups...)},
 		PrivateIpSets:        privateIPSets{PrivateIpSet: []privateIPSet{}},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/ess"
+	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -69,6 +70,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvFaults(t, nil)
+}
+
+// newEnvFaults is newEnv with a fault injector (nil: none).
+func newEnvFaults(t *testing.T, faults *fault.Injector) *env {
+	t.Helper()
 	w, err := world.Parse([]byte(worldYAML), "yaml", ".")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{w: w, auth: as, clock: &clock{}, rec: &record.Recorder{}}
-	e.svc, err = ess.New(ess.Config{World: w, Auth: as, RAM: az, Recorder: e.rec, Now: e.clock.now})
+	e.svc, err = ess.New(ess.Config{World: w, Auth: as, RAM: az, Recorder: e.rec, Now: e.clock.now, Faults: faults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,5 +283,70 @@ func TestDescribeLifecycleActions(t *testing.T) {
 	if resp.TotalCount != 1 || len(got) != 1 || got[0].LifecycleActionToken != "TOKEN-FROM-WORLD" ||
 		got[0].LifecycleActionStatus != ess.StatusPending || got[0].InstanceIds.InstanceId[0] != "i-1" {
 		t.Fatalf("actions %+v", resp)
+	}
+}
+
+// TestCompleteLosesItsAnswer shows CompleteLifecycleAction applied and its answer lost
+// (reset, 5xx, timeout): the action is completed with the result sent, the client sees a
+// failure, the fault is counted, and the retry with the same ClientToken succeeds without
+// changing the result. Without a rule the answer arrives.
+func TestCompleteLosesItsAnswer(t *testing.T) {
+	tests := []struct {
+		name    string
+		kind    string
+		wantErr func(error) bool
+	}{
+		{"reset", fault.AfterReset, func(err error) bool {
+			var se *sdkerrors.ServerError
+			return err != nil && !errors.As(err, &se)
+		}},
+		{"5xx", fault.AfterError, func(err error) bool {
+			var se *sdkerrors.ServerError
+			return errors.As(err, &se) && se.HttpStatus() == 503 && se.ErrorCode() == "ServiceUnavailable"
+		}},
+		{"timeout", fault.AfterTimeout, func(err error) bool {
+			return err != nil && strings.Contains(strings.ToLower(err.Error()), "timeout")
+		}},
+		{"off", "", func(err error) bool { return err == nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var plan fault.Plan
+			if tt.kind != "" {
+				plan.AfterAction = []fault.AfterRule{{Service: "ess", Action: "CompleteLifecycleAction", Rate: 1, Kind: tt.kind,
+					Hold: fault.Duration(3 * time.Second), Limit: 1}}
+			}
+			in := fault.New(plan, nil)
+			e := newEnvFaults(t, in)
+			token, err := e.svc.StartLifecycleAction("ash-web", "i-bp1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _ := e.w.PrincipalNamed("enipool-fn")
+			k := e.auth.AssumeRole(p, time.Hour)
+			c, err := sdkess.NewClientWithOptions("cn-hangzhou", sdk.NewConfig().WithAutoRetry(false).WithTimeout(500*time.Millisecond),
+				credentials.NewStaticSTSCredentialsProvider(k.ID, k.Secret, k.Token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Domain = e.host
+			if err := complete(c, "ash-web", token, "CONTINUE", "ct-1"); !tt.wantErr(err) {
+				t.Fatalf("err = %v", err)
+			}
+			a, _ := e.svc.LifecycleAction(token)
+			if a.Status != ess.StatusCompleted || a.Result != "CONTINUE" {
+				t.Fatalf("the completion was not applied: %+v", a)
+			}
+			want := 0
+			if tt.kind != "" {
+				want = 1
+			}
+			if st := in.Stats(); st.FaultsAfterAction != want || st.FaultsAfterActionBy["ess/CompleteLifecycleAction/"+tt.kind] != want {
+				t.Fatalf("stats %+v, want %d", st, want)
+			}
+			if err := complete(c, "ash-web", token, "CONTINUE", "ct-1"); err != nil {
+				t.Fatalf("the retry with the same ClientToken: %v", err)
+			}
+		})
 	}
 }

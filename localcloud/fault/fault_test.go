@@ -151,3 +151,75 @@ func TestLimits(t *testing.T) {
 		t.Fatal("SetPlan should restart the limits")
 	}
 }
+
+func TestDecideAfter(t *testing.T) {
+	tests := []struct {
+		name     string
+		rules    []fault.AfterRule
+		calls    int
+		wantLost int
+	}{
+		{"off", nil, 10, 0},
+		{"every call", []fault.AfterRule{{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1, Kind: fault.AfterReset}}, 10, 10},
+		{"limited", []fault.AfterRule{{Service: "ecs", Rate: 1, Kind: fault.AfterError, Limit: 3}}, 10, 3},
+		{"other action", []fault.AfterRule{{Service: "ecs", Action: "DetachNetworkInterface", Rate: 1, Kind: fault.AfterReset}}, 10, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := fault.New(fault.Plan{Seed: 3, AfterAction: tt.rules}, nil)
+			lost := 0
+			for range tt.calls {
+				if in.DecideAfter("ecs", "AttachNetworkInterface") != nil {
+					lost++
+				}
+			}
+			st := in.Stats()
+			if lost != tt.wantLost || st.FaultsAfterAction != tt.wantLost {
+				t.Fatalf("lost %d, stats %+v, want %d", lost, st, tt.wantLost)
+			}
+		})
+	}
+}
+
+func TestSpreadQuantiles(t *testing.T) {
+	s := fault.Spread{Median: fault.Duration(2 * time.Second), P99: fault.Duration(8 * time.Second)}
+	near := func(got, want time.Duration) bool { return math.Abs(float64(got-want)) < float64(time.Millisecond) }
+	if got := s.Quantile(0.5); !near(got, 2*time.Second) {
+		t.Fatalf("median %v", got)
+	}
+	if got := s.Quantile(0.99); !near(got, 8*time.Second) {
+		t.Fatalf("p99 %v", got)
+	}
+	if got := s.Quantile(0.01); got >= 2*time.Second || got <= 0 {
+		t.Fatalf("p1 %v", got)
+	}
+	capped := s
+	capped.Max = fault.Duration(5 * time.Second)
+	if got := capped.Quantile(0.999); got != 5*time.Second {
+		t.Fatalf("capped p99.9 %v", got)
+	}
+	fixed := fault.Spread{Median: fault.Duration(time.Second)}
+	if got := fixed.Quantile(0.99); got != time.Second {
+		t.Fatalf("a spread without p99 gave %v", got)
+	}
+}
+
+func TestPlanProblems(t *testing.T) {
+	p := fault.Plan{
+		Staleness:   []fault.Staleness{{Max: 0}},
+		AfterAction: []fault.AfterRule{{Rate: 2, Kind: "explode"}},
+	}
+	var msgs []string
+	for _, err := range p.Problems() {
+		msgs = append(msgs, err.Error())
+	}
+	got := strings.Join(msgs, "\n")
+	for _, want := range []string{"staleness[0].max:", "afterAction[0].rate:", "afterAction[0].kind:"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("problems %q miss %q", got, want)
+		}
+	}
+	if n := len((fault.Plan{}).Problems()); n != 0 {
+		t.Fatalf("the zero plan has %d problems", n)
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/record"
 )
 
@@ -203,7 +205,8 @@ func (s *Server) Drain(queue string) []Message {
 // service, so it is recorded as one (principal "fc.aliyuncs.com", param via=destination)
 // and meets the fault plan of mns/SendMessage: outages fail it with ErrServiceUnavailable,
 // error rules with their code, resets with ErrConnectionReset, latency waits (honouring
-// ctx). No signature or authorization applies.
+// ctx), and after-action rules store the message and then fail the delivery (error,
+// ErrConnectionReset, or a wait for the hold first). No signature or authorization applies.
 func (s *Server) Deliver(ctx context.Context, queue string, body []byte) error {
 	start := time.Now()
 	call := record.Call{
@@ -215,6 +218,9 @@ func (s *Server) Deliver(ctx context.Context, queue string, body []byte) error {
 		},
 	}
 	err := s.deliver(ctx, queue, body, &call)
+	if err == nil {
+		err = s.loseAnswer(ctx, &call)
+	}
 	var e *Error
 	switch {
 	case errors.As(err, &e):
@@ -276,6 +282,32 @@ func (s *Server) deliver(ctx context.Context, queue string, body []byte, call *r
 	m := s.enqueue(q, in, s.now())
 	call.Params["messageId"] = m.id
 	return nil
+}
+
+// loseAnswer applies an after-action fault to a delivery whose message is stored: the
+// caller gets an error, a reset, or a reset after the hold (or its context's end).
+func (s *Server) loseAnswer(ctx context.Context, call *record.Call) error {
+	if s.faults == nil {
+		return nil
+	}
+	a := s.faults.DecideAfter(service, "SendMessage")
+	if a == nil {
+		return nil
+	}
+	call.Fault = strings.TrimPrefix(call.Fault+",after-action-"+a.Kind, ",")
+	switch a.Kind {
+	case fault.AfterError:
+		return afterError(a)
+	case fault.AfterTimeout:
+		t := time.NewTimer(a.HoldFor())
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return ErrConnectionReset
 }
 
 // Destination is a queue seen as a delivery target: what the FC runtime emulator's

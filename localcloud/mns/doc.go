@@ -91,6 +91,15 @@
 // code's own. A reset rule hijacks the connection and closes it with a TCP RST before the
 // request is processed (so no message is stored); note the fasthttp retries above.
 //
+// Response-side faults apply once the request has reached its handler: the answer is held
+// back, then delayed by the plan's responseLatency, and for a successful call the plan's
+// afterAction rules may lose it although the action was served (SendMessage: the message
+// is stored). Kind reset drops the connection (fasthttp then resends the POST, so the
+// message is stored twice: at-least-once, as MNS documents for its producers), kind error
+// answers ServiceUnavailable 503 or the rule's code, kind timeout holds the answer past the
+// client's timeout (or the rule's hold) and then drops the connection. Deliver applies the
+// same rules after storing the message. Each is counted in the injector's Stats.
+//
 // # Record
 //
 // Each answered request adds one record.Call: service "mns", the action, the principal's

@@ -1,6 +1,7 @@
 package mns_test
 
 import (
+	"cmp"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -97,12 +98,13 @@ func (e *env) clientFor(k auth.Key) alimns.MNSClient {
 type clientSpec struct {
 	endpoint, id, secret, token string
 	transport                   fasthttp.RoundTripper // nil: mns.DialTransport(e.addr)
+	timeoutSecond               int64                 // 0: 35
 }
 
 func (e *env) client(c clientSpec) alimns.MNSClient {
 	cl := alimns.NewAliMNSClientWithConfig(alimns.AliMNSClientConfig{
 		EndPoint: c.endpoint, AccessKeyId: c.id, AccessKeySecret: c.secret, Token: c.token,
-		TimeoutSecond: 35,
+		TimeoutSecond: cmp.Or(c.timeoutSecond, 35),
 	})
 	rt := c.transport
 	if rt == nil {

@@ -1,6 +1,7 @@
 package mns
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -242,6 +243,106 @@ type exchange struct {
 	start    time.Time
 	call     record.Call
 	answered bool
+
+	// With a fault plan, w holds the answer (a *held) until release decides its fate;
+	// raw is the connection's writer.
+	raw        http.ResponseWriter
+	decision   fault.Decision
+	dispatched bool // the request reached its handler
+	hijacked   bool
+}
+
+// held is an answer kept back until the response-side faults have been applied.
+type held struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *held) Header() http.Header { return h.header }
+
+func (h *held) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *held) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return h.body.Write(b)
+}
+
+// release sends the held answer, after the response latency, unless an after-action
+// fault loses it: the action was served (the message is stored) and the client gets a
+// reset, an error or a timeout instead.
+func (x *exchange) release() {
+	h, ok := x.w.(*held)
+	if !ok {
+		return
+	}
+	x.w = x.raw
+	if x.hijacked || h.status == 0 {
+		return
+	}
+	if x.dispatched && x.decision.ResponseDelay > 0 {
+		x.call.Fault = strings.TrimPrefix(x.call.Fault+",response-delay", ",")
+		t := time.NewTimer(x.decision.ResponseDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-x.r.Context().Done():
+			x.abandon()
+			return
+		}
+	}
+	if x.dispatched && h.status < 300 {
+		if a := x.s.faults.DecideAfter(service, x.call.Action); a != nil {
+			x.loseAnswer(a)
+			return
+		}
+	}
+	dst := x.raw.Header()
+	for k, v := range h.header {
+		dst[k] = v
+	}
+	x.raw.WriteHeader(h.status)
+	_, _ = x.raw.Write(h.body.Bytes())
+}
+
+// loseAnswer replaces a served call's answer as the after-action rule says.
+func (x *exchange) loseAnswer(a *fault.AfterRule) {
+	x.call.Fault = strings.TrimPrefix(x.call.Fault+",after-action-"+a.Kind, ",")
+	x.call.Code = ""
+	switch a.Kind {
+	case fault.AfterError:
+		x.fail(afterError(a))
+	case fault.AfterTimeout:
+		t := time.NewTimer(a.HoldFor())
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-x.r.Context().Done():
+		}
+		x.reset()
+		x.call.HTTPStatus = 0
+	default:
+		x.reset()
+		x.call.HTTPStatus = 0
+	}
+}
+
+// afterError is the error an after-action rule of kind error answers: its code, status
+// and message, else ServiceUnavailable 503.
+func afterError(a *fault.AfterRule) *Error {
+	code := a.Code
+	if code == "" {
+		code = CodeServiceUnavailable
+	}
+	e := newError(code, a.Message)
+	if a.HTTPStatus != 0 {
+		e.Status = a.HTTPStatus
+	}
+	return e
 }
 
 func (x *exchange) param(k, v string) {
@@ -298,7 +399,11 @@ func (x *exchange) abandon() {
 // reset drops the connection without an answer, with a TCP RST where possible.
 func (x *exchange) reset() {
 	x.answered = true
-	hj, ok := x.w.(http.Hijacker)
+	w := x.w
+	if x.raw != nil {
+		w = x.raw
+	}
+	hj, ok := w.(http.Hijacker)
 	if !ok {
 		x.call.Fault += "(unsupported)"
 		x.fail(newError(CodeInternalError, ""))
@@ -310,6 +415,7 @@ func (x *exchange) reset() {
 		x.fail(newError(CodeInternalError, ""))
 		return
 	}
+	x.hijacked = true
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}
@@ -328,6 +434,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{s: s, w: w, r: r, start: time.Now()}
 	x.call = record.Call{Time: s.now(), Service: service, RequestID: s.requestID()}
 	defer x.finish()
+	if s.faults != nil {
+		x.raw, x.w = w, &held{header: http.Header{}}
+		defer x.release() // runs before finish, so the record sees the fate of the answer
+	}
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
 	if err != nil {
@@ -367,6 +477,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	x.dispatched = true
 	s.dispatch(x, rt, body)
 	if !x.answered {
 		x.fail(newError(CodeInternalError, ""))
@@ -380,6 +491,7 @@ func (s *Server) injectFault(x *exchange, action string) bool {
 		return true
 	}
 	d := s.faults.Decide(service, action)
+	x.decision = d
 	if d.Delay > 0 {
 		x.call.Fault = "delay"
 		t := time.NewTimer(d.Delay)

@@ -29,7 +29,21 @@
 //     Only requests that got this far take a token.
 //  11. Faults: delay (waiting on the request context), outage (ServiceUnavailable 503),
 //     injected error, or a dropped connection.
-//  12. The handler, which checks its own parameters, resources and RAM permissions.
+//  12. The handler, which checks its own parameters, resources and RAM permissions. Read
+//     actions are told the lag (Call.Lag) the fault plan's staleness drew for this call.
+//  13. Response latency (fault plan responseLatency), paid after the handler, so the
+//     action has taken effect while the client still waits.
+//  14. After-action faults (fault plan afterAction), for calls the handler served: the
+//     change is kept and the answer is lost, as a TCP reset, an error (ServiceUnavailable
+//     503 unless the rule names another), or a timeout (the answer is held until the client
+//     gives up or the rule's hold ends, then the connection is dropped). Each is counted in
+//     the injector's Stats and noted in the call's record (after-action-reset, ...).
+//
+// Production APIs have these failure modes on the response path: a gateway may time out
+// or a connection break after the backend applied the change, which is why ECS offers
+// ClientToken idempotency on creates (https://www.alibabacloud.com/help/en/ecs/developer-reference/how-to-ensure-idempotence).
+// How often they happen is not published: rates, holds and latencies are the world's
+// choice (assumption).
 //
 // Error bodies are {"RequestId","HostId","Code","Message","Recommend"}, every member a JSON
 // string (the Go SDK panics on a number), plus an AccessDeniedDetail object on RAM denials.
@@ -214,14 +228,8 @@ func (x *exchange) serve() error {
 		d = s.opts.Faults.Decide(s.opts.Service, x.action)
 		if d.Delay > 0 {
 			x.fault = "delay=" + d.Delay.String()
-			t := time.NewTimer(d.Delay)
-			select {
-			case <-r.Context().Done():
-				t.Stop()
-				x.fault += ",client-gone"
-				x.record(0, "")
+			if !x.wait(d.Delay) {
 				return nil
-			case <-t.C:
 			}
 		}
 	}
@@ -263,11 +271,26 @@ func (x *exchange) serve() error {
 		Secure:    r.TLS != nil,
 		RequestID: x.requestID,
 		Time:      s.opts.Now(),
+		Lag:       d.Lag,
 		svc:       s,
+		x:         x,
 	}
 	res, err := act.Handle(r.Context(), c)
+	// The response latency stands for the answer's way back: the action has been served
+	// (applied, for a write) whatever happens to the answer now.
+	if d.ResponseDelay > 0 {
+		x.addFault("response-delay=" + d.ResponseDelay.String())
+		if !x.wait(d.ResponseDelay) {
+			return nil
+		}
+	}
 	if err != nil {
 		return err
+	}
+	if s.opts.Faults != nil {
+		if a := s.opts.Faults.DecideAfter(s.opts.Service, x.action); a != nil {
+			return x.loseAnswer(a)
+		}
 	}
 	body, err := jsonBody(x.requestID, res)
 	if err != nil {
@@ -280,6 +303,57 @@ func (x *exchange) serve() error {
 	}
 	x.reply(http.StatusOK, "", body)
 	return nil
+}
+
+// wait sleeps d, or until the client goes away; then it records the call as abandoned
+// and reports false.
+func (x *exchange) wait(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-x.r.Context().Done():
+		x.addFault("client-gone")
+		x.record(0, "")
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// loseAnswer replaces the answer of an applied call as the after-action rule a says:
+// a dropped connection, an error, or silence until the client gives up (or the rule's hold
+// ends) and then a dropped connection.
+func (x *exchange) loseAnswer(a *fault.AfterRule) error {
+	switch a.Kind {
+	case fault.AfterError:
+		e := &Error{Status: a.HTTPStatus, Code: a.Code, Message: a.Message}
+		if e.Status == 0 {
+			e.Status = http.StatusServiceUnavailable
+		}
+		if e.Code == "" {
+			e.Code = "ServiceUnavailable"
+		}
+		if e.Message == "" {
+			e.Message = msgUnavailable
+		}
+		x.addFault("after-action-error=" + e.Code)
+		return e
+	case fault.AfterTimeout:
+		x.addFault("after-action-timeout")
+		t := time.NewTimer(a.HoldFor())
+		defer t.Stop()
+		select {
+		case <-x.r.Context().Done():
+			x.addFault("client-gone")
+		case <-t.C:
+		}
+		x.reset()
+		return nil
+	default:
+		x.addFault("after-action-reset")
+		x.reset()
+		return nil
+	}
 }
 
 func (x *exchange) addFault(f string) {
@@ -464,8 +538,19 @@ type Call struct {
 	RequestID string
 	// Time is when the call was admitted, by the service clock.
 	Time time.Time
+	// Lag is how far behind the writes a read action should be served (fault staleness);
+	// 0 means the current state. Write actions ignore it.
+	Lag time.Duration
 
 	svc *Service
+	x   *exchange
+}
+
+// Note adds a remark to the call's record (its Fault field), e.g. that a read was stale.
+func (c *Call) Note(s string) {
+	if c.x != nil {
+		c.x.addFault(s)
+	}
 }
 
 // Get returns a parameter's value, "" when absent.

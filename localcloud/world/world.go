@@ -78,6 +78,8 @@
 //	  ownerId:                 another account's ENI: invisible unless sharedWithAccount
 //	  sharedWithAccount:       an InstanceAttach permission to this account; RAM identities
 //	                           may not use it (Forbidden.NotSupportRAM)
+//	  deleteOnRelease:         false: kept (detached, Available) when its instance is released;
+//	                           default true, released with it, as ECS does by default
 //	  ownerOnly:               true: Forbidden.SubUser for RAM identities
 //	lifecycleHooks[]:          ESS lifecycle hooks
 //	  id (ash-...), name, scalingGroupId, region (default: the first region)
@@ -90,10 +92,49 @@
 //	  attach:                  Attaching -> InUse (or back to Available on a rollback), Go duration
 //	  detach:                  Detaching -> Available
 //	  jitter:                  uniform [0, jitter) added to each, drawn from faults.seed
+//	  attachSpread:            {median, p99, max}: each attach's duration drawn from a
+//	                           log-normal with that median and 99th percentile, seeded by
+//	                           faults.seed and the attach's index; replaces attach + jitter
+//	  detachSpread:            the same for detaches
+//	  start, stop:             how long an instance stays Starting / Stopping when a scenario
+//	                           starts or stops it (Store.StartInstance, Store.StopInstance)
 //	throttling[]:              per-action token buckets, first match wins
 //	  service, action:         empty matches any
 //	  qps, burst:              refill rate and bucket size (Throttling.User when empty)
-//	faults:                    a fault.Plan (seed, errors, latency, outages, attachRollback)
+//	faults:                    a fault.Plan (seed, errors, latency, outages, attachRollback,
+//	                           staleness, afterAction, responseLatency); see package fault
+//
+// # Realism
+//
+// Production ECS is less kind than a fresh emulator; these knobs make the local cloud as
+// demanding, each off by default (so existing worlds behave as before) and seeded:
+//
+//   - Reads that lag writes (faults.staleness): the Store keeps a short history of every
+//     ENI and instance and serves a read as of now minus a lag drawn per call
+//     (Store.ViewLagging). ECS documents asynchronous states (Attaching, Detaching) and asks
+//     callers to poll (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     how far a describe may lag a write is not documented: the bound and its uniform
+//     draw are assumptions.
+//   - Attach and detach durations with a long tail (timing.attachSpread, detachSpread):
+//     log-normal given median and p99. The shape and the figures are assumptions (no
+//     public source gives ECS attach-time percentiles); each operation's true duration is
+//     recorded (Store.Operations, and "operations" in the debug state).
+//   - Instances passing through Starting and Stopping (Store.StartInstance, StopInstance,
+//     ReleaseInstance, timing.start and timing.stop), and launched through Pending and
+//     Starting (Store.LaunchInstance). Store.Changes lists every instance and ENI status
+//     change at its true time, and Store.NextDue says when the next one is due, for a
+//     driver that emits ECS Instance:StateChange events. The states are ECS's documented
+//     instance lifecycle (https://www.alibabacloud.com/help/en/ecs/user-guide/instance-lifecycle);
+//     what happens to an ENI attaching while its instance stops or is released is not
+//     documented. ECS documents that releasing an instance releases the ENIs attached to
+//     it, primary and secondary, unless their "Delete on instance release"
+//     (DeleteOnRelease) is off, in which case they are kept
+//     (https://www.alibabacloud.com/help/doc-detail/2938787.html): ReleaseInstance deletes
+//     the primary ENI and every secondary ENI with deleteOnRelease unset or true, and
+//     detaches the others, which become Available. Assumptions: an ENI still Attaching
+//     (or Detaching) counts as attached, so it is deleted or kept likewise, at once; a
+//     stop does not interrupt an attach or a detach (the ENI reaches InUse on the
+//     stopping or stopped instance).
 package world
 
 import (
@@ -274,6 +315,10 @@ type Instance struct {
 	OwnerID        string            `json:"ownerId,omitempty" yaml:"ownerId,omitempty"`
 	Released       bool              `json:"released,omitempty" yaml:"released,omitempty"`
 	OwnerOnly      bool              `json:"ownerOnly,omitempty" yaml:"ownerOnly,omitempty"`
+
+	// Transition is the pending status change (Starting -> Running, Stopping -> Stopped),
+	// live state, not part of world files.
+	Transition *Transition `json:"transition,omitempty" yaml:"-"`
 }
 
 // ENI types and statuses.
@@ -306,6 +351,9 @@ type ENI struct {
 	OwnerID           string            `json:"ownerId,omitempty" yaml:"ownerId,omitempty"`
 	SharedWithAccount bool              `json:"sharedWithAccount,omitempty" yaml:"sharedWithAccount,omitempty"`
 	OwnerOnly         bool              `json:"ownerOnly,omitempty" yaml:"ownerOnly,omitempty"`
+	// DeleteOnRelease says whether the ENI is released with the instance it is bound to
+	// (ECS's "Delete on instance release"); nil means true, ECS's default.
+	DeleteOnRelease *bool `json:"deleteOnRelease,omitempty" yaml:"deleteOnRelease,omitempty"`
 
 	// Live state, not part of world files.
 
@@ -321,12 +369,28 @@ type ENI struct {
 	ClientToken string `json:"clientToken,omitempty" yaml:"-"`
 }
 
+// ReleasedWithInstance reports whether the ENI is released with the instance it is bound
+// to: DeleteOnRelease, true when unset.
+func (e *ENI) ReleasedWithInstance() bool { return e.DeleteOnRelease == nil || *e.DeleteOnRelease }
+
 // Transition is an ENI's pending status change.
 type Transition struct {
 	To string    `json:"to"`
 	At time.Time `json:"at"`
 	// Rollback marks an attach that will fall back to Available.
 	Rollback bool `json:"rollback,omitempty"`
+	// Then is the change that follows this one (a launching instance goes Pending ->
+	// Starting -> Running).
+	Then *Transition `json:"then,omitempty"`
+}
+
+func (t *Transition) clone() *Transition {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.Then = t.Then.clone()
+	return &c
 }
 
 // Lifecycle hook transitions and results.
@@ -366,6 +430,14 @@ type Timing struct {
 	Attach fault.Duration `json:"attach" yaml:"attach"`
 	Detach fault.Duration `json:"detach" yaml:"detach"`
 	Jitter fault.Duration `json:"jitter,omitempty" yaml:"jitter,omitempty"`
+	// AttachSpread, when set, draws each attach's duration from a log-normal
+	// distribution instead of Attach plus Jitter; DetachSpread likewise for detaches.
+	AttachSpread fault.Spread `json:"attachSpread,omitzero" yaml:"attachSpread,omitempty"`
+	DetachSpread fault.Spread `json:"detachSpread,omitzero" yaml:"detachSpread,omitempty"`
+	// Start and Stop are how long an instance stays Starting and Stopping when a scenario
+	// starts or stops it without naming a duration.
+	Start fault.Duration `json:"start,omitempty" yaml:"start,omitempty"`
+	Stop  fault.Duration `json:"stop,omitempty" yaml:"stop,omitempty"`
 }
 
 // Throttle is a per-action rate limit. Empty Service or Action match any.
@@ -978,8 +1050,24 @@ func (w *World) validateServices(p *problems) {
 		}
 		queues[q] = true
 	}
-	if w.Timing.Attach < 0 || w.Timing.Detach < 0 || w.Timing.Jitter < 0 {
+	if w.Timing.Attach < 0 || w.Timing.Detach < 0 || w.Timing.Jitter < 0 || w.Timing.Start < 0 || w.Timing.Stop < 0 {
 		p.add("timing", "durations must not be negative")
+	}
+	for _, sp := range []struct {
+		name   string
+		spread fault.Spread
+	}{{"attachSpread", w.Timing.AttachSpread}, {"detachSpread", w.Timing.DetachSpread}} {
+		if sp.spread.IsZero() {
+			continue
+		}
+		for _, err := range sp.spread.Problems() {
+			path, msg, _ := strings.Cut(err.Error(), ": ")
+			p.add("timing."+sp.name+"."+path, "%s", msg)
+		}
+	}
+	for _, err := range w.Faults.Problems() {
+		path, msg, _ := strings.Cut(err.Error(), ": ")
+		p.add("faults."+path, "%s", msg)
 	}
 	for i, t := range w.Throttling {
 		if t.QPS <= 0 || t.Burst < 1 {

@@ -53,6 +53,7 @@ func Variables() []Variable {
 		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
 		{"ENIPOOL_STOPPED_ONLY_FAMILIES", strings.Join(d.StoppedOnlyFamilies, ","), false, "Instance families that must be Stopped to take an ENI; `none` for none."},
 		{"ENIPOOL_RELEASE_ON", strings.Join(d.ReleaseOn, ","), false, "ECS states whose events send an instance's pool ENIs back to the pool: `Stopped`, `Deleted`, both, or `none`."},
+		{"ENIPOOL_STALE_READ_BOUND", d.StaleReadBound.String(), false, "How long ECS reads may lag its writes. An accepted attach whose ENI still reads Available is taken for rolled back (and another ENI tried) only after this long; shorter risks a second ENI on an instance, longer delays the retry of an attach that really failed."},
 		{"ENIPOOL_DETACH_TIME", d.DetachTime.String(), false, "First guess of how long a detach takes (learned, like ENIPOOL_ATTACH_TIME)."},
 		{"ENIPOOL_LIFECYCLE_FAILURE_RESULT", d.LifecycleFailureResult, false, "How a scale-out lifecycle action is completed when an instance could not get its ENIs: `ABANDON` (Auto Scaling replaces it) or `CONTINUE`."},
 		{"ENIPOOL_LIFECYCLE_HEARTBEAT", d.LifecycleHeartbeat.String(), false, "Timeout a lifecycle heartbeat asks for when lifecycle work is retried later."},
@@ -123,6 +124,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	h.DetachTime = r.duration("ENIPOOL_DETACH_TIME", h.DetachTime, time.Millisecond, time.Minute)
+	h.StaleReadBound = r.duration("ENIPOOL_STALE_READ_BOUND", h.StaleReadBound, 0, time.Minute)
 	h.LifecycleFailureResult = strings.ToUpper(r.oneOf("ENIPOOL_LIFECYCLE_FAILURE_RESULT", "abandon", "abandon", "continue"))
 	h.LifecycleHeartbeat = r.duration("ENIPOOL_LIFECYCLE_HEARTBEAT", h.LifecycleHeartbeat, 30*time.Second, 6*time.Hour)
 	h.LowWatermark = r.intIn("ENIPOOL_LOW_WATERMARK", h.LowWatermark, 0, 100000)

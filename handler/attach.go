@@ -24,13 +24,15 @@ type target struct {
 	pool  string
 	quota int // ENIs the instance type allows; 0 when unknown
 
-	tried    map[string]bool
-	pending  map[string]time.Time // ENI -> when its attach was accepted
-	polled   map[string]bool      // ENIs whose first confirmation poll happened
-	ours     map[string]bool      // ENIs this invocation attached
-	retryAt  time.Time
-	retry    backoff
-	pollWait time.Duration
+	tried   map[string]bool
+	pending map[string]time.Time // ENI -> when its attach was accepted
+	polled  map[string]bool      // ENIs whose first confirmation poll happened
+	ours    map[string]bool      // ENIs this invocation attached
+	// uncertain marks pending attaches whose call failed after it may have been applied.
+	uncertain map[string]bool
+	retryAt   time.Time
+	retry     backoff
+	pollWait  time.Duration
 	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
 	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
 	// nothing such is awaited.
@@ -634,6 +636,15 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 			t.needLook = true // maybe a duplicate of this event won it for this instance
 		}
 	case ActionRetry, ActionWaitInstance:
+		if maybeApplied(err) {
+			// The call may have been applied and only its answer lost: the ENI may be
+			// attaching here. Wait for it like for an accepted attach; an attach that did
+			// not happen reads Available past the staleness bound and is tried again.
+			t.pending[j.eni] = now
+			t.ours[j.eni] = true
+			t.uncertain[j.eni] = true
+			return
+		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())
 	case ActionSkip:
@@ -641,6 +652,13 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	default:
 		t.finish(OutcomeDeadLettered, err)
 	}
+}
+
+// maybeApplied reports whether a failed call may still have been applied: the request went
+// out and no answer, or a server error, came back. Throttling refuses before acting.
+func maybeApplied(err error) bool {
+	code, _ := codeOf(err)
+	return code == "" || code == "InternalError" || code == "ServiceUnavailable" || code == "UnknownError"
 }
 
 // nextWake returns how long to wait before the next round, and whether that round must look
@@ -777,11 +795,22 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				} else {
 					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
 				}
+			case !e.rolledBack(eni, ok, t, sent.Sub(at)):
+				// Not visible yet: reads lag writes. Look again, spaced out.
+				if !t.polled[id] {
+					t.polled[id] = true
+					t.pollWait = max(est/4, minPoll)
+				} else {
+					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
+				}
 			default:
-				// The attach was accepted, yet the ENI is not on t: ECS rolled it back, or
-				// another invocation detached it because the instance stopped. Look at the
-				// instance again before trying another ENI.
+				// The attach was accepted (or may have been), yet the ENI is elsewhere, or
+				// still free long after: ECS rolled it back, another invocation detached it
+				// because the instance stopped, or it never happened. Look at the instance
+				// again before trying another ENI.
 				delete(t.pending, id)
+				delete(t.uncertain, id)
+				delete(t.ours, id)
 				t.tried[id] = true
 				t.recheck = true
 				e.h.claims.release(id, t.id)
@@ -790,6 +819,19 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 		}
 	}
 	return true
+}
+
+// rolledBack tells an accepted attach that did not last from one a lagging read does not
+// show yet: it did not last when its ENI is seen on another instance, leaving this one, or
+// still free (or unseen) after the staleness bound.
+func (e *engine) rolledBack(eni ENI, seen bool, t *target, waited time.Duration) bool {
+	switch {
+	case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
+		return true
+	case seen && eni.InstanceID == t.id && eni.Status == StatusDetaching:
+		return true
+	}
+	return waited > e.h.opts.StaleReadBound
 }
 
 func statusOr(eni ENI, ok bool) string {

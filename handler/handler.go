@@ -315,7 +315,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 
 func newTarget(id, hint string, allowStopped bool) *target {
 	return &target{id: id, hint: hint, allowStopped: allowStopped,
-		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{},
+		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
 		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
 }
 

@@ -115,6 +115,8 @@ type item struct {
 	// reportOnly marks what a reconcile found and could not fix: reported and logged, not
 	// dead-lettered (the next reconcile meets it again; its own event was dead-lettered).
 	reportOnly bool
+	// beatErr is a failed heartbeat of the item's lifecycle action before the work.
+	beatErr error
 }
 
 // Invoke handles one invocation's payload. It returns one result per event. The error is

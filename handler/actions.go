@@ -176,12 +176,10 @@ type ReconcileReport struct {
 	AlreadyAttached int `json:"alreadyAttached"`
 	Released        int `json:"released"`
 	// Foreign lists pool ENIs attached to instances without the pool tag, left alone.
-	Foreign []string `json:"foreign,omitempty"`
-	Failed  int      `json:"failed"`
-	// Errors names what the reconcile could not look at (it then ends as a failure).
-	Errors []string     `json:"errors,omitempty"`
-	Pools  []PoolStatus `json:"pools"`
-	Warm   *WarmReport  `json:"warm,omitempty"`
+	Foreign []string     `json:"foreign,omitempty"`
+	Failed  int          `json:"failed"`
+	Pools   []PoolStatus `json:"pools"`
+	Warm    *WarmReport  `json:"warm,omitempty"`
 }
 
 // reconcile repairs what missed events left: eligible Running instances without their
@@ -241,10 +239,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		h.decide(it, failOutcome(err), err)
 		return rep, out
 	}
-	rels, strayErr := h.strays(ctx, clients.ECS, enis, eligible, rep)
-	if strayErr != nil {
-		rep.Errors = append(rep.Errors, strayErr.Error())
-	}
+	rels := h.strays(ctx, clients.ECS, enis, eligible, rep)
 	if len(rels) > 0 {
 		h.releaseAll(ctx, clients.ECS, rels)
 		for _, r := range rels {
@@ -263,15 +258,9 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 	}
 	rep.Pools = h.poolStatus(enis, false)
 	h.logWatermarks(rep.Pools)
-	summary := fmt.Sprintf("reconciled %d instance(s): %d attached, %d already attached, %d released, %d failed",
-		rep.Instances, rep.Attached, rep.AlreadyAttached, rep.Released, rep.Failed)
-	if strayErr != nil {
-		// The strays stay where they are: the reconcile failed at that, and says so.
-		h.decide(it, failOutcome(strayErr), &Problem{Code: codeOrTransport(strayErr), Msg: summary, Err: strayErr})
-		return rep, out
-	}
 	h.decide(it, OutcomeCompleted, nil)
-	it.res.Reason = summary
+	it.res.Reason = fmt.Sprintf("reconciled %d instance(s): %d attached, %d already attached, %d released, %d failed",
+		rep.Instances, rep.Attached, rep.AlreadyAttached, rep.Released, rep.Failed)
 	return rep, out
 }
 
@@ -280,7 +269,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 // back (a missed Stopped event). Each becomes a release of just that ENI. Pool ENIs on
 // instances without the pool tag are not enipool's to take back: they are counted in the
 // report and logged, and left alone.
-func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) ([]*release, error) {
+func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) []*release {
 	holders := map[string][]ENI{}
 	for _, e := range enis {
 		if e.InstanceID == "" || (e.Status != StatusInUse && e.Status != StatusAttaching) {
@@ -292,7 +281,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 		holders[e.InstanceID] = append(holders[e.InstanceID], e)
 	}
 	if len(holders) == 0 {
-		return nil, nil
+		return nil
 	}
 	ids := make([]string, 0, len(holders))
 	for id := range holders {
@@ -304,7 +293,8 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 		insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("cannot look up the holders of %d pool ENI(s) on instances it did not reconcile: %w", len(ids), err)
+		h.log.Warn("reconcile: cannot look up the holders of pool ENIs", "error", err.Error())
+		return nil
 	}
 	byID := map[string]Instance{}
 	for _, in := range insts {
@@ -331,7 +321,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 			out = append(out, &release{id: id, only: e.ID})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // synthetic makes an item for an instance an action acted on. Its raw event is a direct

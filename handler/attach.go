@@ -630,6 +630,14 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	action, rule := Classify(err)
 	switch action {
 	case ActionNextENI:
+		if t.uncertain[j.eni] && rule.Code == "InvalidOperation.InvalidEniState" {
+			// The earlier call whose answer was lost went through: the ENI is attaching,
+			// most likely here. Wait for it like for an accepted attach; a lagging read
+			// may not show it yet.
+			t.pending[j.eni] = now
+			t.ours[j.eni] = true
+			return
+		}
 		t.tried[j.eni] = true
 		e.h.claims.release(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
@@ -637,13 +645,9 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		}
 	case ActionRetry, ActionWaitInstance:
 		if maybeApplied(err) {
-			// The call may have been applied and only its answer lost: the ENI may be
-			// attaching here. Wait for it like for an accepted attach; an attach that did
-			// not happen reads Available past the staleness bound and is tried again.
-			t.pending[j.eni] = now
-			t.ours[j.eni] = true
+			// The call may have been applied and only its answer lost. The same ENI is
+			// tried again: a refusal then says the first call went through (see below).
 			t.uncertain[j.eni] = true
-			return
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())

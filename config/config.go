@@ -20,6 +20,9 @@ type Config struct {
 	Handler  handler.Options
 	Cloud    alicloud.Options
 	LogLevel slog.Level
+	// FunctionTimeout is the function's timeout on the platform (s.yaml `timeout`), 0 when
+	// not given. Only checked against at start: each invocation's deadline is the one obeyed.
+	FunctionTimeout time.Duration
 	// AccountID and Region stand in for what FC says per invocation when the function runs
 	// outside FC (local runs).
 	AccountID string
@@ -44,11 +47,13 @@ func Variables() []Variable {
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
 		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of how long an attach takes; enipool learns the real figure and polls when an attach should be done."},
 		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters and completing lifecycle actions."},
+		{"ENIPOOL_FUNCTION_TIMEOUT", "", false, "The function's timeout (s.yaml `timeout`), in seconds or as a duration. Not obeyed (each invocation's deadline is), only checked at start: a configuration whose ENIPOOL_DLQ_RESERVE, or reserve plus ENIPOOL_ATTACH_TIME, does not fit in it is refused."},
 		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},
 		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
 		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
 		{"ENIPOOL_STOPPED_ONLY_FAMILIES", strings.Join(d.StoppedOnlyFamilies, ","), false, "Instance families that must be Stopped to take an ENI; `none` for none."},
 		{"ENIPOOL_RELEASE_ON", strings.Join(d.ReleaseOn, ","), false, "ECS states whose events send an instance's pool ENIs back to the pool: `Stopped`, `Deleted`, both, or `none`."},
+		{"ENIPOOL_STALE_READ_BOUND", d.StaleReadBound.String(), false, "How long ECS reads may lag its writes. An accepted attach whose ENI still reads Available is taken for rolled back (and another ENI tried) only after this long; shorter risks a second ENI on an instance, longer delays the retry of an attach that really failed."},
 		{"ENIPOOL_DETACH_TIME", d.DetachTime.String(), false, "First guess of how long a detach takes (learned, like ENIPOOL_ATTACH_TIME)."},
 		{"ENIPOOL_LIFECYCLE_FAILURE_RESULT", d.LifecycleFailureResult, false, "How a scale-out lifecycle action is completed when an instance could not get its ENIs: `ABANDON` (Auto Scaling replaces it) or `CONTINUE`."},
 		{"ENIPOOL_LIFECYCLE_HEARTBEAT", d.LifecycleHeartbeat.String(), false, "Timeout a lifecycle heartbeat asks for when lifecycle work is retried later."},
@@ -61,6 +66,7 @@ func Variables() []Variable {
 		{"ENIPOOL_WARM_GRACE", d.Warm.Grace.String(), false, "Warm target: an ENI it created is deleted only when Available and older than this."},
 		{"ENIPOOL_REDRIVE_MAX", strconv.Itoa(d.RedriveMax), false, "Dead letters one redrive handles unless the action says `max`."},
 		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
+		{"ENIPOOL_RECONCILE_INTERVAL", d.ReconcileInterval.String(), false, "How often the reconcile timer fires (s.yaml). A fleet beyond ENIPOOL_RECONCILE_MAX is reconciled a window at a time: runs this far apart take consecutive windows, so every instance is reached within fleet/max runs."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
 		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for the local cloud."},
 		{"ENIPOOL_ECS_ENDPOINT", "ecs.{region}.aliyuncs.com", false, "ECS API host[:port]. In a VPC, `ecs-vpc.{region}.aliyuncs.com`."},
@@ -119,6 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	h.DetachTime = r.duration("ENIPOOL_DETACH_TIME", h.DetachTime, time.Millisecond, time.Minute)
+	h.StaleReadBound = r.duration("ENIPOOL_STALE_READ_BOUND", h.StaleReadBound, 0, time.Minute)
 	h.LifecycleFailureResult = strings.ToUpper(r.oneOf("ENIPOOL_LIFECYCLE_FAILURE_RESULT", "abandon", "abandon", "continue"))
 	h.LifecycleHeartbeat = r.duration("ENIPOOL_LIFECYCLE_HEARTBEAT", h.LifecycleHeartbeat, 30*time.Second, 6*time.Hour)
 	h.LowWatermark = r.intIn("ENIPOOL_LOW_WATERMARK", h.LowWatermark, 0, 100000)
@@ -133,6 +140,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
 	h.ReconcileMax = r.intIn("ENIPOOL_RECONCILE_MAX", h.ReconcileMax, 1, 100000)
+	h.ReconcileInterval = r.duration("ENIPOOL_RECONCILE_INTERVAL", h.ReconcileInterval, time.Second, 24*time.Hour)
 
 	c.Cloud = alicloud.Options{
 		Scheme:          r.oneOf("ENIPOOL_API_SCHEME", "https", "https", "http"),
@@ -152,6 +160,8 @@ func Load(getenv func(string) string) (Config, error) {
 	case "error":
 		c.LogLevel = slog.LevelError
 	}
+	c.FunctionTimeout = r.seconds("ENIPOOL_FUNCTION_TIMEOUT", time.Second, 24*time.Hour)
+	r.checkTimeouts(h, c.FunctionTimeout)
 	c.Handler = h
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, err
@@ -230,6 +240,42 @@ func (r *reader) duration(name string, def, lo, hi time.Duration) time.Duration 
 		return def
 	}
 	return d
+}
+
+// seconds reads a duration given as whole seconds (how FC states timeouts) or as a Go
+// duration; 0 when unset.
+func (r *reader) seconds(name string, lo, hi time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if n, nerr := strconv.Atoi(v); nerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	if err != nil || d < lo || d > hi {
+		r.fail(name, fmt.Errorf("= %q: want whole seconds such as 120, or a duration such as 2m, from %v to %v", v, lo, hi))
+		return 0
+	}
+	return d
+}
+
+// checkTimeouts refuses timings that cannot work together: every invocation would run out of
+// time before doing anything (the reserve takes it all), or before its first attach could be
+// confirmed. Such a function would only ever produce deadline failures.
+func (r *reader) checkTimeouts(h handler.Options, function time.Duration) {
+	if h.DeadLetterReserve >= h.DefaultTimeout {
+		r.fail("ENIPOOL_DLQ_RESERVE", fmt.Errorf("(%v) must be shorter than ENIPOOL_DEFAULT_TIMEOUT (%v): the reserve leaves the work no time", h.DeadLetterReserve, h.DefaultTimeout))
+	}
+	if function == 0 {
+		return
+	}
+	switch {
+	case h.DeadLetterReserve >= function:
+		r.fail("ENIPOOL_DLQ_RESERVE", fmt.Errorf("(%v) must be shorter than ENIPOOL_FUNCTION_TIMEOUT (%v): the reserve leaves the work no time", h.DeadLetterReserve, function))
+	case h.DeadLetterReserve+h.AttachTime >= function:
+		r.fail("ENIPOOL_ATTACH_TIME", fmt.Errorf("(%v) plus ENIPOOL_DLQ_RESERVE (%v) must be shorter than ENIPOOL_FUNCTION_TIMEOUT (%v): no attach could be confirmed in time", h.AttachTime, h.DeadLetterReserve, function))
+	}
 }
 
 func (r *reader) list(name string) []string {

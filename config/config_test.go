@@ -44,6 +44,18 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"bad vswitch pair", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_WARM_VSWITCHES", "cn-hangzhou-h=vsw-1"}, []string{"ENIPOOL_WARM_VSWITCHES"}},
 		{"warm pool without vswitches", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_WARM_POOL", "web"}, []string{"ENIPOOL_WARM_POOL"}},
 		{"bad lifecycle result", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LIFECYCLE_FAILURE_RESULT", "ROLLBACK"}, []string{"ENIPOOL_LIFECYCLE_FAILURE_RESULT"}},
+		// Fail on ca38816 (Load accepted them): a reserve at or above the timeout leaves the
+		// work no time at all, and an attach guess that does not fit before the reserve means
+		// no attach is ever confirmed.
+		{"reserve as long as the default timeout", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_DLQ_RESERVE", "5s", "ENIPOOL_DEFAULT_TIMEOUT", "5s"},
+			[]string{"ENIPOOL_DLQ_RESERVE", "ENIPOOL_DEFAULT_TIMEOUT"}},
+		{"reserve beyond the function timeout", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_DLQ_RESERVE", "30s", "ENIPOOL_FUNCTION_TIMEOUT", "20"},
+			[]string{"ENIPOOL_DLQ_RESERVE", "ENIPOOL_FUNCTION_TIMEOUT"}},
+		{"reserve equal to the function timeout", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_DLQ_RESERVE", "20s", "ENIPOOL_FUNCTION_TIMEOUT", "20s"},
+			[]string{"ENIPOOL_DLQ_RESERVE", "ENIPOOL_FUNCTION_TIMEOUT"}},
+		{"attach guess leaves no time to confirm", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_FUNCTION_TIMEOUT", "4", "ENIPOOL_DLQ_RESERVE", "2s", "ENIPOOL_ATTACH_TIME", "2s"},
+			[]string{"ENIPOOL_ATTACH_TIME", "ENIPOOL_DLQ_RESERVE", "ENIPOOL_FUNCTION_TIMEOUT"}},
+		{"bad function timeout", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_FUNCTION_TIMEOUT", "soon"}, []string{"ENIPOOL_FUNCTION_TIMEOUT"}},
 		{"several at once", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LOG_LEVEL", "loud", "ENIPOOL_PLATFORM_RETRIES", "9"},
 			[]string{"ENIPOOL_LOG_LEVEL", "ENIPOOL_PLATFORM_RETRIES"}},
 	}
@@ -59,6 +71,19 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A function timeout given as FC's whole seconds (s.yaml's timeout) or as a duration.
+func TestLoadFunctionTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{"120": 120 * time.Second, "90s": 90 * time.Second, "": 0} {
+		c, err := Load(env("ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_FUNCTION_TIMEOUT", in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if c.FunctionTimeout != want {
+			t.Errorf("%q: FunctionTimeout %v, want %v", in, c.FunctionTimeout, want)
+		}
 	}
 }
 

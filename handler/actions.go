@@ -170,16 +170,20 @@ func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
 
 // ReconcileReport is the report of the reconcile action.
 type ReconcileReport struct {
-	Instances       int `json:"instances"`
-	Truncated       int `json:"truncated,omitempty"`
-	Attached        int `json:"attached"`
-	AlreadyAttached int `json:"alreadyAttached"`
-	Released        int `json:"released"`
+	Instances int `json:"instances"`
+	// Truncated counts the instances of the fleet left to other runs (see Coverage).
+	Truncated       int       `json:"truncated,omitempty"`
+	Coverage        *Coverage `json:"coverage,omitempty"`
+	Attached        int       `json:"attached"`
+	AlreadyAttached int       `json:"alreadyAttached"`
+	Released        int       `json:"released"`
 	// Foreign lists pool ENIs attached to instances without the pool tag, left alone.
-	Foreign []string     `json:"foreign,omitempty"`
-	Failed  int          `json:"failed"`
-	Pools   []PoolStatus `json:"pools"`
-	Warm    *WarmReport  `json:"warm,omitempty"`
+	Foreign []string `json:"foreign,omitempty"`
+	Failed  int      `json:"failed"`
+	// Errors names what the reconcile could not look at (it then ends as a failure).
+	Errors []string     `json:"errors,omitempty"`
+	Pools  []PoolStatus `json:"pools"`
+	Warm   *WarmReport  `json:"warm,omitempty"`
 }
 
 // reconcile repairs what missed events left: eligible Running instances without their
@@ -202,10 +206,8 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		return rep, nil
 	}
 	sort.Slice(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
-	if len(insts) > limit {
-		rep.Truncated = len(insts) - limit
-		insts = insts[:limit]
-	}
+	insts, rep.Coverage = h.window(insts, limit, firstNonZero(it.req.TriggerTime, h.opts.Now()))
+	rep.Truncated = rep.Coverage.Fleet - len(insts)
 	rep.Instances = len(insts)
 
 	var out []*item
@@ -239,7 +241,10 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		h.decide(it, failOutcome(err), err)
 		return rep, out
 	}
-	rels := h.strays(ctx, clients.ECS, enis, eligible, rep)
+	rels, strayErr := h.strays(ctx, clients.ECS, enis, eligible, rep)
+	if strayErr != nil {
+		rep.Errors = append(rep.Errors, strayErr.Error())
+	}
 	if len(rels) > 0 {
 		h.releaseAll(ctx, clients.ECS, rels)
 		for _, r := range rels {
@@ -258,10 +263,55 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 	}
 	rep.Pools = h.poolStatus(enis, false)
 	h.logWatermarks(rep.Pools)
-	h.decide(it, OutcomeCompleted, nil)
-	it.res.Reason = fmt.Sprintf("reconciled %d instance(s): %d attached, %d already attached, %d released, %d failed",
+	summary := fmt.Sprintf("reconciled %d instance(s): %d attached, %d already attached, %d released, %d failed",
 		rep.Instances, rep.Attached, rep.AlreadyAttached, rep.Released, rep.Failed)
+	if strayErr != nil {
+		// The strays stay where they are: the reconcile failed at that, and says so.
+		h.decide(it, failOutcome(strayErr), &Problem{Code: codeOrTransport(strayErr), Msg: summary, Err: strayErr})
+		return rep, out
+	}
+	h.decide(it, OutcomeCompleted, nil)
+	it.res.Reason = summary + fmt.Sprintf(" (window %d of %d of a fleet of %d)", rep.Coverage.Window, rep.Coverage.Windows, rep.Coverage.Fleet)
 	return rep, out
+}
+
+// Coverage says which part of the fleet one reconcile looked at. A fleet larger than the
+// reconcile limit is cut, by instance id, into Windows windows of at most that many instances,
+// and successive runs take them in turn.
+type Coverage struct {
+	Fleet   int    `json:"fleet"`
+	Window  int    `json:"window"` // 1-based
+	Windows int    `json:"windows"`
+	From    string `json:"from,omitempty"` // first instance id of the window
+	To      string `json:"to,omitempty"`   // last instance id of the window
+}
+
+// window picks the part of the fleet (sorted by id) this run reconciles. The turn comes from
+// the run's time, the timer's trigger time when there is one, counted in ReconcileInterval:
+// runs one interval apart take consecutive windows, with no memory shared between them (each
+// may run in a fresh FC instance), so every instance is reached within Windows runs.
+func (h *Handler) window(insts []Instance, limit int, at time.Time) ([]Instance, *Coverage) {
+	cov := &Coverage{Fleet: len(insts), Window: 1, Windows: 1}
+	if len(insts) > limit {
+		cov.Windows = (len(insts) + limit - 1) / limit
+		turn := at.UnixNano() / int64(max(h.opts.ReconcileInterval, time.Second))
+		cov.Window = int(((turn%int64(cov.Windows))+int64(cov.Windows))%int64(cov.Windows)) + 1
+		lo := (cov.Window - 1) * limit
+		insts = insts[lo:min(lo+limit, len(insts))]
+	}
+	if len(insts) > 0 {
+		cov.From, cov.To = insts[0].ID, insts[len(insts)-1].ID
+	}
+	return insts, cov
+}
+
+func firstNonZero(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // strays finds pool ENIs held by instances of the pool tag that should not hold them: an
@@ -269,7 +319,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 // back (a missed Stopped event). Each becomes a release of just that ENI. Pool ENIs on
 // instances without the pool tag are not enipool's to take back: they are counted in the
 // report and logged, and left alone.
-func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) []*release {
+func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) ([]*release, error) {
 	holders := map[string][]ENI{}
 	for _, e := range enis {
 		if e.InstanceID == "" || (e.Status != StatusInUse && e.Status != StatusAttaching) {
@@ -281,7 +331,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 		holders[e.InstanceID] = append(holders[e.InstanceID], e)
 	}
 	if len(holders) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]string, 0, len(holders))
 	for id := range holders {
@@ -293,8 +343,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 		insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
-		h.log.Warn("reconcile: cannot look up the holders of pool ENIs", "error", err.Error())
-		return nil
+		return nil, fmt.Errorf("cannot look up the holders of %d pool ENI(s) on instances it did not reconcile: %w", len(ids), err)
 	}
 	byID := map[string]Instance{}
 	for _, in := range insts {
@@ -321,7 +370,7 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 			out = append(out, &release{id: id, only: e.ID})
 		}
 	}
-	return out
+	return out, nil
 }
 
 // synthetic makes an item for an instance an action acted on. Its raw event is a direct

@@ -24,17 +24,23 @@ type target struct {
 	pool  string
 	quota int // ENIs the instance type allows; 0 when unknown
 
-	tried    map[string]bool
-	pending  map[string]time.Time // ENI -> when its attach was accepted
-	polled   map[string]bool      // ENIs whose first confirmation poll happened
-	ours     map[string]bool      // ENIs this invocation attached
-	retryAt  time.Time
-	retry    backoff
-	pollWait time.Duration
-	needLook bool // a lost race: look whether the ENI went to this instance
-	recheck  bool // an accepted attach's ENI left the instance: look at the instance again
-	stale    bool // every candidate was claimed by another invocation here: list the pool again
-	lastTry  time.Time
+	tried   map[string]bool
+	pending map[string]time.Time // ENI -> when its attach was accepted
+	polled  map[string]bool      // ENIs whose first confirmation poll happened
+	ours    map[string]bool      // ENIs this invocation attached
+	// uncertain marks pending attaches whose call failed after it may have been applied.
+	uncertain map[string]bool
+	retryAt   time.Time
+	retry     backoff
+	pollWait  time.Duration
+	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
+	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
+	// nothing such is awaited.
+	watchWait time.Duration
+	needLook  bool // a lost race: look whether the ENI went to this instance
+	recheck   bool // an accepted attach's ENI left the instance: look at the instance again
+	stale     bool // every candidate was claimed by another invocation here: list the pool again
+	lastTry   time.Time
 
 	attempts   int
 	calls      int
@@ -63,6 +69,8 @@ type engine struct {
 	mu      sync.Mutex // guards the targets' fields written from attach goroutines
 	view    map[string]ENI
 	listed  map[groupKey]time.Time
+	// lastLook is when the loop last looked at the cloud (observe).
+	lastLook time.Time
 }
 
 type groupKey struct{ pool, vpc string }
@@ -227,6 +235,9 @@ func family(i *Instance) string {
 	return f
 }
 
+// maxTypesPerCall is the most instance types one DescribeInstanceTypes call may name.
+const maxTypesPerCall = 10
+
 // checkTypes learns the ENI quota of the instances' types (cached for the process) and
 // refuses instances that have no room for their ENIs.
 func (e *engine) checkTypes(ctx context.Context) bool {
@@ -238,12 +249,31 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 			types = append(types, t.inst.Type)
 		}
 	}
-	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) (got []InstanceType, err error) {
-		err = e.call(ctx, e.active(), func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeInstanceTypes(ctx, missing)
-			return err
-		})
-		return got, err
+	// ECS takes 1 to 10 types per call. A look-up that fails leaves its types unknown
+	// rather than failing the instances: the quota is only a pre-check, and ECS refuses an
+	// attach beyond it (EniPerInstanceLimitExceeded) anyway.
+	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]InstanceType, error) {
+		var all []InstanceType
+		for chunk := range slices.Chunk(missing, maxTypesPerCall) {
+			var served []*target
+			for _, t := range e.active() {
+				if slices.Contains(chunk, t.inst.Type) {
+					served = append(served, t)
+				}
+			}
+			var got []InstanceType
+			err := e.call(ctx, served, func(ctx context.Context) (err error) {
+				got, err = e.ecs.DescribeInstanceTypes(ctx, chunk)
+				return err
+			})
+			if err != nil {
+				e.h.log.Warn("enipool.instance-types-unknown", "instanceTypes", chunk, "error", err.Error(),
+					"reason", "the ENI quota of these types is not checked before attaching; ECS still enforces it")
+				continue
+			}
+			all = append(all, got...)
+		}
+		return all, nil
 	})
 	if err != nil {
 		e.failAll(e.active(), err)
@@ -301,20 +331,29 @@ func (e *engine) idsInGroup(k groupKey) []string {
 	return ids
 }
 
-// holdings returns the pool ENIs attached or attaching to t.
-func (e *engine) holdings(t *target) (held, inUse []ENI) {
+// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
+// the attaches this invocation had accepted that the view does not show yet (reads lag
+// writes), as Attaching.
+func (e *engine) holdings(t *target) []ENI {
+	var held []ENI
+	seen := map[string]bool{}
 	for _, eni := range e.view {
 		if eni.InstanceID != t.id || eni.Tags[e.h.opts.TagKey] != t.pool {
 			continue
 		}
-		switch eni.Status {
-		case StatusInUse:
-			held, inUse = append(held, eni), append(inUse, eni)
-		case StatusAttaching:
+		if eni.Status == StatusInUse || eni.Status == StatusAttaching {
+			held = append(held, eni)
+			seen[eni.ID] = true
+		}
+	}
+	for id := range t.pending {
+		if !seen[id] {
+			eni := e.view[id]
+			eni.ID, eni.InstanceID, eni.Status = id, t.id, StatusAttaching
 			held = append(held, eni)
 		}
 	}
-	return held, inUse
+	return held
 }
 
 // candidates returns the ENIs t may take, best first.
@@ -349,22 +388,14 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 	now := time.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
-		held, inUse := e.holdings(t)
-		if len(inUse) >= n {
-			e.settle(ctx, t, inUse)
+		held := e.holdings(t)
+		if len(held) >= n {
+			e.converge(ctx, t, held)
 			continue
 		}
-		// Attaches accepted but not seen yet count as held: a round that only retries must
-		// not attach more for the instance.
-		holding := map[string]bool{}
-		for _, h := range held {
-			holding[h.ID] = true
-		}
-		for id := range t.pending {
-			holding[id] = true
-		}
-		need := n - len(holding)
-		if need <= 0 || now.Before(t.retryAt) || t.needLook {
+		need := n - len(held)
+		e.watch(t, held)
+		if now.Before(t.retryAt) || t.needLook {
 			continue
 		}
 		if t.quota > 0 && len(t.inst.ENIs)+need > t.quota {
@@ -406,6 +437,23 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 	}
 	e.attach(ctx, jobs)
 }
+
+// watch notes whether t waits on an attach it did not start (not in its pending set): the
+// loop must then look again later, spaced out, since no accepted attach of its own says when.
+func (e *engine) watch(t *target, held []ENI) {
+	for _, eni := range held {
+		if _, mine := t.pending[eni.ID]; eni.Status == StatusAttaching && !mine {
+			if t.watchWait == 0 {
+				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+			}
+			return
+		}
+	}
+	t.watchWait = 0
+}
+
+// minPoll is the shortest wait between two looks at the cloud for the same targets.
+const minPoll = 50 * time.Millisecond
 
 // recheck describes again the instances whose attach did not last, so an instance that
 // stopped meanwhile is not given another ENI.
@@ -477,19 +525,57 @@ func (h *Handler) hintRefused(t *target, view map[string]ENI) bool {
 	return true
 }
 
-// settle finishes a target that holds enough pool ENIs, detaching any surplus: the
-// best-ranked ENIs stay, so every invocation that notices a surplus drops the same ones.
-func (e *engine) settle(ctx context.Context, t *target, inUse []ENI) {
-	ranked := rank(t.id, inUse)
+// converge settles a target that holds at least its N pool ENIs. Every ENI it holds is
+// ranked, Attaching ones included, so every invocation that looks at the instance keeps the
+// same ones whatever the order its attaches finish in; the surplus is detached once it can be
+// (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
+// else is on it: its result then names what the instance holds. A surplus that cannot be
+// detached is a failure of the event, handled as the error table says.
+func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
+	ranked := rank(t.id, held)
 	keep, surplus := ranked[:e.h.opts.PerInstance], ranked[e.h.opts.PerInstance:]
+	waiting := false
+	for _, k := range keep {
+		if k.Status != StatusInUse {
+			waiting = true
+		}
+	}
 	for _, s := range surplus {
+		if slices.Contains(t.dropped, s.ID) {
+			continue // detach accepted; a lagging read may still show it
+		}
+		if s.Status != StatusInUse {
+			waiting = true // attaching: it can be detached once InUse
+			continue
+		}
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
 		if err == nil {
 			t.dropped = append(t.dropped, s.ID)
-		} else {
-			e.h.logger().Warn("detach of surplus ENI failed", "instanceId", t.id, "networkInterfaceId", s.ID, "error", err.Error())
+			delete(t.pending, s.ID)
+			continue
+		}
+		t.lastErr = err
+		switch action, _ := Classify(err); action {
+		case ActionNextENI:
+			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
+		case ActionSkip:
+		case ActionRetry, ActionWaitInstance:
+			t.finish(OutcomeRetry, &Problem{Code: codeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			return
+		default:
+			t.finish(OutcomeDeadLettered, &Problem{Code: codeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			return
 		}
 	}
+	if waiting {
+		if t.watchWait == 0 {
+			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+		}
+		return
+	}
+	t.watchWait = 0
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {
@@ -544,12 +630,25 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	action, rule := Classify(err)
 	switch action {
 	case ActionNextENI:
+		if t.uncertain[j.eni] && rule.Code == "InvalidOperation.InvalidEniState" {
+			// The earlier call whose answer was lost went through: the ENI is attaching,
+			// most likely here. Wait for it like for an accepted attach; a lagging read
+			// may not show it yet.
+			t.pending[j.eni] = now
+			t.ours[j.eni] = true
+			return
+		}
 		t.tried[j.eni] = true
 		e.h.claims.release(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			t.needLook = true // maybe a duplicate of this event won it for this instance
 		}
 	case ActionRetry, ActionWaitInstance:
+		if maybeApplied(err) {
+			// The call may have been applied and only its answer lost. The same ENI is
+			// tried again: a refusal then says the first call went through (see below).
+			t.uncertain[j.eni] = true
+		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())
 	case ActionSkip:
@@ -557,6 +656,13 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	default:
 		t.finish(OutcomeDeadLettered, err)
 	}
+}
+
+// maybeApplied reports whether a failed call may still have been applied: the request went
+// out and no answer, or a server error, came back. Throttling refuses before acting.
+func maybeApplied(err error) bool {
+	code, _ := codeOf(err)
+	return code == "" || code == "InternalError" || code == "ServiceUnavailable" || code == "UnknownError"
 }
 
 // nextWake returns how long to wait before the next round, and whether that round must look
@@ -585,6 +691,10 @@ func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 		if t.needLook || t.stale {
 			urgent = sooner(urgent, now)
 		}
+		if t.watchWait > 0 {
+			urgent = sooner(urgent, now.Add(t.watchWait))
+			t.watchWait = min(t.watchWait*3/2, 2*time.Second)
+		}
 		if !t.retryAt.IsZero() && t.retryAt.After(now) {
 			retryAt = sooner(retryAt, t.retryAt)
 		}
@@ -601,11 +711,21 @@ func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 	}
 	switch {
 	case !lookAt.IsZero() && (retryAt.IsZero() || !retryAt.Before(lookAt)):
-		return lookAt.Sub(now), true
+		return e.spaced(lookAt.Sub(now), now), true
 	case !retryAt.IsZero():
 		return retryAt.Sub(now), false
 	}
-	return 0, true
+	// Nothing scheduled, yet work remains: look again, but never back to back.
+	return e.spaced(0, now), true
+}
+
+// spaced stretches a wait before a look so that looks are at least minPoll apart: a state
+// that asks for a look at once, round after round, must not become a busy loop of calls.
+func (e *engine) spaced(wait time.Duration, now time.Time) time.Duration {
+	if e.lastLook.IsZero() {
+		return wait
+	}
+	return max(wait, e.lastLook.Add(minPoll).Sub(now))
 }
 
 // observe refreshes the view. One instance alone is looked up by instance (one call shows
@@ -614,6 +734,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 	// How long an attach had when looked at is counted to when the look was sent: the time
 	// the answer took to come back is not the attach's.
 	sent := time.Now()
+	e.lastLook = sent
 	relist := len(active) > 1
 	for _, t := range active {
 		if t.stale {
@@ -678,11 +799,22 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				} else {
 					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
 				}
+			case !e.rolledBack(eni, ok, t, sent.Sub(at)):
+				// Not visible yet: reads lag writes. Look again, spaced out.
+				if !t.polled[id] {
+					t.polled[id] = true
+					t.pollWait = max(est/4, minPoll)
+				} else {
+					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
+				}
 			default:
-				// The attach was accepted, yet the ENI is not on t: ECS rolled it back, or
-				// another invocation detached it because the instance stopped. Look at the
-				// instance again before trying another ENI.
+				// The attach was accepted (or may have been), yet the ENI is elsewhere, or
+				// still free long after: ECS rolled it back, another invocation detached it
+				// because the instance stopped, or it never happened. Look at the instance
+				// again before trying another ENI.
 				delete(t.pending, id)
+				delete(t.uncertain, id)
+				delete(t.ours, id)
 				t.tried[id] = true
 				t.recheck = true
 				e.h.claims.release(id, t.id)
@@ -691,6 +823,19 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 		}
 	}
 	return true
+}
+
+// rolledBack tells an accepted attach that did not last from one a lagging read does not
+// show yet: it did not last when its ENI is seen on another instance, leaving this one, or
+// still free (or unseen) after the staleness bound.
+func (e *engine) rolledBack(eni ENI, seen bool, t *target, waited time.Duration) bool {
+	switch {
+	case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
+		return true
+	case seen && eni.InstanceID == t.id && eni.Status == StatusDetaching:
+		return true
+	}
+	return waited > e.h.opts.StaleReadBound
 }
 
 func statusOr(eni ENI, ok bool) string {

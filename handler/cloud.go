@@ -54,7 +54,8 @@ type Clients struct {
 type ECS interface {
 	// DescribeInstances returns the instances matching q, following pages.
 	DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error)
-	// DescribeInstanceTypes returns the named instance types.
+	// DescribeInstanceTypes returns the named instance types: 1 to 10 per call, as ECS
+	// takes; callers split longer lists.
 	DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error)
 	// DescribeENIs returns every ENI matching q, following pages.
 	DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error)

@@ -59,8 +59,6 @@ func New(opts Options, conn Connector) (*Handler, error) {
 	}, nil
 }
 
-func (h *Handler) logger() *slog.Logger { return h.log }
-
 // Invocation is what the platform says about one invocation.
 type Invocation struct {
 	RequestID    string
@@ -117,6 +115,8 @@ type item struct {
 	// reportOnly marks what a reconcile found and could not fix: reported and logged, not
 	// dead-lettered (the next reconcile meets it again; its own event was dead-lettered).
 	reportOnly bool
+	// beatErr is a failed heartbeat of the item's lifecycle action before the work.
+	beatErr error
 }
 
 // Invoke handles one invocation's payload. It returns one result per event. The error is
@@ -210,8 +210,11 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	}
 	items = append(items, h.completeLifecycles(finish, inv, items)...)
 	for _, it := range actions {
-		actx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		// Calls are reported from the action's concurrent attach goroutines.
+		var calls atomic.Int64
+		actx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
 		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
+		it.res.APICalls += int(calls.Load())
 	}
 	return items
 }
@@ -314,7 +317,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 
 func newTarget(id, hint string, allowStopped bool) *target {
 	return &target{id: id, hint: hint, allowStopped: allowStopped,
-		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{},
+		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
 		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
 }
 
@@ -554,6 +557,10 @@ func (h *Handler) logResult(inv Invocation, res Result) {
 	}
 	if res.DeadLetterID != "" {
 		attrs = append(attrs, slog.String("deadLetterMessageId", res.DeadLetterID))
+	}
+	// Every pool ENI the instance holds at the end (networkInterfaceId is the first of them).
+	if holds := res.holds(); len(holds) > 0 {
+		attrs = append(attrs, slog.Any("holds", holds))
 	}
 	if len(res.Detached) > 0 {
 		attrs = append(attrs, slog.Any("detached", res.Detached))

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/enipool/enipool/event"
 )
@@ -61,9 +62,18 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		}
 		if pending > 0 && single && inv.RetryCount < h.opts.PlatformRetries {
 			// The platform retries the event: leave the action open, and extend it so the
-			// hook does not time out before the retry.
-			if clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials}); err == nil {
-				h.heartbeat(ctx, clients, g.lc)
+			// hook does not time out before the retry. A heartbeat that fails is a result of
+			// its own: the hook may now time out on its default result.
+			clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+			if err == nil {
+				err = h.heartbeat(ctx, clients, g.lc)
+			}
+			if err != nil {
+				it := h.lifecycleItem(g)
+				h.decide(it, failOutcome(err), &Problem{Code: codeOrTransport(err), Err: err,
+					Msg: fmt.Sprintf("lifecycle action %s of hook %s left open for the platform's retry, but its heartbeat failed: it may time out on its default result (%s)",
+						g.lc.Token, g.lc.HookID, firstNonEmpty(g.lc.DefaultResult, "unknown"))})
+				out = append(out, it)
 			}
 			continue
 		}
@@ -71,18 +81,24 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		if failed+pending > 0 && g.lc.Transition == event.TransitionScaleOut {
 			result = h.opts.LifecycleFailureResult
 		}
-		it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
-		it.req.InstanceID = ""
-		it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
-		cctx := WithCallObserver(ctx, func(Call) { it.res.APICalls++ })
+		it := h.lifecycleItem(g)
+		var calls atomic.Int64
+		cctx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
 		clients, err := h.conn.Connect(cctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
 			err = retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}
+		it.res.APICalls += int(calls.Load())
 		summary := fmt.Sprintf("lifecycle action %s of hook %s (%s): %s; %d of %d instance(s) ready",
 			g.lc.Token, g.lc.HookID, g.lc.Transition, result, ready, len(g.items))
+		for _, x := range g.items {
+			if x.beatErr != nil {
+				summary += "; an earlier heartbeat failed: " + x.beatErr.Error()
+				break
+			}
+		}
 		switch {
 		case err == nil:
 			h.decide(it, OutcomeCompleted, nil)
@@ -93,6 +109,14 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		out = append(out, it)
 	}
 	return out
+}
+
+// lifecycleItem makes the item that reports on a lifecycle action as a whole.
+func (h *Handler) lifecycleItem(g *lifecycleGroup) *item {
+	it := &item{req: g.items[0].req, region: g.region, op: opDecided, held: g.items[0].held, message: g.items[0].message}
+	it.req.InstanceID = ""
+	it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
+	return it
 }
 
 // outcomeOf reads an item's outcome before conclude has filled its result.
@@ -116,17 +140,22 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 			continue
 		}
 		seen[lc.Token] = true
-		h.heartbeat(ctx, clients, lc)
+		if err := h.heartbeat(ctx, clients, lc); err != nil {
+			// Reported with the action's completion, or again by the heartbeat that leaves
+			// it open.
+			for _, x := range items {
+				if x.req.Lifecycle != nil && x.req.Lifecycle.Token == lc.Token {
+					x.beatErr = err
+				}
+			}
+		}
 	}
 }
 
-func (h *Handler) heartbeat(ctx context.Context, clients *Clients, lc *event.Lifecycle) {
-	err := retry(ctx, func(ctx context.Context) error {
+func (h *Handler) heartbeat(ctx context.Context, clients *Clients, lc *event.Lifecycle) error {
+	return retry(ctx, func(ctx context.Context) error {
 		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
 	})
-	if err != nil {
-		h.log.Warn("lifecycle heartbeat failed", "hookId", lc.HookID, "error", err.Error())
-	}
 }
 
 func codeOrTransport(err error) string {

@@ -42,6 +42,9 @@ type Options struct {
 	// ReleaseOn are the ECS states whose events send an instance's pool ENIs back to the pool
 	// ("Stopped", "Deleted").
 	ReleaseOn []string
+	// StaleReadBound is how long ECS reads may lag its writes: an accepted attach whose ENI
+	// still reads Available is taken for rolled back only after this long.
+	StaleReadBound time.Duration
 	// DetachTime is the first guess of how long a detach takes (learned like AttachTime).
 	DetachTime time.Duration
 	// LifecycleFailureResult is how a scale-out lifecycle action is completed when an
@@ -60,6 +63,10 @@ type Options struct {
 	RedriveMax int
 	// ReconcileMax bounds the instances one reconcile looks at, unless the action says.
 	ReconcileMax int
+	// ReconcileInterval is how often the reconcile timer fires. A fleet larger than
+	// ReconcileMax is reconciled a window at a time, runs one interval apart taking
+	// consecutive windows.
+	ReconcileInterval time.Duration
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -101,12 +108,14 @@ func DefaultOptions() Options {
 		StoppedOnlyFamilies:    DefaultStoppedOnlyFamilies(),
 		ReleaseOn:              []string{"Stopped", "Deleted"},
 		DetachTime:             2 * time.Second,
+		StaleReadBound:         5 * time.Second,
 		LifecycleFailureResult: "ABANDON",
 		LifecycleHeartbeat:     300 * time.Second,
 		LowWatermark:           2,
 		Warm:                   WarmOptions{Grace: 10 * time.Minute},
 		RedriveMax:             10,
 		ReconcileMax:           200,
+		ReconcileInterval:      5 * time.Minute,
 	}
 }
 
@@ -122,8 +131,8 @@ func (o Options) Validate() error {
 	if o.AttachTime <= 0 {
 		errs = append(errs, fmt.Errorf("AttachTime %v must be positive", o.AttachTime))
 	}
-	if o.DeadLetterReserve < 0 || o.DefaultTimeout <= 0 {
-		errs = append(errs, errors.New("DeadLetterReserve must be >= 0 and DefaultTimeout > 0"))
+	if o.DeadLetterReserve < 0 || o.DefaultTimeout <= 0 || o.DeadLetterReserve >= o.DefaultTimeout {
+		errs = append(errs, errors.New("DeadLetterReserve must be >= 0 and shorter than DefaultTimeout, which must be > 0"))
 	}
 	if o.PlatformRetries < 0 || o.PlatformRetries > 8 {
 		errs = append(errs, fmt.Errorf("PlatformRetries %d is outside 0..8", o.PlatformRetries))
@@ -144,6 +153,12 @@ func (o Options) Validate() error {
 	}
 	if o.RedriveMax < 1 || o.ReconcileMax < 1 || o.DetachTime <= 0 || o.LifecycleHeartbeat < 30*time.Second {
 		errs = append(errs, errors.New("redrive and reconcile limits must be >= 1, DetachTime > 0, LifecycleHeartbeat >= 30s"))
+	}
+	if o.ReconcileInterval < time.Second {
+		errs = append(errs, fmt.Errorf("ReconcileInterval %v must be at least 1s", o.ReconcileInterval))
+	}
+	if o.StaleReadBound < 0 {
+		errs = append(errs, fmt.Errorf("StaleReadBound %v must not be negative", o.StaleReadBound))
 	}
 	if o.AttachQPS < 0 {
 		errs = append(errs, fmt.Errorf("AttachQPS %v must not be negative", o.AttachQPS))

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -13,7 +14,8 @@ type release struct {
 	only  string // release just this ENI (the detach action naming one)
 
 	pool, zone string
-	pending    map[string]time.Time // detached ENIs not yet seen Available
+	pending    map[string]time.Time // detached ENIs not yet seen Available, and Attaching ones to detach
+	waiting    map[string]string    // pending ENI -> the status it was last seen in
 	detached   []string
 	attempts   int
 	calls      int
@@ -76,7 +78,7 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			r.finish(failOutcome(err), err)
 			continue
 		}
-		r.pending = map[string]time.Time{}
+		r.pending, r.waiting = map[string]time.Time{}, map[string]string{}
 		sort.Slice(held, func(i, j int) bool { return held[i].ID < held[j].ID })
 		for _, eni := range held {
 			if (r.only != "" && eni.ID != r.only) || eni.Type == "Primary" {
@@ -86,7 +88,11 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			switch eni.Status {
 			case StatusDetaching:
 				r.pending[eni.ID] = time.Now()
-			case StatusInUse, StatusAttaching:
+			case StatusAttaching:
+				// ECS refuses to detach an Attaching ENI: wait for it to be InUse, then
+				// detach it (awaitDetached).
+				r.pending[eni.ID] = time.Now()
+			case StatusInUse:
 				err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, eni.ID, r.id) })
 				r.attempts++
 				if a, _ := Classify(err); err == nil || a == ActionNextENI || a == ActionSkip {
@@ -134,7 +140,13 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 		}
 		if err := sleep(ctx, wait); err != nil {
 			for _, r := range active {
-				r.finish(OutcomeRetry, problem(CodeDeadline, "detach of %d ENI(s) from %s not confirmed before the deadline", len(r.pending), r.id))
+				var what []string
+				for id := range r.pending {
+					what = append(what, id+" "+firstNonEmpty(r.waiting[id], "not yet seen"))
+				}
+				sort.Strings(what)
+				r.finish(OutcomeRetry, problem(CodeDeadline, "detach of %d ENI(s) from %s not confirmed before the deadline (%s; ECS detaches an ENI only once it is InUse)",
+					len(r.pending), r.id, strings.Join(what, ", ")))
 			}
 			return
 		}
@@ -149,20 +161,37 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			}
 			return
 		}
-		status := map[string]string{}
+		now := map[string]ENI{}
 		for _, e := range got {
-			status[e.ID] = e.Status
+			now[e.ID] = e
 		}
 		allDone := true
 		for _, r := range active {
 			for id := range r.pending {
-				if st, ok := status[id]; !ok || st == StatusAvailable {
+				eni, ok := now[id]
+				switch {
+				case !ok || eni.Status == StatusAvailable:
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
 					h.claims.drop(id)
-				} else {
-					allDone = false
+					continue
+				case eni.InstanceID != "" && eni.InstanceID != r.id:
+					delete(r.pending, id) // moved on to another instance: not this release's
+					continue
+				case eni.Status == StatusInUse:
+					// An attach that was under way (or a detach refused on a lagging read)
+					// settled: detach it now.
+					err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, id, r.id) })
+					r.attempts++
+					if a, _ := Classify(err); err != nil && a != ActionNextENI && a != ActionSkip {
+						r.finish(failOutcome(err), err)
+					}
 				}
+				r.waiting[id] = eni.Status
+				allDone = false
+			}
+			if r.done {
+				continue
 			}
 			if len(r.pending) == 0 {
 				sort.Strings(r.detached)

@@ -66,3 +66,15 @@ type ENIRef struct {
 	ID        string `json:"networkInterfaceId"`
 	PrivateIP string `json:"privateIpAddress,omitempty"`
 }
+
+// holds lists the ids of the pool ENIs the result says the instance holds.
+func (r Result) holds() []string {
+	if len(r.ENIs) == 0 && r.NetworkInterfaceID != "" {
+		return []string{r.NetworkInterfaceID}
+	}
+	ids := make([]string, 0, len(r.ENIs))
+	for _, e := range r.ENIs {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}

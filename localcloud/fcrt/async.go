@@ -121,9 +121,18 @@ type task struct {
 	destStatus string
 	deliveries []Delivery
 	final      bool // settled: run, and delivered where a destination is configured
+	noDest     bool // AsyncOptions.NoDestinations
 }
 
 func (t *task) settled() bool { return t.final }
+
+// AsyncOptions qualify one asynchronous invocation.
+type AsyncOptions struct {
+	// NoDestinations skips the onSuccess and onFailure destinations for this invocation while
+	// keeping the retries and the event age: what a trigger whose invocations the
+	// destinations do not cover needs (see package trigger on timer triggers).
+	NoDestinations bool
+}
 
 // InvokeAsync queues payload for an asynchronous invocation, like InvokeFunction with
 // x-fc-invocation-type: Async, and returns its request id. What happens next (attempts,
@@ -131,11 +140,17 @@ func (t *task) settled() bool { return t.final }
 // destinations; Wait returns once it has all happened. After Close the task is recorded as
 // StatusStopped and never runs.
 func (r *Runtime) InvokeAsync(payload []byte) string {
+	return r.InvokeAsyncWith(payload, AsyncOptions{})
+}
+
+// InvokeAsyncWith is InvokeAsync with per-invocation options.
+func (r *Runtime) InvokeAsyncWith(payload []byte, o AsyncOptions) string {
 	t := &task{
 		id:       newRequestID(),
 		payload:  slices.Clone(payload),
 		enqueued: r.clock(),
 		status:   StatusEnqueued,
+		noDest:   o.NoDestinations,
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -240,7 +255,7 @@ func (r *Runtime) runTask(t *task) {
 		status = StatusExpired
 	}
 	r.update(func() { t.status, t.condition = status, condition })
-	if dest == nil {
+	if dest == nil || t.noDest {
 		r.update(func() { t.final = true })
 		return
 	}

@@ -50,6 +50,7 @@ func (r *Runtime) pumpLocked() {
 		}
 		r.queue = r.queue[1:]
 		in.load++
+		in.idleGen++
 		a.inst = in
 		a.cold = !in.ready
 		in.assigned <- a // never blocks: load, which counts what is in the channel, is at most its capacity
@@ -91,6 +92,7 @@ func (r *Runtime) finishLocked(a *attempt, res *Result, err error) {
 		if in.inflight[a.requestID] == a {
 			delete(in.inflight, a.requestID)
 		}
+		r.idleLocked(in)
 	}
 	if res != nil {
 		res.RequestID = a.requestID

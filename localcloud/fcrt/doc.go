@@ -22,9 +22,17 @@
 //     FC_INSTANCE_ID), the role's STS triple as ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET /
 //     _SECURITY_TOKEN, and the function's own environment variables. The test runner's own
 //     environment is not inherited, as no FC instance inherits the deployer's.
-//   - Cold start on first need, warm reuse, scale-out up to MaxInstances, a FIFO queue beyond.
-//     The SDK asks for its next invocation while the previous one still runs; an instance is
-//     handed one only while it has capacity (InstanceConcurrency, default 1 like FC).
+//   - Instance model of FC 3.0's standard runtimes (go1): one invocation at a time per
+//     instance (InstanceConcurrency, default 1: "standard runtimes no longer support the
+//     instance concurrency feature", FC's "Comparison between Function Compute 3.0 and 2.0").
+//     A concurrent invocation gets another instance, a fresh process that shares no memory
+//     with the others and cold-starts, up to MaxInstances; beyond that invocations wait in a
+//     FIFO queue (assumed: FC answers a throttling error past its instance quota instead).
+//     Idle instances are reused, warm ones first, and reclaimed after IdleTimeout (FC reclaims
+//     idle instances; the idle time is not documented, so it is a setting, off by default).
+//     Stats counts instances started, cold starts and reclaims. The SDK asks for its next
+//     invocation while the previous one still runs; an instance is handed one only while it
+//     has capacity.
 //   - An invocation that runs past its timeout fails with FC's timeout error and its instance is
 //     killed; a process that exits fails its in-flight invocations and is replaced on the next
 //     need. A handler panic is recovered by the SDK and reported through /error with a stack
@@ -46,8 +54,7 @@
 //   - The timeout may be shorter than a second (FC counts whole seconds) so that tests stay
 //     fast; the x-fc-function-timeout header is rounded up to whole seconds.
 //   - Memory is reported (peak RSS, VmHWM from /proc/<pid>/status, sampled at every runtime API
-//     call and before a kill) but not enforced. Instances are never reclaimed for idleness;
-//     they live until Close. No initializer or pre-stop hooks, no HTTP functions, no payload
+//     call and before a kill) but not enforced. No initializer or pre-stop hooks, no HTTP functions, no payload
 //     size limits, no account-level throttling (429) and no system errors are emulated.
 //   - The texts of the timeout and crash error messages follow FC's wording as far as it is
 //     known; match FunctionError.Cause, not the text.

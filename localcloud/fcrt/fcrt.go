@@ -119,8 +119,12 @@ type Function struct {
 	// MaxInstances caps the number of instance processes; default 100.
 	MaxInstances int
 	// InstanceConcurrency is how many invocations one instance runs at once; default 1, at most
-	// 200.
+	// 200. FC 3.0's standard runtimes, go1 included, run one: leave it at 1 for them.
 	InstanceConcurrency int
+	// IdleTimeout reclaims an instance that has had no invocation for that long: its process is
+	// stopped (ExitReason "idle") and the next invocation that needs it cold-starts another.
+	// Zero keeps instances until Close. FC does not document its idle time.
+	IdleTimeout time.Duration
 	// Credentials returns the role's STS triple for an invocation. Nil means the function has no
 	// role: the headers and variables are sent empty, as FC does.
 	Credentials func(ctx context.Context) (Credentials, error)
@@ -203,6 +207,9 @@ func (fn Function) withDefaults() (Function, error) {
 	case fn.InstanceConcurrency < 0 || fn.InstanceConcurrency > maxInstanceConcurrency:
 		return bad("InstanceConcurrency %d is outside 1..%d", fn.InstanceConcurrency, maxInstanceConcurrency)
 	}
+	if fn.IdleTimeout < 0 {
+		return bad("IdleTimeout %v is negative", fn.IdleTimeout)
+	}
 	a := &fn.Async
 	switch {
 	case a.MaxRetryAttempts == 0:
@@ -273,9 +280,23 @@ type InstanceStats struct {
 	// Invocations counts the invocations the instance was handed.
 	Invocations int
 	Exited      bool
-	// ExitReason says why the instance ended: "timeout", "closed", or the process's exit
-	// status for a crash or a failed start.
+	// ExitReason says why the instance ended: "timeout", "idle" (reclaimed after IdleTimeout),
+	// "closed", or the process's exit status for a crash or a failed start.
 	ExitReason string
+}
+
+// Stats count a Runtime's instances and invocations, for a scenario's report.
+type Stats struct {
+	// InstancesStarted counts instance processes started.
+	InstancesStarted int
+	// ColdStarts counts finished invocations that waited for their instance to start.
+	ColdStarts int
+	// Reclaimed counts instances stopped after IdleTimeout.
+	Reclaimed int
+	// Invocations counts finished attempts, synchronous and asynchronous.
+	Invocations int
+	// Live counts instances that can take invocations now.
+	Live int
 }
 
 // Runtime runs one Function. Its methods are safe for concurrent use.
@@ -399,6 +420,24 @@ func (r *Runtime) Instances() []InstanceStats {
 		out = append(out, in.statsLocked())
 	}
 	return out
+}
+
+// Stats returns the counters.
+func (r *Runtime) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Stats{InstancesStarted: len(r.all), Invocations: len(r.history), Live: len(r.live)}
+	for _, h := range r.history {
+		if h.ColdStart {
+			s.ColdStarts++
+		}
+	}
+	for _, in := range r.all {
+		if in.exitReason == exitIdle {
+			s.Reclaimed++
+		}
+	}
+	return s
 }
 
 // Close kills every instance, stops every listener and asynchronous task, and returns when all

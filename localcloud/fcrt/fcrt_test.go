@@ -633,6 +633,7 @@ func TestStartValidation(t *testing.T) {
 		{"negative timeout", Function{Name: "f", Binary: probe, Timeout: -time.Second}},
 		{"timeout over a day", Function{Name: "f", Binary: probe, Timeout: 86401 * time.Second}},
 		{"concurrency over 200", Function{Name: "f", Binary: probe, InstanceConcurrency: 201}},
+		{"negative idle timeout", Function{Name: "f", Binary: probe, IdleTimeout: -time.Second}},
 		{"event age over 30 days", Function{Name: "f", Binary: probe, Async: AsyncConfig{MaxEventAge: 2592001 * time.Second}}},
 	}
 	for _, tc := range tests {

@@ -49,6 +49,34 @@ type instance struct {
 	dying      bool // killed or being killed: takes no more work
 	exited     bool
 	exitReason string
+	idleGen    int // bumped whenever the instance gets work, so a stale idle timer does nothing
+}
+
+// exitIdle is the ExitReason of an instance reclaimed after IdleTimeout.
+const exitIdle = "idle"
+
+// idleLocked starts the idle clock of an instance that has just run out of work.
+func (r *Runtime) idleLocked(in *instance) {
+	if r.fn.IdleTimeout <= 0 || in.load > 0 || in.dying || in.exited {
+		return
+	}
+	gen := in.idleGen
+	time.AfterFunc(r.fn.IdleTimeout, func() { r.reclaim(in, gen) })
+}
+
+// reclaim stops an instance that has stayed idle since generation gen, as FC reclaims idle
+// instances: the next invocation that needs one starts a fresh process.
+func (r *Runtime) reclaim(in *instance, gen int) {
+	r.mu.Lock()
+	if r.closed || in.idleGen != gen || in.load > 0 || in.dying || in.exited {
+		r.mu.Unlock()
+		return
+	}
+	in.dying = true
+	in.exitReason = exitIdle
+	r.live = slices.DeleteFunc(r.live, func(x *instance) bool { return x == in })
+	r.mu.Unlock()
+	in.kill()
 }
 
 // startInstanceLocked starts a process of the binary with its own runtime API listener. creds

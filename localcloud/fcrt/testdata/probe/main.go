@@ -44,10 +44,12 @@ type customError struct{ msg string }
 
 func (e *customError) Error() string { return e.msg }
 
-// probe counts handlers in flight to report the peak concurrency one instance saw.
+// probe counts handlers in flight to report the peak concurrency one instance saw, and the
+// invocations its process has run, which shows whether two invocations shared memory.
 type probe struct {
 	inflight atomic.Int64
 	peak     atomic.Int64
+	calls    atomic.Int64
 }
 
 func digest(s string) string {
@@ -56,6 +58,7 @@ func digest(s string) string {
 }
 
 func (p *probe) handle(ctx context.Context, payload []byte) (any, error) {
+	p.calls.Add(1)
 	n := p.inflight.Add(1)
 	defer p.inflight.Add(-1)
 	for {
@@ -132,7 +135,7 @@ func (p *probe) handle(ctx context.Context, payload []byte) (any, error) {
 		}
 		for {
 			if _, err := os.Stat(filepath.Join(req.Dir, "open")); err == nil {
-				return map[string]int64{"peak": p.peak.Load()}, nil
+				return map[string]int64{"peak": p.peak.Load(), "calls": p.calls.Load(), "pid": int64(os.Getpid())}, nil
 			}
 			select {
 			case <-ctx.Done():

@@ -1,0 +1,91 @@
+package trigger
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestLoadProject renders the repository's s.yaml: variables, shell overrides and the account
+// reach the triggers the local cloud runs.
+func TestLoadProject(t *testing.T) {
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantName  string
+		wantQueue string
+		wantDLQ   string
+	}{
+		{name: "defaults", wantName: "enipool", wantQueue: "enipool-work", wantDLQ: "enipool-dlq"},
+		{name: "shell overrides", env: map[string]string{"ENIPOOL_DEPLOY_FUNCTION_NAME": "pool2", "ENIPOOL_DEPLOY_WORK_QUEUE": "w2", "ENIPOOL_DEPLOY_DLQ_QUEUE": "d2"},
+			wantName: "pool2", wantQueue: "w2", wantDLQ: "d2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := LoadProject("../../s.yaml", RenderOptions{AccountID: testAccount, Getenv: func(k string) (string, bool) {
+				v, ok := tt.env[k]
+				return v, ok
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn, ok := p.Function(tt.wantName)
+			if !ok {
+				t.Fatalf("no function %s in %+v", tt.wantName, p.Functions)
+			}
+			if fn.Async == nil || fn.Async.MaxAsyncRetryAttempts == nil || *fn.Async.MaxAsyncRetryAttempts != 2 || fn.Async.MaxAsyncEventAgeInSeconds != 3600 {
+				t.Errorf("asyncInvokeConfig %+v", fn.Async)
+			}
+			if q, err := QueueFromARN(fn.Async.DestinationConfig.OnFailure.Destination); err != nil || q != tt.wantDLQ {
+				t.Errorf("onFailure queue %q, %v; want %s", q, err, tt.wantDLQ)
+			}
+			kinds := map[string]string{}
+			for _, tr := range fn.Triggers {
+				switch {
+				case tr.Timer != nil:
+					kinds[tr.Name] = "timer " + tr.Timer.CronExpression + " " + tr.Timer.Payload
+				case tr.EventBridge != nil:
+					eb := tr.EventBridge
+					kinds[tr.Name] = eb.EventSourceConfig.EventSourceType + " " + eb.EventRuleFilterPattern
+					if src := eb.EventSourceConfig.EventSourceParameters.SourceMNSParameters; src != nil {
+						if src.QueueName != tt.wantQueue {
+							t.Errorf("stream queue %s, want %s", src.QueueName, tt.wantQueue)
+						}
+						if q, err := QueueFromARN(eb.RunOptions.DeadLetterQueue.Arn); err != nil || q != tt.wantDLQ {
+							t.Errorf("stream dead-letter queue %q, %v", q, err)
+						}
+					}
+				}
+			}
+			want := map[string]string{
+				"reconcile-timer":    `timer @every 5m {"action":"reconcile"}`,
+				"work-queue":         `MNS {"source":["MNS-` + tt.wantName + `-work-queue"]}`,
+				"ecs-state-change":   `Default {"source":["acs.ecs"],"type":["ecs:Instance:StateChange"]}`,
+				"ess-lifecycle-hook": `Default {"source":["acs.ess"],"type":["ess:LifecycleHook:ScaleOut","ess:LifecycleHook:ScaleIn"]}`,
+			}
+			for k, v := range want {
+				if kinds[k] != v {
+					t.Errorf("trigger %s = %q, want %q", k, kinds[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestParseProjectErrors(t *testing.T) {
+	tests := map[string]string{
+		"not yaml":     "a: [",
+		"unknown form": "resources:\n  f:\n    component: fc3\n    props:\n      functionName: ${path('./')}\n",
+		"missing var":  "resources:\n  f:\n    component: fc3\n    props:\n      functionName: ${vars.nope}\n",
+		"bad trigger":  "resources:\n  f:\n    component: fc3\n    props:\n      functionName: f\n      triggers:\n        - triggerName: t\n          triggerType: timer\n          triggerConfig: 3\n",
+	}
+	for name, doc := range tests {
+		if _, err := ParseProject([]byte(doc), RenderOptions{}); !errors.Is(err, ErrInvalidProject) {
+			t.Errorf("%s: got %v, want ErrInvalidProject", name, err)
+		}
+	}
+	for _, arn := range []string{"acs:fc:cn-hangzhou:1:functions/f", "acs:mns:cn-hangzhou:1:/topics/t", "acs:mns:cn-hangzhou:1:/queues/"} {
+		if _, err := QueueFromARN(arn); !errors.Is(err, ErrInvalidProject) {
+			t.Errorf("QueueFromARN(%s) = %v, want ErrInvalidProject", arn, err)
+		}
+	}
+}

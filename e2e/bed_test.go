@@ -36,9 +36,10 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// A cold build with -race compiles every dependency again: minutes on a busy machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		if binary, err = localcloud.BuildFunction(ctx, dir); err != nil {
+		if binary, err = localcloud.BuildFunction(ctx, dir, buildFlags...); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -156,6 +157,9 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	t.Cleanup(func() {
 		fn.Close() // flushes the function's output: every line is in logs after this
 		b.assertNoSecrets()
+		if strings.Contains(logs.String(), "WARNING: DATA RACE") {
+			t.Errorf("the function (built with %v) reported a data race", buildFlags)
+		}
 		c.Close()
 		if t.Failed() {
 			t.Logf("function logs:\n%s", clipLog(logs.String()))

@@ -46,6 +46,8 @@ func TestSampleEvents(t *testing.T) {
 		"action-detach.json":      {results: []want{{i3, handler.OutcomeSkipped, handler.CodeStaleEvent}}},
 		"action-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
 			{i5, handler.OutcomeUnresolved, handler.CodeRequiresStopped}}},
+		"timer-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
+			{i5, handler.OutcomeUnresolved, handler.CodeRequiresStopped}}},
 	}
 	files, err := filepath.Glob("../events/*.json")
 	if err != nil {

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/aliyun/fc-runtime-go-sdk/events"
 
 	"github.com/enipool/enipool/deadletter"
 )
@@ -28,6 +31,7 @@ const (
 	sourceECS        = "acs.ecs"
 	sourceESS        = "acs.ess"
 	sourceMNS        = "mns"
+	sourceTimer      = "timer"
 )
 
 const (
@@ -186,6 +190,8 @@ func (d *decoder) object(b, raw []byte, wrap int) []Request {
 		return fail(raw, cloudEventSource(o, ""), fmt.Errorf("%w: %s %q", ErrUnsupported, what, clip(typ)))
 	}
 	switch {
+	case isTimer(o):
+		return d.timer(b, raw, wrap)
 	case o.has("action"):
 		return []Request{action(o, raw)}
 	case o.has("requestContext") && o.has("requestPayload"):
@@ -200,6 +206,62 @@ func (d *decoder) object(b, raw []byte, wrap int) []Request {
 		return direct(o, raw, d.opts.MaxEvents)
 	}
 	return fail(raw, "", fmt.Errorf("%w: object with keys %s is no known event form", ErrUnsupported, o.keys()))
+}
+
+// isTimer reports whether o is FC's timer trigger event (events.TimerEvent of
+// fc-runtime-go-sdk): a payload beside a trigger name or time. The payload key
+// alone is not enough, and may be null (a timer configured without one).
+func isTimer(o fields) bool {
+	_, payload := o.m["payload"]
+	return payload && (o.has("triggerName") || o.has("triggerTime"))
+}
+
+// timer unwraps FC's timer trigger event. Its payload is the string configured on
+// the trigger; it holds the event to handle as JSON text, an action such as
+// {"action":"reconcile"} in practice. Every Request keeps the whole timer event as
+// Raw, so a dead letter of it redrives the same way, and carries the trigger time
+// (work spread over successive runs keys on it).
+func (d *decoder) timer(b, raw []byte, wrap int) []Request {
+	var te events.TimerEvent
+	if err := json.Unmarshal(b, &te); err != nil {
+		return fail(raw, sourceTimer, fmt.Errorf("%w: timer event: %v", ErrMalformed, err))
+	}
+	source := sourceTimer
+	var name, when string
+	if te.TriggerName != nil {
+		name = text(*te.TriggerName)
+		if n := queueName("acs:mns:/" + name); n != "" {
+			source += ":" + n
+		}
+	}
+	var at time.Time
+	if te.TriggerTime != nil {
+		when = text(*te.TriggerTime)
+		// An unreadable time does not make the event unusable: the handler then keys on its
+		// own clock.
+		at, _ = time.Parse(time.RFC3339, *te.TriggerTime)
+	}
+	var payload []byte
+	if te.Payload != nil {
+		payload = trimSpace([]byte(*te.Payload))
+	}
+	var reqs []Request
+	switch {
+	case !looksJSON(payload):
+		reqs = fail(raw, "", fmt.Errorf("%w: timer payload %q is not an event; configure one such as {\"action\":\"reconcile\"}",
+			ErrUnsupported, clip(string(payload))))
+	case wrap+1 > maxWrap:
+		reqs = fail(raw, "", tooWrapped())
+	default:
+		reqs = d.document(payload, raw, wrap+1)
+	}
+	for i := range reqs {
+		reqs[i].Source, reqs[i].TriggerTime = source, at
+		if name != "" || when != "" {
+			reqs[i].EventID = name + "@" + when
+		}
+	}
+	return reqs
 }
 
 // fail returns the single Request of an event that cannot be decoded.

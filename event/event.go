@@ -15,6 +15,7 @@ package event
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors wrapped by Request.Err; match them with errors.Is.
@@ -104,7 +105,8 @@ type Request struct {
 	Redrive *Redrive
 	// Source is the outermost carrier the event arrived through:
 	// "mns:<queue>" (or "mns" when the queue is unknown) for MNS queue
-	// messages, "deadletter" for an envelope and "fc-destination" for a
+	// messages, "timer:<trigger>" (or "timer") for a timer trigger's
+	// event, "deadletter" for an envelope and "fc-destination" for a
 	// destination record invoked directly, "direct" for direct invocations
 	// and actions, else the event's own source ("acs.ecs", "acs.ess");
 	// empty when nothing could be decoded.
@@ -112,6 +114,9 @@ type Request struct {
 	// EventID is the outermost carrier's id: the MNS messageId, the
 	// CloudEvent or notification id, or the id recorded in the envelope.
 	EventID string
+	// TriggerTime is when a timer trigger fired, for an event that came in FC's timer
+	// wrapper; zero otherwise (or when the wrapper's time is unreadable).
+	TriggerTime time.Time
 	// Raw is the verbatim bytes of this event, what to dead-letter: the
 	// element for a batch element (the text it holds for a JSON string
 	// element), the whole CloudEvent (or RawData object) for an MNS queue
@@ -245,7 +250,10 @@ func (o Options) withDefaults() Options {
 //   - a JSON array of any of these;
 //   - enipool's dead-letter envelope and Function Compute's destination
 //     record: the original event inside is decoded and Redrive set;
-//   - ad hoc actions {"action":"status"|"reconcile"|"redrive"|"detach",...}.
+//   - ad hoc actions {"action":"status"|"reconcile"|"redrive"|"detach",...};
+//   - FC's timer trigger event {"triggerTime","triggerName","payload"}
+//     (events.TimerEvent): its payload string holds any form of this list,
+//     an action in practice.
 //
 // Anything else yields a Request with Err: ErrUnsupported for well-formed
 // input of another shape (naming what was seen), ErrMalformed for input that

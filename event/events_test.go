@@ -92,6 +92,8 @@ func TestSampleEvents(t *testing.T) {
 		"action-reconcile.json": {action(event.Action{Name: event.ActionReconcile, Pool: "web", Max: 10}, "")},
 		"action-redrive.json":   {action(event.Action{Name: event.ActionRedrive, Max: 10}, "")},
 		"action-detach.json":    {action(event.Action{Name: event.ActionDetach, InstanceID: i3}, hz)},
+		"timer-reconcile.json": {{Kind: event.KindAction, Source: "timer:reconcile-timer", EventID: "reconcile-timer@2024-05-01T10:05:00Z",
+			Action: &event.Action{Name: event.ActionReconcile}}},
 	}
 	names, err := filepath.Glob(filepath.Join(eventsDir, "*.json"))
 	if err != nil {

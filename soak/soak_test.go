@@ -396,8 +396,13 @@ func TestSoak(t *testing.T) {
 			t.Logf("soak seed %d failed; replay it with:\n  %s", seed, replay)
 		}
 	})
+	// The two runs side by side: each is bound by its schedule's wall time, not by the CPU
+	// (a run uses about a quarter of one core), so together they take the time of one.
 	for _, n := range []int{1, 2} {
-		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) { runSoak(t, newSoakConfig(seed, n)) })
+		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
+			t.Parallel()
+			runSoak(t, newSoakConfig(seed, n))
+		})
 	}
 }
 
@@ -502,6 +507,9 @@ func runSoak(t *testing.T, cfg soakConfig) {
 
 	var violations []string
 	violations = append(violations, acc.violations...)
+	for _, d := range explainRest(slices.Compact(slices.Sorted(slices.Values(acc.wrongOn))), sched, invs, acc, c, fns, cfg.timeouts, t0) {
+		violations = append(violations, "timeline of an instance with a wrong outcome: "+d)
+	}
 	for _, m := range moving {
 		violations = append(violations, "not at rest when the events were done: "+m)
 	}
@@ -568,8 +576,9 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	for _, iv := range overN {
 		longest = max(longest, iv.length())
 		if limit := iv.attach + pollCap + stale; iv.length() >= limit {
-			violations = append(violations, fmt.Sprintf("%s held %d pool ENIs (N=%d) for %v, beyond its attach (%v) plus one poll (%v) and the staleness bound (%v): %s",
-				iv.instance, iv.most, cfg.perInstance, iv.length().Round(time.Millisecond), iv.attach.Round(time.Millisecond), pollCap, stale, iv.describe(t0)))
+			violations = append(violations, fmt.Sprintf("%s held %d pool ENIs (N=%d) for %v, beyond its attach (%v) plus one poll (%v) and the staleness bound (%v): %s\n    %s",
+				iv.instance, iv.most, cfg.perInstance, iv.length().Round(time.Millisecond), iv.attach.Round(time.Millisecond), pollCap, stale, iv.describe(t0),
+				explainRest([]string{iv.instance}, sched, invs, acc, c, fns, cfg.timeouts, t0)[0]))
 		}
 	}
 
@@ -835,8 +844,9 @@ type accounting struct {
 	// codeDiffers counts dead letters whose envelope names another error code than the
 	// outcome line and the result do.
 	codeDiffers map[string]int
-	lost        int // invocations with no end: no terminal line, no dead letter, no FC record
-	wrong       int // invocations whose end is not the right one for the world when they ran
+	lost        int      // invocations with no end: no terminal line, no dead letter, no FC record
+	wrong       int      // invocations whose end is not the right one for the world when they ran
+	wrongOn     []string // the instances of those invocations
 	violations  []string
 }
 
@@ -945,6 +955,7 @@ func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMs
 			}
 			if why != "" {
 				a.wrong++
+				a.wrongOn = append(a.wrongOn, inv.ev.instance)
 				bad("wrong outcome: %s ended %s while the instance was %v: %s", what, end, slices.Sorted(maps.Keys(during)), why)
 			}
 		}

@@ -621,6 +621,13 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	fmt.Println(string(line))
 	if len(violations) > 0 {
 		t.Errorf("%d violation(s):\n  %s", len(violations), firstN(violations, 40))
+		// The function's own account of a failing run, for whoever fixes it: kept on disk.
+		if f, err := os.CreateTemp("", fmt.Sprintf("enipool-soak-seed%d-n%d-*.log", cfg.seed, cfg.perInstance)); err == nil {
+			_, werr := f.WriteString(logs.String())
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				t.Logf("the function's output is kept in %s", f.Name())
+			}
+		}
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/localcloud"
-	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -217,68 +216,33 @@ func baselineOf(c *localcloud.Cloud) map[string]string {
 	return out
 }
 
-// rollbacks is every attach the cloud rolled back: ENI -> when each was accepted.
-type rollbacks struct {
-	seen map[string][]time.Time
-}
-
-// rollbacksOf reads the rolled-back attaches off the store's record of operations.
-func rollbacksOf(ops []world.Operation) rollbacks {
-	rb := rollbacks{seen: map[string][]time.Time{}}
-	for _, op := range ops {
-		if op.Op == "attach" && op.Outcome == world.OutcomeRolledBack {
-			rb.seen[op.ENI] = append(rb.seen[op.ENI], op.Accepted)
-		}
-	}
-	return rb
-}
-
 // doubleAttachPrefix starts every report of an ENI attached while an earlier attach of it
 // still held.
 const doubleAttachPrefix = "double attach: "
 
-// historyViolations checks the whole ECS call history. Every successful
-// AttachNetworkInterface must name a pool ENI and an instance eligible for that pool; and
-// an ENI must never be attached while an earlier successful attach of it still holds:
-// between two successful attaches of one ENI there is a successful detach, or the first
-// attach rolled back (rb).
-func historyViolations(c *localcloud.Cloud, rb rollbacks) (v []string) {
-	ok := func(call record.Call) bool { return call.HTTPStatus == 200 && call.Code == "" }
-	type span struct{ from, to time.Time }
-	last := map[string]*record.Call{} // ENI -> the attach that holds it
-	used := map[string]map[int]bool{} // ENI -> rollbacks already explained
-	for _, call := range c.Calls.Calls(record.Match("ecs", "")) {
-		if !ok(call) || (call.Action != "AttachNetworkInterface" && call.Action != "DetachNetworkInterface") {
+// historyViolations checks the whole history of the cloud. Every attach the cloud accepted
+// (whether or not its answer reached the caller) must be of a pool ENI to an instance
+// eligible for that pool; and an ENI must never be attached while an earlier attach of it
+// still holds: every change of an ENI to Attaching starts from Available (the earlier attach
+// was detached, or rolled back). The store's own records are read, not the answered calls:
+// an attach or a detach whose answer was lost after it was applied counts like any other.
+func historyViolations(c *localcloud.Cloud) (v []string) {
+	for _, op := range c.Store.Operations() {
+		if op.Op != "attach" {
 			continue
 		}
-		eniID, instID := call.Params["NetworkInterfaceId"], call.Params["InstanceId"]
-		if call.Action == "DetachNetworkInterface" {
-			delete(last, eniID)
-			continue
-		}
-		e, _ := c.Store.ENI(eniID)
-		in, _ := c.Store.Instance(instID)
+		e, _ := c.Store.ENI(op.ENI)
+		in, _ := c.Store.Instance(op.Instance)
 		if p := e.Tags[tagKey]; p == "" || eligibility(in) != p {
-			v = append(v, fmt.Sprintf("call %d attached ENI %s (pool %q) to %s (eligible for %q)", call.Seq, eniID, p, instID, eligibility(in)))
+			v = append(v, fmt.Sprintf("attach of ENI %s (pool %q) to %s (eligible for %q) accepted at %s",
+				op.ENI, p, op.Instance, eligibility(in), op.Accepted.Format(time.StampMilli)))
 		}
-		if prev := last[eniID]; prev != nil {
-			s := span{prev.Time, call.Time.Add(call.Latency)}
-			explained := false
-			for i, at := range rb.seen[eniID] {
-				if !used[eniID][i] && !at.Before(s.from) && !at.After(s.to) {
-					if used[eniID] == nil {
-						used[eniID] = map[int]bool{}
-					}
-					used[eniID][i], explained = true, true
-					break
-				}
-			}
-			if !explained {
-				v = append(v, fmt.Sprintf(doubleAttachPrefix+"ENI %s attached to %s (call %d, %s) while attached to %s (call %d, %s) with no detach or rollback between",
-					eniID, instID, call.Seq, call.Time.Format(time.StampMilli), prev.Params["InstanceId"], prev.Seq, prev.Time.Format(time.StampMilli)))
-			}
+	}
+	for _, ch := range c.Store.Changes(1) {
+		if ch.Kind == world.KindENI && ch.To == world.ENIAttaching && ch.From != world.ENIAvailable {
+			v = append(v, fmt.Sprintf(doubleAttachPrefix+"ENI %s attached to %s at %s while %s", ch.ID, ch.Instance,
+				ch.At.Format(time.StampMilli), ch.From))
 		}
-		last[eniID] = &call
 	}
 	return v
 }

@@ -551,14 +551,13 @@ func runSoak(t *testing.T, cfg soakConfig) {
 
 	// Invariants 1 and 2 at rest after the upkeep, over the whole world and the whole history.
 	moving = settle(c, 30*time.Second)
-	rb := rollbacksOf(c.Store.Operations())
 	for _, m := range moving {
 		violations = append(violations, "not at rest after the upkeep: "+m)
 	}
 	after := judgeRest(c, cfg.perInstance, nil)
 	violations = append(violations, after.outOfPlace...)
 	violations = append(violations, placementViolations(c, baseline)...)
-	history := historyViolations(c, rb)
+	history := historyViolations(c)
 	double := 0
 	for _, h := range history {
 		if strings.HasPrefix(h, doubleAttachPrefix) {
@@ -598,7 +597,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		violations = append(violations, fmt.Sprintf("%d secret(s) or security token(s) the cloud issued appear in logs, results or messages", n))
 	}
 
-	report(t, cfg, sched, invs, acc, up, c, fns, rb, outOfPlace, overN, t0, map[string]time.Duration{
+	report(t, cfg, sched, invs, acc, up, c, fns, outOfPlace, overN, t0, map[string]time.Duration{
 		"schedule": scheduled, "lag": lag, "settled": settled, "upkept": upkept, "total": time.Since(began)})
 	fcInstances, coldStarts := 0, 0
 	for _, fn := range fns {
@@ -1499,7 +1498,7 @@ func explainRest(off []string, s *schedule, invs []*invocation, acc *accounting,
 
 // report prints what the soak did.
 func report(t *testing.T, cfg soakConfig, s *schedule, invs []*invocation, acc *accounting, up *upkeepRun,
-	c *localcloud.Cloud, fns []*fcrt.Runtime, rb rollbacks, before []string, over []overN, t0 time.Time, wall map[string]time.Duration) {
+	c *localcloud.Cloud, fns []*fcrt.Runtime, before []string, over []overN, t0 time.Time, wall map[string]time.Duration) {
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	kinds := map[string]int{}
@@ -1553,8 +1552,10 @@ func report(t *testing.T, cfg soakConfig, s *schedule, invs []*invocation, acc *
 		return ecs(x) && x.Action == "DetachNetworkInterface" && x.HTTPStatus == 200 && x.Code == ""
 	})
 	rolled := 0
-	for _, ts := range rb.seen {
-		rolled += len(ts)
+	for _, op := range c.Store.Operations() {
+		if op.Outcome == world.OutcomeRolledBack {
+			rolled++
+		}
 	}
 	line("cloud calls %d (ecs %d): throttled %d, 5xx %d, resets %d, refused by the MNS outage %d, attaches rolled back %d",
 		len(calls), count(ecs), throttled, server, resets, outage, rolled)

@@ -1326,7 +1326,7 @@ type upkeepRun struct {
 	kept       int
 	reconciles []handler.ReconcileReport
 	left       []dlqMessage // dead letters still in the queue at the end
-	repaired   []string     // instances a reconcile attached or detached an ENI for
+	repaired   []string     // instances the reconcile attached or detached an ENI for
 	text       string       // every result, for the secret check
 	violations []string
 }
@@ -1379,12 +1379,14 @@ func upkeep(t *testing.T, c *localcloud.Cloud, fn *fcrt.Runtime, instances int, 
 			}
 		}
 		var rec handler.ReconcileReport
-		from := lastSeq(c)
+		// What the reconcile repaired: every attach or detach the cloud accepted while it
+		// ran (nothing else runs then), answered or not.
+		from := c.Store.Now()
 		invoke(fmt.Sprintf(`{"action":"reconcile","max":%d}`, instances+100), &rec)
-		for _, call := range c.Calls.Calls(record.Match("ecs", "")) {
-			if call.Seq > from && call.OK() && (call.Action == "AttachNetworkInterface" || call.Action == "DetachNetworkInterface") &&
-				!slices.Contains(u.repaired, call.Params["InstanceId"]) {
-				u.repaired = append(u.repaired, call.Params["InstanceId"])
+		to := c.Store.Now()
+		for _, op := range c.Store.Operations() {
+			if !op.Accepted.Before(from) && !op.Accepted.After(to) && !slices.Contains(u.repaired, op.Instance) {
+				u.repaired = append(u.repaired, op.Instance)
 			}
 		}
 		u.reconciles = append(u.reconciles, rec)
@@ -1423,15 +1425,6 @@ func upkeep(t *testing.T, c *localcloud.Cloud, fn *fcrt.Runtime, instances int, 
 	u.left = readDLQ(c)
 	u.text = text.String()
 	return u
-}
-
-// lastSeq is the sequence number of the last call the cloud recorded.
-func lastSeq(c *localcloud.Cloud) int64 {
-	calls := c.Calls.Calls()
-	if len(calls) == 0 {
-		return 0
-	}
-	return calls[len(calls)-1].Seq
 }
 
 // explainRest describes each instance the events left off rest, as a timeline from the

@@ -133,11 +133,6 @@ func TestEverySeedCodeIsCovered(t *testing.T) {
 	}
 }
 
-func itoa(n int) string {
-	b := []byte{byte('0' + n/100), byte('0' + n/10%10), byte('0' + n%10)}
-	return string(b)
-}
-
 // TestFaultRuleForcesACode shows that a fault rule can force any code too.
 func TestFaultRuleForcesACode(t *testing.T) {
 	e := newEnv(t, func(w *world.World) {

@@ -40,7 +40,7 @@
 //     attach may look Available for a while. A read whose answer differs from the current
 //     state's is counted (fault.Stats.StaleReads) and its record notes stale=<lag>. ECS
 //     documents the asynchronous Attaching and Detaching states and asks callers to poll
-//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-detachnetworkinterface);
 //     how far a read may lag is not documented: the bound is an assumption.
 //   - Faults after the action (faults.afterAction): the attach or detach is applied, then
 //     the answer is lost (see package rpc), counted in fault.Stats.FaultsAfterAction.

@@ -14,7 +14,7 @@
 //   - staleness: reads served from a view lagging the writes by a lag drawn per call,
 //     uniform in [0, max] (Decision.Lag). ECS documents asynchronous ENI states and asks
 //     callers to poll DescribeNetworkInterfaceAttribute
-//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-detachnetworkinterface);
 //     it does not document how far a describe may lag. The bound and the uniform draw are
 //     an assumption. Services count the reads whose answer differed from the current
 //     state's (CountStaleRead).

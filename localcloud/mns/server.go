@@ -259,14 +259,17 @@ type held struct {
 	body   bytes.Buffer
 }
 
+// Header implements http.ResponseWriter.
 func (h *held) Header() http.Header { return h.header }
 
+// WriteHeader implements http.ResponseWriter; the first status wins, as on the wire.
 func (h *held) WriteHeader(status int) {
 	if h.status == 0 {
 		h.status = status
 	}
 }
 
+// Write implements http.ResponseWriter.
 func (h *held) Write(b []byte) (int, error) {
 	h.WriteHeader(http.StatusOK)
 	return h.body.Write(b)

@@ -39,11 +39,12 @@
 //     gives up or the rule's hold ends, then the connection is dropped). Each is counted in
 //     the injector's Stats and noted in the call's record (after-action-reset, ...).
 //
-// Production APIs have these failure modes on the response path: a gateway may time out
-// or a connection break after the backend applied the change, which is why ECS offers
-// ClientToken idempotency on creates (https://www.alibabacloud.com/help/en/ecs/developer-reference/how-to-ensure-idempotence).
-// How often they happen is not published: rates, holds and latencies are the world's
-// choice (assumption).
+// These are the failures ECS's idempotence guide names as the ones to retry (500
+// InternalError, 503 ServiceUnavailable, or no response at all) and the reason it offers
+// ClientToken: a retried request may repeat a change the first one already made
+// (https://www.alibabacloud.com/help/en/ecs/developer-reference/how-to-ensure-idempotence).
+// How often they happen, and how long a lost answer keeps a client waiting, is not
+// published: rates, holds and latencies are the world's choice (assumption).
 //
 // Error bodies are {"RequestId","HostId","Code","Message","Recommend"}, every member a JSON
 // string (the Go SDK panics on a number), plus an AccessDeniedDetail object on RAM denials.

@@ -112,7 +112,7 @@
 //   - Reads that lag writes (faults.staleness): the Store keeps a short history of every
 //     ENI and instance and serves a read as of now minus a lag drawn per call
 //     (Store.ViewLagging). ECS documents asynchronous states (Attaching, Detaching) and asks
-//     callers to poll (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-attachnetworkinterface);
+//     callers to poll (https://www.alibabacloud.com/help/en/ecs/developer-reference/api-ecs-2014-05-26-detachnetworkinterface);
 //     how far a describe may lag a write is not documented: the bound and its uniform
 //     draw are assumptions.
 //   - Attach and detach durations with a long tail (timing.attachSpread, detachSpread):
@@ -124,7 +124,7 @@
 //     Starting (Store.LaunchInstance). Store.Changes lists every instance and ENI status
 //     change at its true time, and Store.NextDue says when the next one is due, for a
 //     driver that emits ECS Instance:StateChange events. The states are ECS's documented
-//     instance lifecycle (https://www.alibabacloud.com/help/en/ecs/user-guide/instance-lifecycle);
+//     instance lifecycle (https://www.alibabacloud.com/help/doc-detail/25380.htm);
 //     what happens to an ENI attaching while its instance stops or is released is not
 //     documented. ECS documents that releasing an instance releases the ENIs attached to
 //     it, primary and secondary, unless their "Delete on instance release"

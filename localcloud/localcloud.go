@@ -262,6 +262,9 @@ type Function struct {
 	Timeout time.Duration
 	// MaxInstances bounds concurrent instances; default 16.
 	MaxInstances int
+	// IdleTimeout reclaims an instance idle that long (fcrt.Function.IdleTimeout); zero keeps
+	// instances until the function stops.
+	IdleTimeout time.Duration
 	// Async configures asynchronous invocations; OnFailure defaults to the dead-letter queue.
 	Async fcrt.AsyncConfig
 	// Logs receives the function's output; nil discards it.
@@ -307,6 +310,7 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 		Timeout:      f.Timeout,
 		MemoryMB:     256,
 		MaxInstances: f.MaxInstances,
+		IdleTimeout:  f.IdleTimeout,
 		Async:        f.Async,
 		Logs:         f.Logs,
 		Credentials: func(ctx context.Context) (fcrt.Credentials, error) {

@@ -252,6 +252,7 @@ func TestAsync(t *testing.T) {
 		ageOut        bool // events are aged past MaxEventAge during the first backoff
 		failDelivery  int  // the destination fails this many tries first
 		noDestination bool
+		skipDest      bool  // destinations configured, but the invocation skips them (AsyncOptions)
 		wantRetries   []int // x-fc-retry-count of each attempt
 		wantCondition string
 		wantStatus    string
@@ -284,6 +285,13 @@ func TestAsync(t *testing.T) {
 		{
 			name: "no destination", req: map[string]any{"op": "fail", "message": "gone"}, retries: NoRetries, noDestination: true,
 			wantRetries: []int{0}, wantCondition: ConditionRetriesExhausted, wantStatus: StatusFailed,
+		}, {
+			name: "destinations skipped, failure", req: map[string]any{"op": "fail", "message": "timer"}, retries: 1, skipDest: true,
+			wantRetries: []int{0, 1}, wantCondition: ConditionRetriesExhausted, wantStatus: StatusFailed,
+		},
+		{
+			name: "destinations skipped, success", req: map[string]any{"op": "echo", "data": "ok"}, skipDest: true,
+			wantRetries: []int{0}, wantCondition: ConditionSuccess, wantStatus: StatusSucceeded,
 		},
 	}
 	for _, tc := range tests {
@@ -305,7 +313,7 @@ func TestAsync(t *testing.T) {
 			rt.clock = func() time.Time { return time.Now().Add(time.Duration(clockShift.Load())) }
 
 			payload := mustJSON(t, tc.req)
-			id := rt.InvokeAsync(payload)
+			id := rt.InvokeAsyncWith(payload, AsyncOptions{NoDestinations: tc.skipDest})
 			waitAsync(t, rt)
 
 			var retries []int
@@ -329,7 +337,7 @@ func TestAsync(t *testing.T) {
 			if tc.wantCondition == ConditionSuccess {
 				dest, other, target = onSuccess, onFailure, TargetOnSuccess
 			}
-			if tc.noDestination {
+			if tc.noDestination || tc.skipDest {
 				if task.DestinationStatus != DestinationNone || len(task.Deliveries) != 0 || len(onFailure.received())+len(onSuccess.received()) != 0 {
 					t.Errorf("task %+v: want no delivery", task)
 				}

@@ -263,3 +263,48 @@ func TestBusAtLeastOnce(t *testing.T) {
 		t.Errorf("the same seed gave another run:\n%v\n%v", order, again)
 	}
 }
+
+// TestBusSyncRuleRetries: a rule with asyncInvocationType false pushes synchronously and, on a
+// function error, retries with EventBridge's default BACKOFF_RETRY (3 retries).
+func TestBusSyncRuleRetries(t *testing.T) {
+	spec := project(t)
+	for i, tr := range spec.Triggers {
+		if tr.Name == "ecs-state-change" {
+			eb := *tr.EventBridge
+			eb.AsyncInvocationType = false
+			spec.Triggers[i].EventBridge = &eb
+		}
+	}
+	rt, dir := echoFunction(t, spec, `"Stopped"`, nil)
+	tr, err := Start(Options{Function: spec, Target: rt, AccountID: testAccount, Clock: NewScaledClock(time.Now(), 1000),
+		Only: []string{"ecs-state-change"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for _, state := range []string{"Running", "Stopped"} {
+		if _, err := tr.Publish(ECSStateChange("cn-hangzhou", testAccount, "i-1", state, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tr.Idle(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rt.AsyncTasks()); n != 0 {
+		t.Errorf("%d async tasks, want none", n)
+	}
+	var failed, ok int
+	for _, d := range tr.Deliveries() {
+		if d.Async {
+			t.Errorf("delivery %+v is async", d)
+		}
+		if d.Err != "" {
+			failed++
+		} else {
+			ok++
+		}
+	}
+	if failed != 4 || ok != 1 || len(received(t, dir)) != 5 {
+		t.Errorf("%d failed and %d ok pushes (%d runs), want 4 (1 + 3 retries) and 1", failed, ok, len(received(t, dir)))
+	}
+}

@@ -5,7 +5,8 @@
 // triggers against an fcrt.Runtime and the local MNS server; Publish puts events on the
 // default event bus; Deliveries, Stats and Errors say what happened. A Clock (FakeClock for
 // virtual time, ScaledClock for faster real time) drives every schedule, window, delay and
-// retry wait.
+// retry wait. Watch turns the world's instance state changes and new lifecycle actions into
+// events on the default bus, as ECS and Auto Scaling do.
 //
 // What each trigger does, and where it comes from. "Confirmed" means a public source says
 // so; "assumed" means no source was found and this package chose.

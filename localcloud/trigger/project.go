@@ -44,7 +44,8 @@ func (p *Project) Function(name string) (FunctionSpec, bool) {
 	return p.Functions[i], true
 }
 
-// FunctionSpec is what the local cloud needs of an fc3 resource's props.
+// FunctionSpec is what the local cloud needs of an fc3 resource's props. Each field holds the
+// fc3 key its JSON tag names.
 type FunctionSpec struct {
 	Resource string `json:"-"`
 	Name     string `json:"functionName"`
@@ -59,7 +60,7 @@ type FunctionSpec struct {
 	Triggers       []TriggerSpec     `json:"triggers"`
 }
 
-// AsyncInvokeSpec is fc3's asyncInvokeConfig.
+// AsyncInvokeSpec is fc3's asyncInvokeConfig, field by field.
 type AsyncInvokeSpec struct {
 	MaxAsyncRetryAttempts     *int `json:"maxAsyncRetryAttempts"`
 	MaxAsyncEventAgeInSeconds int  `json:"maxAsyncEventAgeInSeconds"`
@@ -85,14 +86,15 @@ type TriggerSpec struct {
 	Raw json.RawMessage `json:"triggerConfig"`
 }
 
-// TimerSpec is a timer trigger's triggerConfig.
+// TimerSpec is a timer trigger's triggerConfig, field by field.
 type TimerSpec struct {
 	CronExpression string `json:"cronExpression"`
 	Enable         bool   `json:"enable"`
 	Payload        string `json:"payload"`
 }
 
-// EventBridgeSpec is an eventbridge trigger's triggerConfig.
+// EventBridgeSpec is an eventbridge trigger's triggerConfig, field by field (fc3 spells the
+// inner keys of the source and runOptions in PascalCase).
 type EventBridgeSpec struct {
 	TriggerEnable          bool   `json:"triggerEnable"`
 	AsyncInvocationType    bool   `json:"asyncInvocationType"`
@@ -112,7 +114,7 @@ type EventBridgeSpec struct {
 	RunOptions *RunOptionsSpec `json:"runOptions"`
 }
 
-// SourceMNSSpec is sourceMNSParameters.
+// SourceMNSSpec is sourceMNSParameters, field by field.
 type SourceMNSSpec struct {
 	QueueName string `json:"QueueName"`
 	// IsBase64Decode defaults to true (FC API, SourceMNSParameters).
@@ -120,7 +122,7 @@ type SourceMNSSpec struct {
 	RegionID       string `json:"RegionId"`
 }
 
-// RunOptionsSpec is an eventbridge trigger's runOptions.
+// RunOptionsSpec is an eventbridge trigger's runOptions, field by field.
 type RunOptionsSpec struct {
 	Mode            string `json:"mode"`
 	MaximumTasks    int    `json:"maximumTasks"`

@@ -1,8 +1,11 @@
 package trigger
 
 import (
+	"context"
 	"errors"
 	"testing"
+
+	"github.com/enipool/enipool/localcloud/fcrt"
 )
 
 // TestLoadProject renders the repository's s.yaml: variables, shell overrides and the account
@@ -89,3 +92,64 @@ func TestParseProjectErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefuses: a trigger the local cloud cannot run faithfully is an error at Start, not
+// a trigger that silently never fires.
+func TestStartRefuses(t *testing.T) {
+	spec := project(t)
+	edit := func(name string, f func(*TriggerSpec)) FunctionSpec {
+		out := spec
+		out.Triggers = nil
+		for _, tr := range spec.Triggers {
+			if tr.Name == name {
+				cp := tr
+				if tr.Timer != nil {
+					tm := *tr.Timer
+					cp.Timer = &tm
+				}
+				if tr.EventBridge != nil {
+					eb := *tr.EventBridge
+					cp.EventBridge = &eb
+				}
+				f(&cp)
+				out.Triggers = append(out.Triggers, cp)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		fn      FunctionSpec
+		queues  bool
+		wantErr error
+	}{
+		{"bad cron", edit("reconcile-timer", func(tr *TriggerSpec) { tr.Timer.CronExpression = "*/5 * * * *" }), true, ErrBadSchedule},
+		{"bad pattern", edit("ecs-state-change", func(tr *TriggerSpec) { tr.EventBridge.EventRuleFilterPattern = `{"source":"acs.ecs"}` }), true, ErrBadPattern},
+		{"stream without MNS", edit("work-queue", func(*TriggerSpec) {}), false, ErrInvalidProject},
+		{"unemulated source", edit("ecs-state-change", func(tr *TriggerSpec) { tr.EventBridge.EventSourceConfig.EventSourceType = "Kafka" }), true, ErrInvalidProject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Function: tt.fn, Target: nopTarget{}, AccountID: testAccount}
+			if tt.queues {
+				o.Queues = newQueues(t)
+			}
+			tr, err := Start(o)
+			if !errors.Is(err, tt.wantErr) {
+				if tr != nil {
+					_ = tr.Close()
+				}
+				t.Fatalf("Start = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// nopTarget is a Target that must never be invoked.
+type nopTarget struct{}
+
+func (nopTarget) Invoke(context.Context, []byte) (*fcrt.Result, error) {
+	return nil, errors.New("nopTarget invoked")
+}
+
+func (nopTarget) InvokeAsyncWith([]byte, fcrt.AsyncOptions) string { return "" }

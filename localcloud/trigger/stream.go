@@ -176,6 +176,7 @@ func (s *stream) start() {
 // CountBasedWindow messages or TimeBasedWindow has passed since it started.
 func (s *stream) poll(ctx context.Context, out chan<- []taken) {
 	t := s.t
+	failing := false // report a failing queue once, not once a second
 	for ctx.Err() == nil {
 		first, err := t.o.Queues.Receive(ctx, s.queue, 30*time.Second)
 		if err != nil {
@@ -183,13 +184,17 @@ func (s *stream) poll(ctx context.Context, out chan<- []taken) {
 				return
 			}
 			if !errors.Is(err, mns.ErrMessageNotExist) {
-				t.fail(fmt.Errorf("trigger %s: receive from %s: %w", s.name, s.queue, err))
+				if !failing {
+					t.fail(fmt.Errorf("trigger %s: receive from %s: %w", s.name, s.queue, err))
+				}
+				failing = true
 				if t.clock.Sleep(ctx, time.Second) != nil {
 					return
 				}
 			}
 			continue
 		}
+		failing = false
 		t.begin()
 		batch := s.appendTaken(nil, first)
 		if s.count > 1 {
@@ -221,10 +226,10 @@ func (s *stream) fill(ctx context.Context, batch []taken) []taken {
 	for len(batch) < s.count {
 		m, err := t.o.Queues.Receive(wctx, s.queue, wait)
 		if err != nil {
-			if wctx.Err() != nil || errors.Is(err, mns.ErrMessageNotExist) && s.window == 0 {
-				break
+			if wctx.Err() == nil && s.window > 0 && errors.Is(err, mns.ErrMessageNotExist) {
+				continue // the long poll ended without a message; the window is still open
 			}
-			continue // the long poll ended without a message; the window is still open
+			break // the window closed, or the queue failed: push what there is
 		}
 		batch = s.appendTaken(batch, m)
 	}

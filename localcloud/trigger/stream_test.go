@@ -1,14 +1,17 @@
 package trigger
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/mns"
 )
 
@@ -283,4 +286,55 @@ func TestStreamPatternFilters(t *testing.T) {
 	if s := tr.Stats(); s.Filtered != 2 || s.MessagesTaken != 2 {
 		t.Errorf("stats %+v, want 2 taken and 2 filtered", s)
 	}
+}
+
+// TestStreamMaximumTasks: the stream pushes up to maximumTasks batches at once, and no more.
+func TestStreamMaximumTasks(t *testing.T) {
+	spec := project(t)
+	for _, tasks := range []int{1, 3} {
+		t.Run(fmt.Sprint(tasks), func(t *testing.T) {
+			fn := withWorkQueue(t, spec, func(eb *EventBridgeSpec) {
+				eb.RunOptions.BatchWindow.CountBasedWindow = 1
+				eb.RunOptions.MaximumTasks = tasks
+			})
+			q := newQueues(t, "enipool-work", "enipool-dlq")
+			rt, _ := echoFunction(t, fn, "", nil)
+			gate := &gatedTarget{Target: rt, open: make(chan struct{})}
+			tr, err := Start(Options{Function: fn, Target: gate, Queues: q, AccountID: testAccount, Clock: NewScaledClock(time.Now(), 1000)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			send(t, q, "enipool-work", `{"a":1}`, `{"a":2}`, `{"a":3}`)
+			waitFor(t, "the pushes to start", func() bool { return gate.waiting() == tasks })
+			time.Sleep(20 * time.Millisecond) // would a further push start? It must not.
+			if n := gate.waiting(); n != tasks {
+				t.Errorf("%d pushes at once, want %d", n, tasks)
+			}
+			close(gate.open)
+			waitFor(t, "the queue to empty", func() bool { return len(q.Messages("enipool-work")) == 0 })
+		})
+	}
+}
+
+// gatedTarget holds synchronous invocations until open is closed, counting those waiting.
+type gatedTarget struct {
+	Target
+	open chan struct{}
+	mu   sync.Mutex
+	n    int
+}
+
+func (g *gatedTarget) Invoke(ctx context.Context, payload []byte) (*fcrt.Result, error) {
+	g.mu.Lock()
+	g.n++
+	g.mu.Unlock()
+	<-g.open
+	return g.Target.Invoke(ctx, payload)
+}
+
+func (g *gatedTarget) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }

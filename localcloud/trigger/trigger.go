@@ -184,6 +184,18 @@ func Start(o Options) (*Triggers, error) {
 	return t, nil
 }
 
+// spawn runs f in a goroutine Close waits for, unless Close has begun; it reports whether f
+// runs. The lock orders it with Close, so that no goroutine is added once Close waits.
+func (t *Triggers) spawn(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Go(f)
+	return true
+}
+
 // Close stops every trigger and waits for its goroutines. Deliveries not yet made are
 // dropped; a batch being pushed is abandoned (its messages stay in the queue, as when a
 // stream is stopped).
@@ -347,13 +359,16 @@ func (t *Triggers) PublishJSON(body []byte) (int, error) {
 		})
 		for _, d := range delays {
 			t.begin()
-			t.wg.Go(func() {
+			ok := t.spawn(func() {
 				defer t.end()
 				if t.clock.Sleep(t.ctx, d) != nil {
 					return
 				}
 				t.deliverRule(r, body)
 			})
+			if !ok {
+				t.end()
+			}
 		}
 	}
 	return matched, nil

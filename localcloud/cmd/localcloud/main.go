@@ -5,6 +5,12 @@
 //	localcloud run    [-world FILE] [-events DIR|FILE...]  build the function, handle every sample event, say what happened
 //	localcloud invoke [-world FILE] -event FILE         handle one event; print the function's JSON result
 //
+// With -triggers s.yaml, run and serve also run the function's triggers from that file (package
+// trigger): timers fire, the work queue's event stream pushes batches, and EventBridge events
+// reach the function through the default bus's rules, where the world's instance state
+// changes and new lifecycle actions also land; run then feeds each sample event in the way its
+// trigger would bring it.
+//
 // The default world is localcloud/worlds/demo.yaml.
 package main
 
@@ -28,6 +34,7 @@ import (
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
+	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -61,8 +68,8 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  localcloud serve  [-world FILE] [-ecs ADDR] [-ess ADDR] [-mns ADDR] [-debug ADDR]
-  localcloud run    [-world FILE] [-events DIR] [FILE...]
+  localcloud serve  [-world FILE] [-ecs ADDR] [-ess ADDR] [-mns ADDR] [-debug ADDR] [-triggers s.yaml [-events-addr ADDR] [-idle D]]
+  localcloud run    [-world FILE] [-events DIR] [-triggers s.yaml [-clock-scale N] [-seed N] [-duplicates P] [-max-delay D] [-idle D]] [FILE...]
   localcloud invoke [-world FILE] -event FILE
 `)
 }
@@ -77,7 +84,13 @@ func serve(ctx context.Context, args []string) error {
 	fs.StringVar(&o.ESSAddr, "ess", "127.0.0.1:0", "ESS listen address")
 	fs.StringVar(&o.MNSAddr, "mns", "127.0.0.1:0", "MNS listen address")
 	fs.StringVar(&o.DebugAddr, "debug", "127.0.0.1:0", "debug endpoint listen address")
+	var to triggerOptions
+	addTriggerFlags(fs, &to)
+	eventsAddr := fs.String("events-addr", "127.0.0.1:0", "with -triggers: listen address of POST /events (onto the default bus)")
 	fs.Parse(args)
+	if to.sYAML != "" {
+		return serveTriggers(ctx, *worldFile, o, to, *eventsAddr)
+	}
 	w, err := world.Load(*worldFile)
 	if err != nil {
 		return err
@@ -127,33 +140,16 @@ func start(ctx context.Context, worldFile string, logs io.Writer) (*localcloud.C
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	dir, err := os.MkdirTemp("", "enipool-run-")
+	c, rt, closeAll, err := launch(ctx, w, localcloud.Options{}, logs, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bin, err := localcloud.BuildFunction(ctx, dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
-	}
-	c, err := localcloud.Start(w, localcloud.Options{})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
-	}
-	// Tell the function how long this world's attaches take, as an operator would set
-	// ENIPOOL_ATTACH_TIME for their region; it keeps learning from there.
-	env := map[string]string{
-		"ENIPOOL_ATTACH_TIME": (w.Timing.Attach.D() + w.Timing.Jitter.D()/2).String(),
-		"ENIPOOL_DETACH_TIME": (w.Timing.Detach.D() + w.Timing.Jitter.D()/2).String(),
-	}
-	rt, err := c.StartFunction(localcloud.Function{Binary: bin, Logs: logs, Env: env})
-	if err != nil {
-		c.Close()
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
-	}
-	invoke := func(ctx context.Context, payload []byte) (*fcResult, error) {
+	return c, syncInvoker(rt), closeAll, nil
+}
+
+// syncInvoker invokes rt synchronously, as `s invoke` does.
+func syncInvoker(rt *fcrt.Runtime) func(context.Context, []byte) (*fcResult, error) {
+	return func(ctx context.Context, payload []byte) (*fcResult, error) {
 		res, err := rt.Invoke(ctx, payload)
 		if err != nil {
 			return nil, err
@@ -164,12 +160,47 @@ func start(ctx context.Context, worldFile string, logs io.Writer) (*localcloud.C
 		}
 		return out, nil
 	}
+}
+
+// launch builds the function, brings the cloud up from w and runs the function under the
+// local FC runtime; configure, when not nil, adjusts the function before it starts.
+func launch(ctx context.Context, w *world.World, o localcloud.Options, logs io.Writer, configure func(*localcloud.Function)) (*localcloud.Cloud, *fcrt.Runtime, func(), error) {
+	dir, err := os.MkdirTemp("", "enipool-run-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bin, err := localcloud.BuildFunction(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	c, err := localcloud.Start(w, o)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	// Tell the function how long this world's attaches take, as an operator would set
+	// ENIPOOL_ATTACH_TIME for their region; it keeps learning from there.
+	env := map[string]string{
+		"ENIPOOL_ATTACH_TIME": (w.Timing.Attach.D() + w.Timing.Jitter.D()/2).String(),
+		"ENIPOOL_DETACH_TIME": (w.Timing.Detach.D() + w.Timing.Jitter.D()/2).String(),
+	}
+	f := localcloud.Function{Binary: bin, Logs: logs, Env: env}
+	if configure != nil {
+		configure(&f)
+	}
+	rt, err := c.StartFunction(f)
+	if err != nil {
+		c.Close()
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
 	closeAll := func() {
 		rt.Close()
 		c.Close()
 		os.RemoveAll(dir)
 	}
-	return c, invoke, closeAll, nil
+	return c, rt, closeAll, nil
 }
 
 func invoke(ctx context.Context, args []string, stdout io.Writer) error {
@@ -220,6 +251,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	worldFile := fs.String("world", defaultWorld, "world file")
 	eventsDir := fs.String("events", "", "directory of sample events (run in story order)")
 	logFile := fs.String("logs", "", "write the function's log lines to this file (default: discard)")
+	var to triggerOptions
+	addTriggerFlags(fs, &to)
 	fs.Parse(args)
 	files := fs.Args()
 	if *eventsDir != "" {
@@ -242,6 +275,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		defer f.Close()
 		logs = f
+	}
+	if to.sYAML != "" {
+		return runTriggers(ctx, out, *worldFile, to, files, logs)
 	}
 	fmt.Fprintf(out, "Building the function and starting the local cloud (%s)...\n", *worldFile)
 	c, call, closeAll, err := start(ctx, *worldFile, logs)

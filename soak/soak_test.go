@@ -464,7 +464,8 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		// of it, at most 1 s.
 		fenv := maps.Clone(env)
 		fenv["ENIPOOL_DLQ_RESERVE"] = min(timeout/4, time.Second).String()
-		fn, err := startFunction(c, fenv, timeout, max, cfg.idle, logs)
+		fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Env: fenv,
+			Timeout: timeout, MaxInstances: max, IdleTimeout: cfg.idle, Async: fcrt.AsyncConfig{MaxRetryAttempts: platformRetries}, Logs: logs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -653,28 +654,6 @@ type summary struct {
 	ColdStarts             int     `json:"coldStarts"`
 	Short                  bool    `json:"short,omitempty"`
 	WallSeconds            float64 `json:"wallSeconds"`
-}
-
-// startFunction runs the function as localcloud.Cloud.StartFunction does, with FC's idle
-// reclaim on: an instance idle for idle is stopped, and the next invocation that needs it
-// cold-starts a fresh process (localcloud.Function does not carry fcrt's IdleTimeout).
-func startFunction(c *localcloud.Cloud, env map[string]string, timeout time.Duration, maxInstances int, idle time.Duration,
-	logs *localcloud.LogBuffer) (*fcrt.Runtime, error) {
-	const role = "enipool-fn"
-	fenv := c.FunctionEnv(dlq)
-	maps.Copy(fenv, env)
-	return fcrt.Start(fcrt.Function{
-		Name: "enipool", Handler: "main", Region: c.Region, AccountID: c.AccountID, Binary: functionBinary(),
-		Env: fenv, Timeout: timeout, MemoryMB: 256, MaxInstances: maxInstances, IdleTimeout: idle,
-		Async: fcrt.AsyncConfig{MaxRetryAttempts: platformRetries, OnFailure: c.MNS.Queue(dlq)}, Logs: logs,
-		Credentials: func(context.Context) (fcrt.Credentials, error) {
-			k, err := c.AssumeRole(role, time.Hour)
-			if err != nil {
-				return fcrt.Credentials{}, err
-			}
-			return fcrt.Credentials{AccessKeyID: k.ID, AccessKeySecret: k.Secret, SecurityToken: k.Token, Expiration: k.Expires}, nil
-		},
-	})
 }
 
 // runSchedule plays the schedule from t0 and returns the invocations it made and how far

@@ -430,9 +430,19 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	if w.Timing.AttachSpread.IsZero() || len(plan0.Staleness) == 0 || len(plan0.AfterAction) == 0 || w.Timing.Stop == 0 {
 		t.Fatalf("%s no longer sets attachSpread, staleness, afterAction and stop: the soak would run on a kinder cloud", realisticWorld)
 	}
+	// Every fourth pair of instances is of a type with room for a third secondary ENI: on
+	// the others (a primary and two more) N=2 fills the instance and ECS itself refuses a
+	// surplus, so only a larger type lets an N=2 surplus arise and shows whether it converges.
+	large := w.InstanceTypes[0]
+	xlarge := large
+	xlarge.ID, xlarge.CPU, xlarge.MemoryGiB, xlarge.ENIQuantity = "ecs.g7.xlarge", 2*large.CPU, 2*large.MemoryGiB, large.ENIQuantity+1
+	w.InstanceTypes = append(w.InstanceTypes, xlarge)
 	var ids []string
-	for _, in := range w.Instances {
+	for i, in := range w.Instances {
 		ids = append(ids, in.ID)
+		if (i/2)%4 == 3 {
+			w.Instances[i].Type = xlarge.ID
+		}
 	}
 	sched := plan(cfg, ids, w.Timing.Start.D(), w.Timing.Stop.D())
 	// Zones alternate with the index, so pools by pairs of indexes spread evenly over both.
@@ -446,6 +456,11 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	}
 	for i := range w.ENIs {
 		w.ENIs[i].Tags = map[string]string{tagKey: poolOf(i)}
+	}
+	// The world changed since Generate validated it (a type added, statuses, tags): validate
+	// it again, which also indexes the new type.
+	if err := w.Validate("."); err != nil {
+		t.Fatal(err)
 	}
 	c, err := localcloud.Start(w, localcloud.Options{})
 	if err != nil {
@@ -1056,7 +1071,7 @@ func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMs
 
 // contradicting are the dead-letter codes that state a fact about an instance of the soak
 // that is false for every one of them (each is tagged or untagged from the start, in a VPC,
-// of a type that takes three ENIs while Running, and no event names an ENI).
+// of a type that takes at least three ENIs while Running, and no event names an ENI).
 var contradicting = []string{handler.CodeNotEligible, handler.CodeNotFound, handler.CodeNoVPC, handler.CodeRequiresStopped,
 	handler.CodeENILimit, handler.CodeNotInPool, handler.CodeENIUnavailable, handler.CodeRebootRequired,
 	handler.CodeBadEvent, handler.CodeUnsupported}

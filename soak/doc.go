@@ -8,7 +8,8 @@
 // the long-tailed spreads of localcloud/worlds/realistic.yaml (median 2 s, p99 8 s), with no
 // ENIPOOL_ATTACH_TIME or ENIPOOL_DETACH_TIME to tell the function; describes that lag writes;
 // answers lost after the action was applied; latency on requests and responses; instances
-// launched through Pending and Starting, stopped through Stopping and started again; FC's
+// launched through Pending and Starting, stopped through Stopping and started again (a
+// quarter of them of a type with room for a surplus at N=2, the others full at N=2); FC's
 // go1 instance model (one request per instance, a fresh process for each cold start, idle
 // instances reclaimed); and deploy/ram-policy.json with its tag conditions removed, so that
 // RAM would let the function attach to untagged instances and only the function's own
@@ -25,7 +26,8 @@
 //   - every end is the right one for the world while its last attempt ran (the instance's
 //     statuses from the attempt's start, less the staleness bound, to its end): a Running
 //     event for a tagged Running instance ends attached or already-attached, or
-//     dead-lettered with a reason that can be true; a Stopped event for a Stopped instance
+//     dead-lettered with a reason that can be true (not the ENI limit when the instance held
+//     its N of the pool's ENIs: that event's work was done); a Stopped event for a Stopped instance
 //     releases or finds nothing; an untagged instance is skipped; an event its instance's
 //     status contradicts is skipped as stale; junk is dead-lettered;
 //   - every eligible Running instance holds exactly N InUse ENIs of its pool, every other
@@ -41,6 +43,11 @@
 // InUse) is read off the store's log of status changes at their true times; each must end
 // within the true duration of the attach that made it plus one poll of the function (its 2 s
 // back-off cap) and the staleness bound, and the longest is reported.
+//
+// Two things the faults make legitimate are counted, not failed: a line logged by an attempt
+// FC then killed at its timeout, and a dead letter sent twice because MNS enqueued it and
+// the answer was lost (at least once, not lost). A failing run keeps the function's output
+// in a temporary file and says where.
 //
 // Each run prints a report and one JSON line: events, instances, exactlyNBeforeUpkeep,
 // deadLetteredInstances, outOfPlaceBeforeUpkeep, repairedByUpkeep, lost, wrongOutcome,

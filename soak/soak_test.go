@@ -386,7 +386,7 @@ func TestSoak(t *testing.T) {
 	seed, fresh := soakSeed(t)
 	replay := fmt.Sprintf("ENIPOOL_SOAK_SEED=%d go test -race -count=1 -v -run '^TestSoak$' ./soak/", seed)
 	if shortSoak() {
-		replay = "ENIPOOL_SOAK_SHORT=1 " + replay + " -short"
+		replay = fmt.Sprintf("ENIPOOL_SOAK_SHORT=1 ENIPOOL_SOAK_SEED=%d go test -race -count=1 -short -v -run '^TestSoak$' ./soak/", seed)
 	}
 	if fresh {
 		t.Logf("soak seed %d, picked for this CI run; replay it with:\n  %s", seed, replay)

@@ -45,8 +45,8 @@
 // back-off cap) and the staleness bound, and the longest is reported.
 //
 // Two things the faults make legitimate are counted, not failed: a line logged by an attempt
-// FC then killed at its timeout, and a dead letter sent twice because MNS enqueued it and
-// the answer was lost (at least once, not lost). A failing run keeps the function's output
+// FC then killed at its timeout, and a dead letter (the function's, or FC's onFailure record)
+// sent twice because MNS enqueued it and the answer was lost (at least once, not lost). A failing run keeps the function's output
 // in a temporary file and says where.
 //
 // Each run prints a report and one JSON line: events, instances, exactlyNBeforeUpkeep,

@@ -3,23 +3,62 @@
 // cloud with its fault plan switched on. It has no code of its own; everything is in the
 // tests.
 //
-// TestSoak is the chaos soak: a seeded stream of ECS state-change events (launches, real
-// stops and starts delivered out of order, sequential and concurrent duplicates, a little
-// junk) goes to the function asynchronously, as EventBridge sends it, while the cloud
-// throttles, fails, resets connections, adds latency, rolls attaches back and takes the
-// dead-letter queue away for ten seconds, and the function runs under four timeouts (2 s to
-// 15 s). Every invocation is then matched with its end (an outcome line, the envelope it
-// names, or FC's onFailure record). Then the upkeep runs (redrive, reconcile, until quiet)
-// and the test checks the invariants of docs/invariants.md over the whole world and the whole call history:
-// only pool ENIs on eligible instances, exactly N at rest, never one ENI attached twice at
-// once, no secret anywhere. It prints what happened: outcomes, retries, dead letters by code,
-// FC records, faults met, calls per attach, what the events alone left for the reconcile,
-// wall time.
+// TestSoak is the chaos soak, run twice on one seed: with N=1 and with N=2 pool ENIs per
+// instance. The cloud is the production-faithful one: attach and detach times drawn from
+// the long-tailed spreads of localcloud/worlds/realistic.yaml (median 2 s, p99 8 s), with no
+// ENIPOOL_ATTACH_TIME or ENIPOOL_DETACH_TIME to tell the function; describes that lag writes;
+// answers lost after the action was applied; latency on requests and responses; instances
+// launched through Pending and Starting, stopped through Stopping and started again (a
+// quarter of them of a type with room for a surplus at N=2, the others full at N=2); FC's
+// go1 instance model (one request per instance, a fresh process for each cold start, idle
+// instances reclaimed); and deploy/ram-policy.json with its tag conditions removed, so that
+// RAM would let the function attach to untagged instances and only the function's own
+// checks protect them. On top come the soak's own faults: throttling, 5xx, connection
+// resets, attaches rolled back, a ten-second MNS outage, and three function timeouts (3 s, 8 s
+// and 20 s). A seeded stream of ECS state-change events (each first delivered once its change
+// has happened, then duplicated, concurrently or later, and reordered; Stopping events; a
+// few direct requests; a little junk) goes to the function asynchronously, as EventBridge
+// sends it.
 //
-// The seed comes from ENIPOOL_SOAK_SEED (default 1); a failing run prints the seed and the
-// command that replays it. The schedule and the fault decisions (per call index) repeat with
-// the seed; the interleaving of concurrent invocations does not. With -short the soak
-// shrinks to 200 events over 100 instances.
+// The events are judged alone first, when they are done and before any upkeep:
+//   - every invocation ends once: one terminal outcome line, the dead letter it names
+//     carrying the event verbatim, or FC's onFailure record; nothing is lost;
+//   - every end is the right one for the world while its last attempt ran (the instance's
+//     statuses from the attempt's start, less the staleness bound, to its end): a Running
+//     event for a tagged Running instance ends attached or already-attached, or
+//     dead-lettered with a reason that can be true (not the ENI limit when the instance held
+//     its N of the pool's ENIs: that event's work was done); a Stopped event for a Stopped instance
+//     releases or finds nothing; an untagged instance is skipped; an event its instance's
+//     status contradicts is skipped as stale; junk is dead-lettered;
+//   - every eligible Running instance holds exactly N InUse ENIs of its pool, every other
+//     instance none, or a dead letter names the instance (the only honest alternative);
+//   - no ENI outside its pool or on an ineligible instance.
+//
+// Then the upkeep runs as production does (redrive, reconcile, until quiet): redrive may fix
+// what dead letters named, but a reconcile that attaches or detaches for an instance no dead
+// letter named fails the soak. The world is judged again at rest, with the whole call history
+// (never one ENI attached twice at once) and every secret the cloud issued.
+//
+// Every interval in which an eligible instance held more than N pool ENIs (Attaching or
+// InUse) is read off the store's log of status changes at their true times; each must end
+// within the true duration of the attach that made it plus one poll of the function (its 2 s
+// back-off cap) and the staleness bound, and the longest is reported.
+//
+// Two things the faults make legitimate are counted, not failed: a line logged by an attempt
+// FC then killed at its timeout, and a dead letter (the function's, or FC's onFailure record)
+// sent twice because MNS enqueued it and the answer was lost (at least once, not lost). A failing run keeps the function's output
+// in a temporary file and says where.
+//
+// Each run prints a report and one JSON line: events, instances, exactlyNBeforeUpkeep,
+// deadLetteredInstances, outOfPlaceBeforeUpkeep, repairedByUpkeep, lost, wrongOutcome,
+// doubleAttach, maxOverNMillis, staleReads, faultsAfterAction, fcInstances, seed and more.
+//
+// The seed comes from ENIPOOL_SOAK_SEED; unset, CI (CI set) picks a fresh one from the clock
+// and logs it with the command that replays it, and elsewhere it is 1. A failing run prints
+// the seed and that command. The schedule, the fault decisions (per call index) and the
+// attach durations (per attach index) repeat with the seed; the interleaving of concurrent
+// invocations does not. -short (make unit) skips the soak; with ENIPOOL_SOAK_SHORT=1 as well
+// it runs shrunken (40 instances, 80 events per N, about 40 s each), for development.
 //
 // TestHostileInputs sends payloads built to hurt (oversized, deeply nested, invalid UTF-8,
 // NUL bytes, huge batches, duplicated keys, ids of other pools, VPCs or accounts, envelopes
@@ -35,4 +74,5 @@
 //
 //	go test -race -count=1 -v -run '^TestSoak$' ./soak/
 //	ENIPOOL_SOAK_SEED=7 go test -race -count=1 -v -run '^TestSoak$' ./soak/
+//	ENIPOOL_SOAK_SHORT=1 go test -race -count=1 -short -v -run '^TestSoak$' ./soak/
 package soak

@@ -7,16 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/localcloud"
-	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -51,7 +47,7 @@ func skipShort(t *testing.T) {
 
 func runTests(m *testing.M) int {
 	flag.Parse()
-	if testing.Short() {
+	if testing.Short() && !shortSoak() {
 		return m.Run() // the tests skip themselves: -short (make unit) runs no soak
 	}
 	dir := binDir()
@@ -220,157 +216,35 @@ func baselineOf(c *localcloud.Cloud) map[string]string {
 	return out
 }
 
-// rollbackWatch records every attach the cloud will roll back, by sampling the store for
-// ENIs whose pending transition is a rollback. A rolled-back attach stays Attaching for at
-// least the world's attach time, so a sample at least that often sees every one; the watch
-// also records the gaps between its samples that were longer (a starved test process), in
-// which a rollback could have gone unseen.
-type rollbackWatch struct {
-	window time.Duration // the shortest time a rolled-back attach stays visible
+// doubleAttachPrefix starts every report of an ENI attached while an earlier attach of it
+// still held.
+const doubleAttachPrefix = "double attach: "
 
-	mu    sync.Mutex
-	seen  map[string][]time.Time // ENI -> AttachedAt of each rolled-back attach
-	blind [][2]time.Time         // sample gaps longer than window
-	last  time.Time
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-// rollbacks is what a rollbackWatch saw.
-type rollbacks struct {
-	window time.Duration
-	seen   map[string][]time.Time
-	blind  [][2]time.Time
-}
-
-func watchRollbacks(s *world.Store, every, window time.Duration) *rollbackWatch {
-	w := &rollbackWatch{window: window, seen: map[string][]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			w.sample(s)
-			select {
-			case <-w.stop:
-				w.sample(s)
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return w
-}
-
-func (w *rollbackWatch) sample(s *world.Store) {
-	type hit struct {
-		id string
-		at time.Time
-	}
-	var hits []hit
-	var now time.Time
-	s.View(func(st *world.State) {
-		now = st.Now()
-		for id, e := range st.ENIs {
-			if e.Transition != nil && e.Transition.Rollback {
-				hits = append(hits, hit{id, e.AttachedAt})
-			}
-		}
-	})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.last.IsZero() && now.Sub(w.last) >= w.window {
-		w.blind = append(w.blind, [2]time.Time{w.last, now})
-	}
-	w.last = now
-	for _, h := range hits {
-		if !slices.ContainsFunc(w.seen[h.id], func(t time.Time) bool { return t.Equal(h.at) }) {
-			w.seen[h.id] = append(w.seen[h.id], h.at)
-		}
-	}
-}
-
-// close stops the watch and returns what it saw.
-func (w *rollbackWatch) close() rollbacks {
-	close(w.stop)
-	<-w.done
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := rollbacks{window: w.window, seen: map[string][]time.Time{}, blind: slices.Clone(w.blind)}
-	for id, ts := range w.seen {
-		out.seen[id] = slices.Clone(ts)
-		sort.Slice(out.seen[id], func(i, j int) bool { return out.seen[id][i].Before(out.seen[id][j]) })
-	}
-	return out
-}
-
-// count returns the number of rolled-back attaches seen.
-func (r rollbacks) count() int {
-	n := 0
-	for _, ts := range r.seen {
-		n += len(ts)
-	}
-	return n
-}
-
-// blindAt reports whether a rollback of an attach accepted during [from, to] could have
-// gone unseen: a gap between samples covers a whole visibility window starting then.
-func (r rollbacks) blindAt(from, to time.Time) bool {
-	for _, b := range r.blind {
-		if !b[0].After(to) && !b[1].Before(from.Add(r.window)) {
-			return true
-		}
-	}
-	return false
-}
-
-// historyViolations checks the whole ECS call history. Every successful
-// AttachNetworkInterface must name a pool ENI and an instance eligible for that pool; and
-// an ENI must never be attached while an earlier successful attach of it still holds:
-// between two successful attaches of one ENI there is a successful detach, or the first
-// attach rolled back (rb, from rollbackWatch). A pair that only a rollback in one of the
-// watch's blind gaps could explain is counted as unverified, not as a violation.
-func historyViolations(c *localcloud.Cloud, rb rollbacks) (v []string, unverified int) {
-	ok := func(call record.Call) bool { return call.HTTPStatus == 200 && call.Code == "" }
-	type span struct{ from, to time.Time }
-	last := map[string]*record.Call{} // ENI -> the attach that holds it
-	used := map[string]map[int]bool{} // ENI -> rollbacks already explained
-	for _, call := range c.Calls.Calls(record.Match("ecs", "")) {
-		if !ok(call) || (call.Action != "AttachNetworkInterface" && call.Action != "DetachNetworkInterface") {
+// historyViolations checks the whole history of the cloud. Every attach the cloud accepted
+// (whether or not its answer reached the caller) must be of a pool ENI to an instance
+// eligible for that pool; and an ENI must never be attached while an earlier attach of it
+// still holds: every change of an ENI to Attaching starts from Available (the earlier attach
+// was detached, or rolled back). The store's own records are read, not the answered calls:
+// an attach or a detach whose answer was lost after it was applied counts like any other.
+func historyViolations(c *localcloud.Cloud) (v []string) {
+	for _, op := range c.Store.Operations() {
+		if op.Op != "attach" {
 			continue
 		}
-		eniID, instID := call.Params["NetworkInterfaceId"], call.Params["InstanceId"]
-		if call.Action == "DetachNetworkInterface" {
-			delete(last, eniID)
-			continue
-		}
-		e, _ := c.Store.ENI(eniID)
-		in, _ := c.Store.Instance(instID)
+		e, _ := c.Store.ENI(op.ENI)
+		in, _ := c.Store.Instance(op.Instance)
 		if p := e.Tags[tagKey]; p == "" || eligibility(in) != p {
-			v = append(v, fmt.Sprintf("call %d attached ENI %s (pool %q) to %s (eligible for %q)", call.Seq, eniID, p, instID, eligibility(in)))
+			v = append(v, fmt.Sprintf("attach of ENI %s (pool %q) to %s (eligible for %q) accepted at %s",
+				op.ENI, p, op.Instance, eligibility(in), op.Accepted.Format(time.StampMilli)))
 		}
-		if prev := last[eniID]; prev != nil {
-			s := span{prev.Time, call.Time.Add(call.Latency)}
-			explained := false
-			for i, at := range rb.seen[eniID] {
-				if !used[eniID][i] && !at.Before(s.from) && !at.After(s.to) {
-					if used[eniID] == nil {
-						used[eniID] = map[int]bool{}
-					}
-					used[eniID][i], explained = true, true
-					break
-				}
-			}
-			if !explained && rb.blindAt(prev.Time, prev.Time.Add(prev.Latency)) {
-				unverified++
-			} else if !explained {
-				v = append(v, fmt.Sprintf("ENI %s attached to %s (call %d, %s) while attached to %s (call %d, %s) with no detach or rollback between",
-					eniID, instID, call.Seq, call.Time.Format(time.StampMilli), prev.Params["InstanceId"], prev.Seq, prev.Time.Format(time.StampMilli)))
-			}
-		}
-		last[eniID] = &call
 	}
-	return v, unverified
+	for _, ch := range c.Store.Changes(1) {
+		if ch.Kind == world.KindENI && ch.To == world.ENIAttaching && ch.From != world.ENIAvailable {
+			v = append(v, fmt.Sprintf(doubleAttachPrefix+"ENI %s attached to %s at %s while %s", ch.ID, ch.Instance,
+				ch.At.Format(time.StampMilli), ch.From))
+		}
+	}
+	return v
 }
 
 // checker collects a test's failures. A test that meets a reported bug sets known: its

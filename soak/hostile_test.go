@@ -488,7 +488,7 @@ func TestHostileInputs(t *testing.T) {
 		t.Logf("redrive: %+v; handled: %v", resp.Report, redriven)
 	})
 
-	if v, _ := historyViolations(c, rollbacks{}); len(v) > 0 {
+	if v := historyViolations(c); len(v) > 0 {
 		t.Errorf("call history:\n  %s", firstN(v, 20))
 	}
 	texts = append(texts, logs.String(), allQueueText(c))

@@ -28,7 +28,9 @@ build: deps ## Build the function: a static linux/amd64 binary at dist/main (FC 
 test: deps ## Everything CI runs: lint and every test with the race detector (side by side; output grouped)
 	@$(MAKE) --no-print-directory -j2 -O gotest lint
 
-gotest: deps ## Every test with the race detector (what `make test` runs beside lint)
+# Under -race the end-to-end tests build the function with -race too (e2e/race_test.go), so a
+# data race in the function fails them; `make build` stays the static binary FC runs.
+gotest: deps ## Every test with the race detector, the function under test included (what `make test` runs beside lint)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 unit: ## Only the quick tests (no end-to-end, no soak)

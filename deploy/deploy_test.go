@@ -413,7 +413,7 @@ func TestConsistency(t *testing.T) {
 		wq := triggerByName(p, "work-queue")
 		for path, want := range map[string]any{
 			"triggerConfig.eventSourceConfig.eventSourceType":                                          "MNS",
-			"triggerConfig.eventSourceConfig.eventSourceParameters.sourceMNSParameters.IsBase64Decode": true,
+			"triggerConfig.eventSourceConfig.eventSourceParameters.sourceMNSParameters.IsBase64Decode": false,
 			"triggerConfig.eventSinkConfig.deliveryOption.mode":                                        "event-streaming",
 			"triggerConfig.eventSinkConfig.deliveryOption.eventSchema":                                 "CloudEvents",
 			"triggerConfig.runOptions.mode":                                                            "event-streaming",

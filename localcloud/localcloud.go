@@ -37,6 +37,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -326,15 +327,22 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 // BuildFunction builds the function binary (the module's main package) into dir and returns
 // its path, the way `make build` builds what FC runs (static, trimmed paths, no symbol
 // tables). It runs `go build` in the module that contains the caller's working directory.
-func BuildFunction(ctx context.Context, dir string) (string, error) {
+// extra adds go build flags for tests: "-race" builds a race-detecting binary, which needs
+// cgo and so is not static (it runs here, never on FC).
+func BuildFunction(ctx context.Context, dir string, extra ...string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
 	out := filepath.Join(dir, "main")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	args := append([]string{"build", "-trimpath", "-ldflags=-s -w"}, extra...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, ".")...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cgo := "CGO_ENABLED=0"
+	if slices.Contains(extra, "-race") {
+		cgo = "CGO_ENABLED=1"
+	}
+	cmd.Env = append(os.Environ(), cgo)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("localcloud: building the function: %w\n%s", err, b)
 	}

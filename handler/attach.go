@@ -711,6 +711,13 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 			t.contested[j.eni] = now
 		}
 	case ActionRetry, ActionWaitInstance:
+		if action == ActionWaitInstance {
+			// ECS says the instance is in no state to take an ENI: it may be stopping while
+			// the first look (a lagging read) still showed it Running. Look at it again
+			// before the retry, so that an instance on its way to Stopped is not given an
+			// ENI once it gets there (ECS attaches to Stopped instances).
+			t.recheck = true
+		}
 		if maybeApplied(err) {
 			// The call may have been applied and only its answer lost. The same ENI is
 			// tried again: a refusal then says the first call went through (see below).

@@ -40,3 +40,36 @@ func TestStoppedDuringAttach(t *testing.T) {
 		t.Errorf("outcome %s (%s), want dead-lettered naming the Attaching ENI", r.Outcome, r.Reason)
 	}
 }
+
+// An instance that stops while its Running event's attach is being refused for its state
+// (InvalidOperation.InvalidEcsState while Stopping) gets no ENI once it is Stopped: the retry
+// looks at the instance again first. On 82e2c8b the retries went on from the first, stale
+// look and the seventh attach landed on the Stopped instance (found by the soak, seed 1).
+func TestInstanceStoppingDuringAttachRetries(t *testing.T) {
+	const inst = "i-bp1stopretry001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addENIs("s", 2)
+	refused := 0
+	c.onAttach = func(eni, instance string) (error, bool) {
+		if refused == 0 {
+			// ECS refuses: the instance is Stopping; it is Stopped by the retry.
+			refused++
+			c.setStatus(inst, "Stopped")
+			return fakeError("AttachNetworkInterface", "InvalidOperation.InvalidEcsState"), false
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if held := c.held(inst); len(held) != 0 {
+		t.Fatalf("the Stopped instance holds %v after a Running event's retries (outcome %s %s)", held, r.Outcome, r.Code)
+	}
+	if r.Outcome != OutcomeSkipped || r.Code != CodeStaleEvent {
+		t.Errorf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, CodeStaleEvent)
+	}
+	if n := c.count("AttachNetworkInterface"); n != 1 {
+		t.Errorf("%d attaches, want the one refused", n)
+	}
+}

@@ -5,7 +5,7 @@
 //
 // TestSoak is the chaos soak, run twice on one seed: with N=1 and with N=2 pool ENIs per
 // instance. The cloud is the production-faithful one: attach and detach times drawn from
-// the long-tailed spreads of localcloud/worlds/realistic.yaml (median 2 s, p99 8 s), with no
+// the long-tailed spreads of localcloud/worlds/demo.yaml (median 2 s, p99 8 s), with no
 // ENIPOOL_ATTACH_TIME or ENIPOOL_DETACH_TIME to tell the function; describes that lag writes;
 // answers lost after the action was applied; latency on requests and responses; instances
 // launched through Pending and Starting, stopped through Stopping and started again (a

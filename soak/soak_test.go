@@ -36,7 +36,7 @@ const platformRetries = 2
 // realism from there (attach and detach spreads, instance start and stop times, stale
 // reads, faults after the action, latency on both halves of a call), so that the soak and
 // `make run WORLD=...` stand on the same assumptions.
-const realisticWorld = "../localcloud/worlds/realistic.yaml"
+const realisticWorld = "../localcloud/worlds/demo.yaml"
 
 // pollCap is the longest wait of the function between two looks at an attach it waits
 // for (handler/attach.go caps its poll back-off at 2 s). "One poll" in the bound on how

@@ -225,7 +225,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 	for i := range insts {
 		in := insts[i]
 		t := newTarget(in.ID, "", false)
-		t.inst = &in
+		t.inst, t.lookedAt = &in, time.Now() // the listing just made
 		ts = append(ts, t)
 		eligible[in.ID] = in.Tags[h.opts.TagKey]
 	}

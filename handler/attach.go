@@ -30,6 +30,8 @@ type target struct {
 	ours    map[string]bool      // ENIs this invocation attached
 	// uncertain marks pending attaches whose call failed after it may have been applied.
 	uncertain map[string]bool
+	// lookedAt is when the instance was last described (zero: by someone else, earlier).
+	lookedAt time.Time
 	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
 	// its type allows (fullErr), while the reads showed fewer than N of the pool's on it.
 	fullAt  time.Time
@@ -412,6 +414,13 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 		if need <= 0 || now.Before(t.retryAt) || t.needLook {
 			continue
 		}
+		if now.Sub(t.lookedAt) > instanceFresh {
+			// ECS attaches to Stopped instances too: an attach must not go out on an old
+			// look at the instance, which may have stopped since (an event's long wait, a
+			// retry after a lost answer). Look again first; the next round attaches.
+			t.recheck = true
+			continue
+		}
 		if others := e.otherENIs(t); t.quota > 0 && others+n > t.quota {
 			t.finish(OutcomeDeadLettered, problem(CodeENILimit,
 				"instance %s (type %s) allows %d ENIs and holds %d besides its pool's; %d of the pool do not fit",
@@ -516,6 +525,9 @@ func (e *engine) watch(t *target, held []ENI) {
 	t.watchWait = 0
 }
 
+// instanceFresh is how old a look at an instance may be when an attach to it goes out.
+const instanceFresh = 2 * time.Second
+
 // minPoll is the shortest wait between two looks at the cloud for the same targets.
 const minPoll = 50 * time.Millisecond
 
@@ -546,6 +558,7 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 		ids = append(ids, t.id)
 	}
 	var got []Instance
+	sent := time.Now()
 	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
 		got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 		return err
@@ -559,7 +572,7 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 	}
 	var starting []*target
 	for _, t := range ts {
-		t.inst = found[t.id]
+		t.inst, t.lookedAt = found[t.id], sent
 		if e.precheck(t) {
 			starting = append(starting, t)
 		}

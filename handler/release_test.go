@@ -73,3 +73,37 @@ func TestInstanceStoppingDuringAttachRetries(t *testing.T) {
 		t.Errorf("%d attaches, want the one refused", n)
 	}
 }
+
+// An attach never goes out on an old look at its instance: an invocation whose attaches are
+// refused for a while (throttling, here) looks at the instance again before an attach once
+// that look has aged, and an instance Stopped meanwhile gets nothing. On f320380 the retry
+// attached to the Stopped instance (the soak, seed 1, i-gen000000054: ECS attaches to
+// Stopped instances too).
+func TestNoAttachOnAnOldLook(t *testing.T) {
+	const inst = "i-bp1oldlook00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addENIs("o", 2)
+	var first time.Time
+	attaches := 0
+	c.onAttach = func(eni, instance string) (error, bool) {
+		attaches++
+		if first.IsZero() {
+			first = time.Now()
+			c.setStatus(inst, "Stopped") // stops right after the look that saw it Running
+		}
+		if time.Since(first) < 2500*time.Millisecond { // past instanceFresh
+			return fakeError("AttachNetworkInterface", "Throttling.User"), false
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 8*time.Second)
+	r := resultFor(t, resp, inst)
+	if held := c.held(inst); len(held) != 0 {
+		t.Fatalf("the Stopped instance holds %v (outcome %s %s, %d attaches)", held, r.Outcome, r.Code, attaches)
+	}
+	if r.Outcome != OutcomeSkipped {
+		t.Errorf("outcome %s %s (%s), want skipped once the instance is Stopped", r.Outcome, r.Code, r.Reason)
+	}
+}

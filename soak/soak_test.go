@@ -395,7 +395,7 @@ func TestSoak(t *testing.T) {
 		replay = fmt.Sprintf("ENIPOOL_SOAK_SHORT=1 ENIPOOL_SOAK_SEED=%d go test -race -count=1 -short -v -run '^TestSoak$' ./soak/", seed)
 	}
 	if fresh {
-		t.Logf("soak seed %d, picked for this CI run; replay it with:\n  %s", seed, replay)
+		t.Logf("soak seed %d, picked from the clock; replay it with:\n  %s", seed, replay)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -510,27 +510,26 @@ func (st *State) Touch(id string) {
 }
 
 func (st *State) rememberENI(id string, until time.Time) {
-	if st.keep <= 0 {
-		return
+	if st.keep > 0 {
+		remember(st.pastENI, st.ENIs, id, until, (*ENI).clone)
+		st.pastQ = append(st.pastQ, pastRef{until: until, eni: true, id: id})
 	}
-	var v *ENI
-	if e, ok := st.ENIs[id]; ok {
-		v = e.clone()
-	}
-	st.pastENI[id] = append(st.pastENI[id], version[ENI]{until: until, v: v})
-	st.pastQ = append(st.pastQ, pastRef{until: until, eni: true, id: id})
 }
 
 func (st *State) rememberInstance(id string, until time.Time) {
-	if st.keep <= 0 {
-		return
+	if st.keep > 0 {
+		remember(st.pastInst, st.Instances, id, until, (*Instance).clone)
+		st.pastQ = append(st.pastQ, pastRef{until: until, eni: false, id: id})
 	}
-	var v *Instance
-	if in, ok := st.Instances[id]; ok {
-		v = in.clone()
+}
+
+// remember appends live[id] as it is now (nil when it does not exist) to its past versions.
+func remember[T any](past map[string][]version[T], live map[string]*T, id string, until time.Time, clone func(*T) *T) {
+	var v *T
+	if x, ok := live[id]; ok {
+		v = clone(x)
 	}
-	st.pastInst[id] = append(st.pastInst[id], version[Instance]{until: until, v: v})
-	st.pastQ = append(st.pastQ, pastRef{until: until, eni: false, id: id})
+	past[id] = append(past[id], version[T]{until: until, v: v})
 }
 
 // prune forgets versions replaced longer than keep ago: no read lags that far.

@@ -143,6 +143,16 @@ func (d *deadLetters) Delete(ctx context.Context, receiptHandle string) error {
 	return err
 }
 
+func (d *deadLetters) Hide(ctx context.Context, receiptHandle string, hide time.Duration) error {
+	start := time.Now()
+	resp, err := run(ctx, func() (alimns.MessageVisibilityChangeResponse, error) {
+		return d.handle().ChangeMessageVisibility(receiptHandle, int64(max(hide/time.Second, 1)))
+	})
+	err = d.convert("ChangeMessageVisibility", err)
+	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "ChangeMessageVisibility", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	return err
+}
+
 // convert turns an MNS SDK error into a *handler.APIError. The SDK keeps the service's error
 // only in its message ("ali_mns response status error,code: X, message: Y, resource: Z
 // request id: R, host id: H"), and not the HTTP status, so the code decides the status.

@@ -65,6 +65,8 @@ func Variables() []Variable {
 		{"ENIPOOL_WARM_SECURITY_GROUPS", "", false, "Warm target: security groups of new ENIs, comma-separated."},
 		{"ENIPOOL_WARM_GRACE", d.Warm.Grace.String(), false, "Warm target: an ENI it created is deleted only when Available and older than this."},
 		{"ENIPOOL_REDRIVE_MAX", strconv.Itoa(d.RedriveMax), false, "Dead letters one redrive handles unless the action says `max`."},
+		{"ENIPOOL_MAX_CALLS", strconv.Itoa(d.MaxCalls), false, "ECS calls one invocation may make; beyond it, what is left is dead-lettered for a later redrive. Bounds what any one payload can cost the account's ECS quota."},
+		{"ENIPOOL_MAX_DEAD_LETTERS", strconv.Itoa(d.MaxDeadLetters), false, "Dead letters one invocation may send; beyond it, the letters of each carrier message are folded into one holding the whole message."},
 		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
 		{"ENIPOOL_RECONCILE_INTERVAL", d.ReconcileInterval.String(), false, "How often the reconcile timer fires (s.yaml). A fleet beyond ENIPOOL_RECONCILE_MAX is reconciled a window at a time: runs this far apart take consecutive windows, so every instance is reached within fleet/max runs."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
@@ -139,6 +141,8 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("ENIPOOL_WARM_POOL", errors.New("is set, so ENIPOOL_WARM_VSWITCHES and ENIPOOL_WARM_SECURITY_GROUPS are needed and ENIPOOL_WARM_MAX must be >= ENIPOOL_WARM_MIN_AVAILABLE"))
 	}
 	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
+	h.MaxCalls = r.intIn("ENIPOOL_MAX_CALLS", h.MaxCalls, 100, 1_000_000)
+	h.MaxDeadLetters = r.intIn("ENIPOOL_MAX_DEAD_LETTERS", h.MaxDeadLetters, 1, 10000)
 	h.ReconcileMax = r.intIn("ENIPOOL_RECONCILE_MAX", h.ReconcileMax, 1, 100000)
 	h.ReconcileInterval = r.duration("ENIPOOL_RECONCILE_INTERVAL", h.ReconcileInterval, time.Second, 24*time.Hour)
 

@@ -96,10 +96,15 @@ type Envelope struct {
 	// RFC 3339 with nanoseconds; a zero Time is omitted.
 	Time time.Time `json:"time,omitzero"`
 
-	// Source says where the original event came from ("acs.ecs",
-	// "mns:<queue>", "direct", ...); EventID is its id there.
+	// Source says the carrier the event came on to the invocation that
+	// wrote this letter ("acs.ecs", "mns:<queue>", "direct", "deadletter",
+	// ...), never what an envelope inside it claimed; EventID is its id
+	// there.
 	Source  string `json:"source,omitempty"`
 	EventID string `json:"eventId,omitempty"`
+	// Channel is how that invocation was reached: "direct", "timer",
+	// "eventbridge" or "queue" (event.Channel).
+	Channel string `json:"channel,omitempty"`
 
 	// Event is the original event, byte for byte. After Parse of a
 	// truncated envelope it holds only the kept prefix (see EventTruncated).

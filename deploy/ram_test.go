@@ -91,6 +91,7 @@ func functionCalls() []namedCall {
 		{"send a dead letter", onQueue("mns:SendMessage", "enipool-dlq")},
 		{"receive dead letters (redrive)", onQueue("mns:BatchReceiveMessage", "enipool-dlq")},
 		{"delete a dead letter (redrive)", onQueue("mns:DeleteMessage", "enipool-dlq")},
+		{"hide a dead letter that cannot be acted on (redrive's quarantine)", onQueue("mns:ChangeMessageVisibility", "enipool-dlq")},
 	}
 }
 
@@ -116,7 +117,7 @@ func refusedCalls() []namedCall {
 		{"receive from the work queue", onQueue("mns:ReceiveMessage", "enipool-work")},
 		{"batch-receive from the work queue", onQueue("mns:BatchReceiveMessage", "enipool-work")},
 		{"delete from the work queue", onQueue("mns:DeleteMessage", "enipool-work")},
-		{"change a dead letter's visibility", onQueue("mns:ChangeMessageVisibility", "enipool-dlq")},
+		{"change a work-queue message's visibility", onQueue("mns:ChangeMessageVisibility", "enipool-work")},
 		{"delete the DLQ", ram.Call{Action: "mns:DeleteQueue", Resources: []ram.Resource{{ARN: arn("mns", "/queues/enipool-dlq")}}}},
 		{"list queues", ram.Call{Action: "mns:ListQueue", Resources: []ram.Resource{{ARN: arn("mns", "/queues")}}}},
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/aliyun/fc-runtime-go-sdk/events"
@@ -256,7 +257,7 @@ func (d *decoder) timer(b, raw []byte, wrap int) []Request {
 		reqs = d.document(payload, raw, wrap+1)
 	}
 	for i := range reqs {
-		reqs[i].Source, reqs[i].TriggerTime = source, at
+		reqs[i].Source, reqs[i].TriggerTime, reqs[i].Channel = source, at, ChannelTimer
 		if name != "" || when != "" {
 			reqs[i].EventID = name + "@" + when
 		}
@@ -276,6 +277,24 @@ func cloudEventSource(o fields, def string) string {
 		return s
 	}
 	return def
+}
+
+// account is the account id an event names: the first of keys holding an account id, or an
+// ARN (acs:service:region:account:resource) whose account part is one. Empty when none does.
+func account(o fields, keys ...string) string {
+	var rd reader
+	for _, k := range keys {
+		v := rd.str(o, k)
+		if strings.HasPrefix(v, "acs:") {
+			if parts := strings.SplitN(v, ":", 5); len(parts) == 5 {
+				v = parts[3]
+			}
+		}
+		if ValidAccountID(v) {
+			return v
+		}
+	}
+	return ""
 }
 
 // eventID is an id field's value if it is fit for a log line.
@@ -305,7 +324,15 @@ func (d *decoder) mnsMessage(o fields, raw []byte, wrap int) []Request {
 		return fail(raw, source, rd.err)
 	}
 	id := eventID(o, "id")
-	return d.mnsBody(data, raw, source, id, wrap)
+	reqs := d.mnsBody(data, raw, source, id, wrap)
+	if acc := account(o, "aliyunaccountid", "subject"); acc != "" {
+		for i := range reqs {
+			if reqs[i].Account == "" {
+				reqs[i].Account = acc
+			}
+		}
+	}
+	return reqs
 }
 
 // mnsRawData decodes an MNS message delivered as RawData: the CloudEvent's
@@ -331,7 +358,7 @@ func (d *decoder) mnsBody(data fields, raw []byte, source, id string, wrap int) 
 	}
 	reqs := d.body(body, raw, wrap+1, "MNS message body")
 	for i := range reqs {
-		reqs[i].Source = source
+		reqs[i].Source, reqs[i].Channel = source, ChannelQueue
 		if id != "" {
 			reqs[i].EventID = id
 		}
@@ -430,7 +457,7 @@ func (d *decoder) envelope(b, raw []byte, wrap int) []Request {
 	}
 	rd := Redrive{
 		InstanceID:        validInstanceOrEmpty(env.InstanceID),
-		RedriveCount:      max(0, min(env.RedriveCount, 1<<30)) + 1,
+		RedriveCount:      min(max(0, env.RedriveCount)+1, MaxRedriveCount),
 		PreviousAction:    text(env.Action),
 		PreviousError:     text(prev),
 		EnvelopeSource:    text(env.Source),
@@ -447,7 +474,7 @@ func (d *decoder) envelope(b, raw []byte, wrap int) []Request {
 			reqs[i].Raw = raw
 		}
 		reqs[i].Redrive = rd.over(reqs[i].Redrive)
-		reqs[i].Source = sourceDeadLetter
+		reqs[i].Source, reqs[i].Channel = sourceDeadLetter, "" // the letter's own carrier says
 		if printable(env.EventID, 256) {
 			reqs[i].EventID = env.EventID
 		}
@@ -477,7 +504,7 @@ func (d *decoder) fcRecord(b, raw []byte, wrap int) []Request {
 			reqs[i].Raw = raw // as in envelope
 		}
 		reqs[i].Redrive = rd.over(reqs[i].Redrive)
-		reqs[i].Source = sourceFCRecord
+		reqs[i].Source, reqs[i].Channel = sourceFCRecord, "" // the record's own carrier says
 	}
 	return reqs
 }
@@ -513,7 +540,7 @@ func validInstanceOrEmpty(s string) string {
 // characters, at most maxTextFieldBytes.
 func text(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Cf, r) {
 			return ' '
 		}
 		return r
@@ -623,7 +650,8 @@ func state(rd *reader, field, v string) string {
 // data.instanceId, the subject's last path segment or the top-level
 // resourceId ARN, and the state data.state or data.content.state.
 func ecsStateChange(o fields, raw []byte) Request {
-	r := Request{Kind: KindECSStateChange, Raw: raw, Source: cloudEventSource(o, sourceECS), EventID: eventID(o, "id")}
+	r := Request{Kind: KindECSStateChange, Raw: raw, Source: cloudEventSource(o, sourceECS), EventID: eventID(o, "id"),
+		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
 	var rd reader
 	data, ok := rd.obj(o, "data")
 	if rd.err == nil && !ok {
@@ -661,7 +689,7 @@ func ecsStateChange(o fields, raw []byte) Request {
 
 // ecsNotification decodes the ECS CloudMonitor/MNS notification form.
 func ecsNotification(o fields, raw []byte) Request {
-	r := Request{Kind: KindECSNotification, Raw: raw, Source: sourceECS, EventID: eventID(o, "id")}
+	r := Request{Kind: KindECSNotification, Raw: raw, Source: sourceECS, EventID: eventID(o, "id"), Account: account(o, "userId", "resourceId")}
 	var rd reader
 	product, name := rd.str(o, "product"), rd.str(o, "name")
 	if rd.err == nil && (!strings.EqualFold(product, "ECS") || name != "Instance:StateChange") {
@@ -699,7 +727,8 @@ func ecsNotification(o fields, raw []byte) Request {
 // (reference §2.1-2.2: EventBridge's exact layout is not documented), or to
 // hold that content under data.content.
 func lifecycleEvent(o fields, raw []byte, transition string, limit int) []Request {
-	base := Request{Kind: KindLifecycle, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id")}
+	base := Request{Kind: KindLifecycle, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id"),
+		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
 	var rd reader
 	data, ok := rd.obj(o, "data")
 	if rd.err == nil && !ok {
@@ -722,7 +751,7 @@ func lifecycleEvent(o fields, raw []byte, transition string, limit int) []Reques
 // lifecycleNotification decodes the lifecycle hook notification ESS sends
 // to an MNS queue or topic: {userId, regionId, resourceArn, content}.
 func lifecycleNotification(o fields, raw []byte, limit int) []Request {
-	base := Request{Kind: KindLifecycle, Raw: raw, Source: sourceESS}
+	base := Request{Kind: KindLifecycle, Raw: raw, Source: sourceESS, Account: account(o, "userId", "resourceArn")}
 	var rd reader
 	content, _ := rd.obj(o, "content")
 	if rd.err != nil {
@@ -806,7 +835,8 @@ func hook(base Request, f fields, want string, limit int) []Request {
 
 // lifecycleTest decodes EventBridge's ess:LifecycleHook:Test event.
 func lifecycleTest(o fields, raw []byte) Request {
-	r := Request{Kind: KindLifecycleTest, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id")}
+	r := Request{Kind: KindLifecycleTest, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id"),
+		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
 	var rd reader
 	if reg := rd.str(o, "aliyunregionid"); ValidRegion(reg) {
 		r.Region = reg
@@ -814,23 +844,42 @@ func lifecycleTest(o fields, raw []byte) Request {
 	return r
 }
 
-// perInstance returns one Request per distinct id, in order; an invalid id
-// yields a Request with ErrInvalidID.
+// perInstance returns one Request per distinct valid id, in order. Invalid ids
+// yield one Request with ErrInvalidID between them, at the place of the first,
+// naming it and counting the rest: a list of 10,000 bad ids is one event that
+// cannot be read, not 10,000.
 func perInstance(base Request, field string, ids []string) []Request {
 	reqs := make([]Request, 0, len(ids))
 	seen := make(map[string]bool, len(ids))
+	bad, first := 0, -1
 	for i, id := range ids {
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
-		r := base
-		if ValidInstanceID(id) {
-			r.InstanceID = id
-		} else {
-			r.Err = badInstanceID(fmt.Sprintf("%s[%d]", field, i), id)
+		if !ValidInstanceID(id) {
+			if bad == 0 {
+				first = i
+				reqs = append(reqs, base) // its place; the error is set below
+			}
+			bad++
+			continue
 		}
+		r := base
+		r.InstanceID = id
 		reqs = append(reqs, r)
+	}
+	if bad > 0 {
+		err := badInstanceID(fmt.Sprintf("%s[%d]", field, first), ids[first])
+		if bad > 1 {
+			err = fmt.Errorf("%w (and %d more invalid ids in %s)", err, bad-1, field)
+		}
+		for i := range reqs {
+			if reqs[i].InstanceID == "" {
+				reqs[i].Err = err
+				break
+			}
+		}
 	}
 	return reqs
 }

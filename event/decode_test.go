@@ -230,7 +230,7 @@ func TestDecodeLifecycle(t *testing.T) {
 		{name: "other ESS type", in: `{"type":"ess:ScalingActivity:ScaleOutSuccess","specversion":"1.0","source":"acs.ess","data":{}}`,
 			wants: []want{{Source: "acs.ess", Err: event.ErrUnsupported, ErrText: "ess:ScalingActivity:ScaleOutSuccess"}}},
 		{name: "content without a hook", in: `{"userId":"1","content":{"foo":"bar"}}`,
-			wants: []want{{Err: event.ErrUnsupported, ErrText: "content keys [foo]"}}},
+			wants: []want{{Err: event.ErrUnsupported, ErrText: "content keys [\"foo\"]"}}},
 	})
 }
 
@@ -295,7 +295,7 @@ func TestDecodeMNS(t *testing.T) {
 		{name: "no data", in: `{"type":"mns:Queue:SendMessage","subject":"acs:mns:cn-hangzhou:1:queues/enipool-work"}`,
 			wants: []want{{Source: mq, Err: event.ErrMalformed, ErrText: "no data"}}},
 		{name: "body of unknown shape", in: mnsEvent("M9", quote(`{"hello":"world"}`)),
-			wants: []want{{Source: mq, EventID: "M9", Err: event.ErrUnsupported, ErrText: "[hello]"}}},
+			wants: []want{{Source: mq, EventID: "M9", Err: event.ErrUnsupported, ErrText: `["hello"]`}}},
 		{name: "bad element keeps its own Raw", in: "[" + ce + `,{"instanceId":"nope"}]`,
 			wants: []want{
 				{Kind: event.KindDirect, InstanceID: i1, Region: hz, Source: mq, EventID: "M1", Raw: ce},
@@ -487,7 +487,7 @@ func TestDecodeHostile(t *testing.T) {
 		{name: "elements counted exactly", in: `[ {"instanceId":"` + i1 + `"} , "{\"instanceId\":\"` + i2 + `\"}" ]`, opts: event.Options{MaxEvents: 2},
 			wants: []want{{Kind: event.KindDirect, InstanceID: i1, Source: "direct", Raw: `{"instanceId":"` + i1 + `"}`}, {Kind: event.KindDirect, InstanceID: i2, Source: "direct", Raw: `{"instanceId":"` + i2 + `"}`}}},
 		{name: "too many keys", in: manyKeys, wants: []want{{Err: event.ErrTooLarge, ErrText: "more than 1000 keys"}}},
-		{name: "1000 keys", in: strings.Replace(manyKeys, `,"k1000":0`, ``, 1), wants: []want{{Err: event.ErrUnsupported, ErrText: "[k0 k1 k10"}}},
+		{name: "1000 keys", in: strings.Replace(manyKeys, `,"k1000":0`, ``, 1), wants: []want{{Err: event.ErrUnsupported, ErrText: `["k0" "k1" "k10"`}}},
 		{name: "empty batch", in: `[ ]`, wants: []want{{Err: event.ErrMalformed, ErrText: "empty batch"}}},
 		{name: "nested array element", in: `[[` + d1 + `]]`, wants: []want{{Err: event.ErrUnsupported, ErrText: "batch element is an array", Raw: `[` + d1 + `]`}}},
 		{name: "number element", in: `[1]`, wants: []want{{Err: event.ErrUnsupported, ErrText: "batch element is a number", Raw: `1`}}},
@@ -496,7 +496,7 @@ func TestDecodeHostile(t *testing.T) {
 		{name: "empty string", in: `""`, wants: []want{{Err: event.ErrMalformed, ErrText: "JSON string holds no event"}}},
 		{name: "string of garbage", in: `"hello"`, wants: []want{{Err: event.ErrMalformed, ErrText: "not valid JSON", Raw: `hello`}}},
 		{name: "strings wrapped too deep", in: wrapped, wants: []want{{Err: event.ErrTooDeep, ErrText: "wrapped", Raw: "*"}}},
-		{name: "unknown object", in: `{"foo":1,"bar":2}`, wants: []want{{Err: event.ErrUnsupported, ErrText: "[bar foo]"}}},
+		{name: "unknown object", in: `{"foo":1,"bar":2}`, wants: []want{{Err: event.ErrUnsupported, ErrText: `["bar" "foo"]`}}},
 		{name: "unknown CloudEvent", in: `{"specversion":"1.0","type":"oss:ObjectCreated:PutObject","source":"acs.oss","data":{}}`,
 			wants: []want{{Source: "acs.oss", Err: event.ErrUnsupported, ErrText: `CloudEvent type "oss:ObjectCreated:PutObject"`}}},
 		{name: "long type clipped", in: `{"type":"` + strings.Repeat("x", 1000) + `"}`, wants: []want{{Err: event.ErrUnsupported, ErrText: "..."}}},

@@ -59,6 +59,28 @@ const (
 	KindAction Kind = "action"
 )
 
+// Channel is the carrier an event reached the function through: the outermost form of the
+// payload. Unlike an event's own claims, a sender cannot choose it beyond its rights: only
+// those allowed to invoke the function can send a bare payload, only FC's timer sends the
+// timer wrapper, only EventBridge delivers a CloudEvent from ECS or ESS, and anyone allowed to
+// send to the work queue can put any body inside an MNS message.
+type Channel string
+
+// The channels Decode tells apart.
+const (
+	// ChannelDirect is a payload invoked directly (fc:InvokeFunction, s invoke): any form
+	// that is not one of the carriers below.
+	ChannelDirect Channel = "direct"
+	// ChannelTimer is FC's timer trigger wrapper; its payload is the trigger's configuration.
+	ChannelTimer Channel = "timer"
+	// ChannelEventBridge is an ECS or ESS CloudEvent delivered as the payload itself, as
+	// EventBridge triggers deliver them.
+	ChannelEventBridge Channel = "eventbridge"
+	// ChannelQueue is an MNS queue trigger's message (CloudEvent or RawData form): its body
+	// is whatever a sender with mns:SendMessage on the queue wrote.
+	ChannelQueue Channel = "queue"
+)
+
 // Lifecycle transitions.
 const (
 	TransitionScaleOut = "SCALE_OUT"
@@ -101,7 +123,9 @@ type Request struct {
 	// Action is set for KindAction.
 	Action *Action
 	// Redrive is set when the event came wrapped in a dead-letter envelope
-	// or a Function Compute destination record.
+	// or a Function Compute destination record, at any depth: what it holds
+	// was written by whoever could write to the queue it was read from, so
+	// it is a claim at most.
 	Redrive *Redrive
 	// Source is the outermost carrier the event arrived through:
 	// "mns:<queue>" (or "mns" when the queue is unknown) for MNS queue
@@ -111,6 +135,12 @@ type Request struct {
 	// and actions, else the event's own source ("acs.ecs", "acs.ess");
 	// empty when nothing could be decoded.
 	Source string
+	// Channel is the carrier the event came on (see Channel); set for every Request,
+	// including those with Err.
+	Channel Channel
+	// Account is the account id the event names (a CloudEvent's aliyunaccountid, a
+	// notification's userId, the account of an ARN), empty when it names none.
+	Account string
 	// EventID is the outermost carrier's id: the MNS messageId, the
 	// CloudEvent or notification id, or the id recorded in the envelope.
 	EventID string
@@ -174,7 +204,7 @@ type Redrive struct {
 	// instance only.
 	InstanceID string
 	// RedriveCount counts the redrives of the event including this one (1
-	// on the first). Write it into the envelope if the event is
+	// on the first), at most MaxRedriveCount. Write it into the envelope if the event is
 	// dead-lettered again.
 	RedriveCount int
 	// PreviousAction is the envelope's action, or the record's condition.
@@ -183,8 +213,10 @@ type Redrive struct {
 	// and message, or the record's functionError.
 	PreviousError string
 	// EnvelopeSource and EnvelopeEventID are the envelope's source and
-	// eventId: where the original event first came from. Keep them as the
-	// source and event id if the event is dead-lettered again.
+	// eventId: where the envelope says the original event first came from.
+	// Whoever wrote the envelope chose them: the event id may correlate a
+	// letter with its first failure, the source is only ever reported as a
+	// claim, never recorded as where an event came from.
 	EnvelopeSource  string
 	EnvelopeEventID string
 	// FunctionRequestID is the request id of the invocation that gave up.
@@ -193,6 +225,10 @@ type Redrive struct {
 	// approximateInvokeCount.
 	Attempts int
 }
+
+// MaxRedriveCount caps Redrive.RedriveCount: a letter written again and again keeps this
+// count rather than one that grows without bound.
+const MaxRedriveCount = 100
 
 // Defaults for Options' zero values.
 const (
@@ -260,6 +296,20 @@ func (o Options) withDefaults() Options {
 // is not JSON. An empty payload yields one Request with Err; Decode never
 // returns zero Requests.
 func Decode(payload []byte, opts Options) []Request {
+	reqs := decode(payload, opts)
+	for i := range reqs {
+		if len(reqs[i].Raw) == 0 {
+			reqs[i].Raw = payload
+		}
+		// A carrier sets its channel on what it holds; what none claimed was sent bare.
+		if reqs[i].Channel == "" {
+			reqs[i].Channel = ChannelDirect
+		}
+	}
+	return reqs
+}
+
+func decode(payload []byte, opts Options) []Request {
 	d := decoder{opts: opts.withDefaults()}
 	if len(payload) > d.opts.MaxBytes {
 		return []Request{failed(payload, "", fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrTooLarge, len(payload), d.opts.MaxBytes))}
@@ -272,11 +322,6 @@ func Decode(payload []byte, opts Options) []Request {
 		// Not reached: every path yields a Request. Kept so that the
 		// promise of Decode does not rest on that.
 		return []Request{failed(payload, "", fmt.Errorf("%w: no event found", ErrMalformed))}
-	}
-	for i := range reqs {
-		if len(reqs[i].Raw) == 0 {
-			reqs[i].Raw = payload
-		}
 	}
 	return reqs
 }

@@ -31,7 +31,7 @@ func (f fields) has(key string) bool {
 func (f fields) keys() string {
 	ks := make([]string, 0, len(f.m))
 	for k := range f.m {
-		ks = append(ks, clip(k))
+		ks = append(ks, strconv.Quote(clip(k)))
 	}
 	slices.Sort(ks)
 	if len(ks) > 8 {

@@ -3,6 +3,7 @@ package event
 import (
 	"fmt"
 	"strings"
+	"unicode"
 )
 
 // The id syntax is checked by hand rather than with package-level regexps.
@@ -12,6 +13,19 @@ func ValidInstanceID(s string) bool { return prefixedID(s, "i-") }
 
 // ValidENIID reports whether s is an ENI id: ^eni-[a-z0-9]{1,64}$.
 func ValidENIID(s string) bool { return prefixedID(s, "eni-") }
+
+// ValidAccountID reports whether s is an Alibaba Cloud account id: 1 to 32 digits.
+func ValidAccountID(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidRegion reports whether s is a region id:
 // ^[a-z]{2,4}(-[a-z0-9]+){1,3}$, at most 64 bytes.
@@ -73,7 +87,9 @@ func printable(s string, max int) bool {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' || (r >= 0x80 && r < 0xa0) {
+		// Format characters (Cf) include the bidirectional overrides and isolates, which
+		// make a log line read other than it is.
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // runAction performs an ad hoc operation and returns the items it acted on.
 func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *item, resp *Response) []*item {
 	a := it.req.Action
-	clients, err := h.conn.Connect(ctx, Session{Region: it.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+	clients, err := h.connect(ctx, inv, it.region)
 	if err != nil {
 		h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + it.region, Err: err})
 		return nil
@@ -418,6 +418,11 @@ type RedriveReport struct {
 	Redriven   int `json:"redriven"`
 	Kept       int `json:"kept"`
 	Unreadable int `json:"unreadable"`
+	// Quarantined counts the letters that cannot be acted on (unreadable, or asking what a
+	// letter may not) and came back quarantineAfter times: hidden in the queue for 12 hours
+	// so they stop taking redrives' turns, listed in QuarantinedIDs.
+	Quarantined    int      `json:"quarantined,omitempty"`
+	QuarantinedIDs []string `json:"quarantinedIds,omitempty"`
 }
 
 // redrive takes dead letters off the queue and handles them again. A message is deleted only
@@ -430,20 +435,41 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 		limit = h.opts.RedriveMax
 	}
 	var out []*item
+	seen := map[string]bool{}
 	for rep.Received < limit && ctx.Err() == nil {
 		msgs, err := clients.DeadLetters.Receive(ctx, min(16, limit-rep.Received), time.Second)
 		if err != nil {
 			h.decide(it, failOutcome(err), err)
 			return rep, out
 		}
-		if len(msgs) == 0 {
+		fresh := msgs[:0]
+		for _, m := range msgs {
+			// A letter kept earlier in this run is back (the queue's visibility timeout is
+			// shorter than the run): it had its turn.
+			if !seen[m.ID] {
+				seen[m.ID] = true
+				fresh = append(fresh, m)
+			}
+		}
+		if len(fresh) == 0 {
 			break
 		}
+		msgs = fresh
 		rep.Received += len(msgs)
 		byMsg := map[string][]*item{}
 		var batch []*item
 		for _, m := range msgs {
-			items := h.newItems(event.Decode(m.Body, event.Options{}))
+			reqs := event.Decode(m.Body, event.Options{})
+			for i := range reqs {
+				// Whatever the body holds, it was read from a queue others may write to (raw
+				// events moved there, FC records, forged envelopes): it is a letter, which may
+				// only ask for attaches, whatever its form claims.
+				reqs[i].Channel = event.ChannelQueue
+				if reqs[i].Redrive == nil {
+					reqs[i].Redrive = &event.Redrive{RedriveCount: 1}
+				}
+			}
+			items := h.newItems(reqs)
 			for _, x := range items {
 				x.held, x.message = true, m.ID
 			}
@@ -458,7 +484,7 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 			}
 		}
 		for _, m := range msgs {
-			ok := true
+			ok, stuck := true, false
 			for _, x := range byMsg[m.ID] {
 				switch h.outcomeOf(x) {
 				case OutcomeAttached, OutcomeAlreadyAttached, OutcomeDetached, OutcomeCompleted, OutcomeSkipped:
@@ -466,9 +492,13 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 					ok = false
 				}
 				if x.req.Err != nil {
-					ok = false
 					rep.Unreadable++
 				}
+				stuck = stuck || cannotAct(x)
+			}
+			if !ok && stuck && m.DequeueCount >= quarantineAfter {
+				h.quarantine(ctx, clients.DeadLetters, m, rep)
+				continue
 			}
 			if !ok {
 				rep.Kept++
@@ -484,6 +514,21 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 		out = append(out, batch...)
 	}
 	h.decide(it, OutcomeCompleted, nil)
-	it.res.Reason = fmt.Sprintf("redrove %d of %d dead letter(s); %d kept", rep.Redriven, rep.Received, rep.Kept)
+	it.res.Reason = fmt.Sprintf("redrove %d of %d dead letter(s); %d kept, %d quarantined", rep.Redriven, rep.Received, rep.Kept, rep.Quarantined)
 	return rep, out
+}
+
+// quarantine hides a letter that cannot be acted on for quarantineFor: it stays in the queue
+// for an operator, and stops coming back to every redrive. A letter that cannot be hidden is
+// kept as it is.
+func (h *Handler) quarantine(ctx context.Context, dlq DeadLetters, m Message, rep *RedriveReport) {
+	if err := retry(ctx, func(ctx context.Context) error { return dlq.Hide(ctx, m.ReceiptHandle, quarantineFor) }); err != nil {
+		rep.Kept++
+		h.log.Warn("enipool.quarantine-failed", "messageId", m.ID, "error", err.Error())
+		return
+	}
+	rep.Quarantined++
+	rep.QuarantinedIDs = append(rep.QuarantinedIDs, m.ID)
+	h.log.Warn("enipool.quarantined", "messageId", m.ID, "dequeueCount", m.DequeueCount, "code", CodeQuarantined,
+		"reason", fmt.Sprintf("a dead letter that cannot be acted on came back %d times: hidden for %s; read it in the queue and delete it", m.DequeueCount, quarantineFor))
 }

@@ -103,6 +103,9 @@ type DeadLetters interface {
 	Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error)
 	// Delete removes a received message.
 	Delete(ctx context.Context, receiptHandle string) error
+	// Hide makes a received message invisible for d (ChangeMessageVisibility): it stays in
+	// the queue, out of the way of the next receives.
+	Hide(ctx context.Context, receiptHandle string, d time.Duration) error
 }
 
 // Message is a received dead letter.

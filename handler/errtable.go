@@ -58,6 +58,11 @@ const (
 	CodeBadEvent        = "enipool.BadEvent"
 	CodeUnsupported     = "enipool.UnsupportedEvent"
 	CodeTransport       = "enipool.TransportError"
+	CodeNotAllowed      = "enipool.NotAllowed"
+	CodeReleaseRefused  = "enipool.ReleaseNotAllowed"
+	CodeForeign         = "enipool.ForeignEvent"
+	CodeBudget          = "enipool.CallBudgetExceeded"
+	CodeQuarantined     = "enipool.Quarantined"
 )
 
 // Rules returns the error table: every error code of AttachNetworkInterface, the transient
@@ -133,6 +138,11 @@ func Rules() []Rule {
 		{CodeStaleEvent, 0, ActionSkip, "The event's state is not one enipool acts on, or the instance has moved on since. Nothing to do."},
 		{CodeBadEvent, 0, ActionDeadLetter, "The payload could not be decoded. Dead-lettered with the raw payload; fix its producer."},
 		{CodeUnsupported, 0, ActionDeadLetter, "The payload is valid but of a kind enipool does not handle. Dead-lettered with the raw payload."},
+		{CodeNotAllowed, 0, ActionDeadLetter, "The event asked for what its channel may not: actions come only from a direct invocation or the timer trigger, one per invocation. Dead-lettered with the raw payload; never redriven as an action."},
+		{CodeReleaseRefused, 0, ActionSkip, "A release (Stopped, Deleted, scale-in) came on a channel that may only ask for attaches (the work queue, a dead letter, an FC record). Not acted on: reconcile sends back a stopped instance's ENIs, and ECS detaches a released one's."},
+		{CodeForeign, 0, ActionDeadLetter, "The event names another region or account than the function's own. Refused: a deployment acts only in its own region and account."},
+		{CodeBudget, 0, ActionDeadLetter, "The invocation made as many ECS calls as ENIPOOL_MAX_CALLS allows. What was left is dead-lettered; redrive it."},
+		{CodeQuarantined, 0, ActionDeadLetter, "A dead letter that cannot be acted on came back from the queue several times. Redrive leaves it in the queue, invisible for 12 hours: read it and delete it."},
 	}
 }
 

@@ -393,6 +393,11 @@ func (c *fakeCloud) Receive(ctx context.Context, max int, wait time.Duration) ([
 // Delete implements DeadLetters.
 func (c *fakeCloud) Delete(ctx context.Context, receiptHandle string) error { return nil }
 
+// Hide implements DeadLetters.
+func (c *fakeCloud) Hide(ctx context.Context, receiptHandle string, d time.Duration) error {
+	return nil
+}
+
 func (c *fakeCloud) deadLetters() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -130,6 +130,7 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	}
 	var calls atomic.Int64
 	ctx = WithCallObserver(ctx, func(Call) { calls.Add(1) })
+	ctx = withBudget(ctx, h.opts.MaxCalls)
 	deadline, _ := ctx.Deadline()
 	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
 	defer cancelWork()
@@ -204,12 +205,12 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	for r := range byRegion {
 		regions = append(regions, r)
 	}
-	sort.Strings(regions)
+	sort.Strings(regions) // one in practice: authorise refuses every region but the function's own
 	for _, region := range regions {
 		h.runRegion(ctx, inv, region, byRegion[region])
 	}
 	items = append(items, h.completeLifecycles(finish, inv, items)...)
-	for _, it := range actions {
+	for _, it := range h.oneAction(actions) {
 		// Calls are reported from the action's concurrent attach goroutines.
 		var calls atomic.Int64
 		actx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
@@ -219,7 +220,8 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	return items
 }
 
-// plan decides what an event needs, settling right away what needs no cloud call.
+// plan decides what an event needs, settling right away what needs no cloud call, and what
+// its channel may not ask for (see authorise).
 func (h *Handler) plan(it *item, inv Invocation) {
 	r := it.req
 	if r.Err != nil {
@@ -230,7 +232,7 @@ func (h *Handler) plan(it *item, inv Invocation) {
 		h.decide(it, OutcomeDeadLettered, &Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
 		return
 	}
-	it.region = firstNonEmpty(r.Region, inv.Region, h.opts.Region)
+	it.region = firstNonEmpty(inv.Region, h.opts.Region, r.Region)
 	switch r.Kind {
 	case event.KindLifecycleTest:
 		h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle hook test event acknowledged"))
@@ -261,7 +263,9 @@ func (h *Handler) plan(it *item, inv Invocation) {
 	if it.region == "" {
 		it.op = opDecided
 		h.decide(it, OutcomeDeadLettered, problem(CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
+		return
 	}
+	h.authorise(it, inv)
 }
 
 func (h *Handler) decide(it *item, o Outcome, err error) {
@@ -272,7 +276,7 @@ func (h *Handler) decide(it *item, o Outcome, err error) {
 // each checking the instance's current state, so out-of-order events settle on what the
 // instance is now.
 func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, items []*item) {
-	clients, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+	clients, err := h.connect(ctx, inv, region)
 	if err != nil {
 		for _, it := range items {
 			h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + region, Err: err})
@@ -420,8 +424,9 @@ func reason(err error, rule Rule) string {
 	return msg
 }
 
-// deadLetter sends one envelope per dead-lettered event. A send that fails leaves the event
-// failed, so the invocation returns an error and the platform keeps it.
+// deadLetter sends the dead letters of the dead-lettered items (see letters). A send that
+// fails leaves its events failed, so the invocation returns an error and the platform keeps
+// them.
 func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item) {
 	var todo []*item
 	for _, it := range items {
@@ -432,37 +437,49 @@ func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item)
 	if len(todo) == 0 {
 		return
 	}
-	region := firstNonEmpty(inv.Region, h.opts.Region)
-	clients, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
-	if err != nil {
-		for _, it := range todo {
+	letters := h.letters(inv, todo)
+	fail := func(l *letter, why string) {
+		for _, it := range l.items {
 			it.res.Outcome = OutcomeFailed
-			it.res.Reason += " (dead-letter queue unreachable: " + err.Error() + ")"
+			it.res.Reason += " (" + why + ")"
+		}
+	}
+	clients, err := h.connect(ctx, inv, firstNonEmpty(inv.Region, h.opts.Region))
+	if err != nil {
+		for _, l := range letters {
+			fail(l, "dead-letter queue unreachable: "+err.Error())
 		}
 		return
 	}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for _, it := range todo {
+	for i, l := range letters {
+		if i >= h.opts.MaxDeadLetters {
+			// Folding left more carrier messages than letters allowed: the platform keeps
+			// these (the invocation fails), none is lost.
+			fail(l, fmt.Sprintf("not dead-lettered: the invocation's %d dead letters are sent", h.opts.MaxDeadLetters))
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			id, err := h.sendDeadLetter(ctx, clients.DeadLetters, inv, it)
+			id, err := h.sendDeadLetter(ctx, clients.DeadLetters, l.env)
 			if err != nil {
-				it.res.Outcome = OutcomeFailed
-				it.res.Reason += " (dead letter not sent: " + err.Error() + ")"
+				fail(l, "dead letter not sent: "+err.Error())
 				return
 			}
-			it.res.DeadLetterID = id
+			for _, it := range l.items {
+				it.res.DeadLetterID = id
+			}
 		}()
 	}
 	wg.Wait()
 }
 
-func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, inv Invocation, it *item) (string, error) {
-	body, err := deadletter.Marshal(h.envelope(inv, it))
+func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, env *deadletter.Envelope) (string, error) {
+	body, err := deadletter.Marshal(env)
 	if err != nil {
 		return "", fmt.Errorf("encode envelope: %w", err)
 	}
@@ -491,7 +508,8 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		FunctionRequestID: inv.RequestID,
 		FCRetryCount:      inv.RetryCount,
 		Time:              h.opts.Now().UTC(),
-		Source:            r.Source,
+		Source:            r.Source, // the carrier it really came on, never what a letter inside claims
+		Channel:           string(r.Channel),
 		EventID:           r.EventID,
 		Event:             r.Raw,
 	}
@@ -513,7 +531,6 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 	}
 	if rd := r.Redrive; rd != nil {
 		env.RedriveCount = rd.RedriveCount
-		env.Source = firstNonEmpty(rd.EnvelopeSource, env.Source)
 		env.EventID = firstNonEmpty(rd.EnvelopeEventID, env.EventID)
 	}
 	// The result's code is the one the error table decided on; the API error behind it, if

@@ -23,8 +23,10 @@ func lifecycleGroups(items []*item) []*lifecycleGroup {
 		if lc == nil || it.req.Err != nil {
 			continue
 		}
-		if rd := it.req.Redrive; rd != nil && rd.InstanceID != "" {
-			// The dead letter of one instance: the action was completed when it was written.
+		if it.req.Redrive != nil {
+			// A dead letter or FC record is redriven as the attach of its instances, never
+			// as a completion: the action was completed (or timed out) when the letter was
+			// written, and a letter is only a claim.
 			continue
 		}
 		key := lc.HookID + "|" + lc.Token
@@ -136,7 +138,7 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 	seen := map[string]bool{}
 	for _, it := range items {
 		lc := it.req.Lifecycle
-		if lc == nil || (inv.RetryCount == 0 && it.req.Redrive == nil) || seen[lc.Token] {
+		if lc == nil || inv.RetryCount == 0 || it.req.Redrive != nil || seen[lc.Token] {
 			continue
 		}
 		seen[lc.Token] = true

@@ -67,6 +67,12 @@ type Options struct {
 	// ReconcileMax is reconciled a window at a time, runs one interval apart taking
 	// consecutive windows.
 	ReconcileInterval time.Duration
+	// MaxCalls bounds the ECS calls of one invocation (0: no bound). A call beyond it fails
+	// with enipool.CallBudgetExceeded, and its event is dead-lettered for a later redrive.
+	MaxCalls int
+	// MaxDeadLetters bounds the dead letters one invocation sends. Beyond it, the dead
+	// letters of one carrier message are folded into one that holds the whole message.
+	MaxDeadLetters int
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -116,6 +122,8 @@ func DefaultOptions() Options {
 		RedriveMax:             10,
 		ReconcileMax:           200,
 		ReconcileInterval:      5 * time.Minute,
+		MaxCalls:               3000,
+		MaxDeadLetters:         50,
 	}
 }
 

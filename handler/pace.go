@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"math/rand/v2"
 	"sort"
@@ -71,11 +72,18 @@ func (b *backoff) next() time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// maxTransportTries bounds the calls retry makes that do not complete (timeouts, resets,
+// refused connections): an endpoint that cannot be reached does not hold the invocation to
+// its deadline. Throttling and 5xx answers are retried until the deadline: the service is
+// there and says when to come back.
+const maxTransportTries = 4
+
 // retry runs fn until it succeeds, fails with an error that is not transient (see
-// Classify), or ctx ends, in which case it returns fn's last error. Transient errors back off,
-// capped and jittered.
+// Classify), fails to complete maxTransportTries times, or ctx ends; it then returns fn's
+// last error. Transient errors back off, capped and jittered.
 func retry(ctx context.Context, fn func(context.Context) error) error {
 	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
+	unreached := 0
 	for {
 		err := fn(ctx)
 		if err == nil {
@@ -83,6 +91,11 @@ func retry(ctx context.Context, fn func(context.Context) error) error {
 		}
 		if a, _ := Classify(err); a != ActionRetry {
 			return err
+		}
+		if ae := (*APIError)(nil); errors.As(err, &ae) && ae.Code == "" {
+			if unreached++; unreached >= maxTransportTries {
+				return err
+			}
 		}
 		if sleep(ctx, b.next()) != nil {
 			return err

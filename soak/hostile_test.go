@@ -276,7 +276,7 @@ func hostileCases(t *testing.T, primary string) []hostileCase {
 		{name: "Running event for a Stopped instance", payload: []byte(stateChange(stoppedInst, "Running", "")), outcomes: notOurs,
 			code: handler.CodeStaleEvent, results: 1, untouched: []string{stoppedInst}},
 		{name: "instance in another region", payload: []byte(`{"instanceId":"i-gen000000002","regionId":"cn-shanghai"}`), outcomes: refused,
-			code: "InvalidRegionId.NotFound", results: 1, untouched: []string{"i-gen000000002"}},
+			code: handler.CodeForeign, results: 1, untouched: []string{"i-gen000000002"}},
 		{name: "ENI another account shares, tagged with the pool, ranked first", payload: []byte(directTo(sharedFirst())), outcomes: handled,
 			results: 1},
 		{name: "instance of the pool in another VPC takes that VPC's pool ENI", payload: []byte(directTo(otherVPCInst)), outcomes: handled, results: 1},
@@ -322,7 +322,7 @@ func TestHostileInputs(t *testing.T) {
 	t.Cleanup(func() { c.Close() })
 	logs := &localcloud.LogBuffer{}
 	fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Logs: logs, Timeout: 30 * time.Second,
-		MaxInstances: 1, Env: map[string]string{"ENIPOOL_ATTACH_TIME": "300ms", "ENIPOOL_DETACH_TIME": "150ms", "ENIPOOL_DLQ_RESERVE": "2s",
+		MaxInstances: 1, Env: map[string]string{"ENIPOOL_ATTACH_TIME": "300ms", "ENIPOOL_DETACH_TIME": "150ms", "ENIPOOL_DLQ_RESERVE": "2s", "ENIPOOL_REDRIVE_MAX": "1000",
 			"ENIPOOL_PLATFORM_RETRIES": "0"}, Async: fcrt.AsyncConfig{MaxRetryAttempts: fcrt.NoRetries}})
 	if err != nil {
 		t.Fatal(err)

@@ -97,6 +97,32 @@ func ECSStateChange(region, account, instanceID, state string, at time.Time) Clo
 	}
 }
 
+// MNSQueueMessage builds the CloudEvent an MNS queue trigger (an EventBridge event stream
+// from the queue, CloudEvents format) hands the function for one message: type
+// mns:Queue:SendMessage, the queue's ARN as subject, and data {requestId, messageId,
+// messageBody} with the body as text (see the package doc for the sources). source is the
+// stream's source name ("MNS-<queue>" by default); enqueued is when the message was sent,
+// now when the stream took it.
+func MNSQueueMessage(region, account, queue, source, messageID string, body []byte, enqueued, now time.Time) CloudEvent {
+	data, _ := json.Marshal(mnsData{RequestID: newHexID(12), MessageID: messageID, MessageBody: string(body)})
+	return CloudEvent{
+		ID:                      newUUID(),
+		Source:                  source,
+		SpecVersion:             "1.0",
+		Type:                    TypeMNSSendMessage,
+		DataContentType:         "application/json;charset=utf-8",
+		Subject:                 fmt.Sprintf("acs:mns:%s:%s:queues/%s", region, account, queue),
+		Time:                    utcMillis(enqueued),
+		AliyunAccountID:         account,
+		AliyunPublishTime:       utcMillis(now),
+		AliyunOriginalAccountID: account,
+		AliyunEventBusName:      source,
+		AliyunRegionID:          region,
+		AliyunPublishAddr:       publishAddr,
+		Data:                    data,
+	}
+}
+
 // Lifecycle is an Auto Scaling lifecycle action, the content of its notification.
 type Lifecycle struct {
 	LifecycleHookID      string   `json:"lifecycleHookId"`

@@ -246,23 +246,7 @@ func (s *stream) appendTaken(batch []taken, m mns.Message) []taken {
 			body = dec
 		}
 	}
-	data, _ := json.Marshal(mnsData{RequestID: newHexID(12), MessageID: m.ID, MessageBody: string(body)})
-	ev := CloudEvent{
-		ID:                      newUUID(),
-		Source:                  s.source,
-		SpecVersion:             "1.0",
-		Type:                    TypeMNSSendMessage,
-		DataContentType:         "application/json;charset=utf-8",
-		Subject:                 fmt.Sprintf("acs:mns:%s:%s:queues/%s", s.region, t.o.AccountID, s.queue),
-		Time:                    utcMillis(m.EnqueueTime),
-		AliyunAccountID:         t.o.AccountID,
-		AliyunPublishTime:       utcMillis(t.clock.Now()),
-		AliyunOriginalAccountID: t.o.AccountID,
-		AliyunEventBusName:      s.source,
-		AliyunRegionID:          s.region,
-		AliyunPublishAddr:       publishAddr,
-		Data:                    data,
-	}
+	ev := MNSQueueMessage(s.region, t.o.AccountID, s.queue, s.source, m.ID, body, m.EnqueueTime, t.clock.Now())
 	b, _ := json.Marshal(ev)
 	t.count(func(st *Stats) { st.MessagesTaken++ })
 	if ok, err := s.pattern.MatchJSON(b); err != nil || !ok {

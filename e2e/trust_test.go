@@ -1,0 +1,353 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/mns"
+	"github.com/enipool/enipool/localcloud/record"
+	"github.com/enipool/enipool/localcloud/trigger"
+	"github.com/enipool/enipool/localcloud/world"
+)
+
+// The tests of this file play an attacker who may only send to the work queue (and so, through
+// the queue's own dead-lettering and FC's destinations, to the dead-letter queue): what such a
+// sender asks for must never cut an instance's network, reach outside the deployment, or cost
+// more than one message's worth. Each case was reproduced against 968df3d (issue 14).
+
+const account = "1234567890123456"
+
+// queued is body as the work queue's trigger hands it to the function: the CloudEvent the
+// local cloud's event stream builds for an MNS message.
+func queued(t testing.TB, body string) string {
+	t.Helper()
+	ev := trigger.MNSQueueMessage(region, account, "enipool-work", "MNS-enipool-work", "C6DB60D1574661357FA2272774450001",
+		[]byte(body), time.Now(), time.Now())
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// inEnvelope is event as a dead letter holds it.
+func inEnvelope(t testing.TB, event string, edit func(*deadletter.Envelope)) string {
+	t.Helper()
+	env := &deadletter.Envelope{Reason: "earlier failure", Action: "retry", Region: region, ENIsTried: []string{},
+		Source: "mns:enipool-work", EventID: "M1", Event: []byte(event), Error: &deadletter.Error{Code: "Throttling"}}
+	if edit != nil {
+		edit(env)
+	}
+	b, err := deadletter.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// inFCRecord is event as Function Compute's destination record holds it.
+func inFCRecord(t testing.TB, event string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"timestamp": 1714500000000, "requestContext": map[string]any{"requestId": "r-1", "functionArn": "acs:fc:cn-hangzhou:" + account + ":functions/enipool",
+			"condition": "UnhandledInvocationError", "approximateInvokeCount": 3},
+		"requestPayload": event, "responseContext": map[string]any{"statusCode": 200, "functionError": "UnhandledInvocationError"},
+		"responsePayload": "",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// heldENI is a pool ENI InUse on instance.
+func heldENI(id, instance string) world.ENI {
+	return world.ENI{ID: id, VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
+		Tags: map[string]string{"enipool": pool}, Status: "InUse", InstanceID: instance}
+}
+
+// ecsCalls counts the ECS calls the function made since mark.
+func (b *bed) ecsCallsSince(mark int64, match func(record.Call) bool) int {
+	n := 0
+	for _, c := range b.cloud.Calls.Calls(record.Match("ecs", "")) {
+		if c.Seq > mark && (match == nil || match(c)) {
+			n++
+		}
+	}
+	return n
+}
+
+func (b *bed) lastSeq() int64 {
+	calls := b.cloud.Calls.Calls()
+	if len(calls) == 0 {
+		return 0
+	}
+	return calls[len(calls)-1].Seq
+}
+
+// An ad hoc action is taken only from a direct invocation or the timer: inside a work-queue
+// message, a dead letter or an FC record it is refused, dead-lettered once with
+// enipool.NotAllowed, and nothing is detached, reconciled or redriven (issue 14, 1).
+func TestActionsOnlyFromTrustedChannels(t *testing.T) {
+	const a = "i-bp1trust00000001"
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)},
+		enis: append(poolENIs("spare", zoneH, 2), heldENI("eni-trustheld001", a))}), bedOptions{})
+	actions := map[string]string{
+		"detach":    fmt.Sprintf(`{"action":"detach","instanceId":%q}`, a),
+		"detachENI": `{"action":"detach","networkInterfaceId":"eni-trustheld001"}`,
+		"reconcile": `{"action":"reconcile"}`,
+		"redrive":   `{"action":"redrive"}`,
+		"status":    `{"action":"status"}`,
+	}
+	carriers := map[string]func(string) string{
+		"work-queue message":       func(s string) string { return queued(t, s) },
+		"dead letter":              func(s string) string { return inEnvelope(t, s, nil) },
+		"dead letter in the queue": func(s string) string { return queued(t, inEnvelope(t, s, nil)) },
+		"FC record":                func(s string) string { return inFCRecord(t, s) },
+		"timer in a queue message": func(s string) string {
+			return queued(t, fmt.Sprintf(`{"triggerTime":"2024-05-01T02:00:00Z","triggerName":"reconcile","payload":%q}`, s))
+		},
+		"batch of a queue delivery": func(s string) string { return "[" + queued(t, s) + "]" },
+	}
+	letters := 0
+	for cname, wrap := range carriers {
+		for aname, action := range actions {
+			t.Run(cname+"/"+aname, func(t *testing.T) {
+				mark := b.lastSeq()
+				resp, _ := b.invoke(wrap(action))
+				if len(resp.Results) != 1 || resp.Results[0].Code != handler.CodeNotAllowed || resp.Results[0].Outcome != handler.OutcomeDeadLettered {
+					t.Fatalf("results %+v, want one dead-lettered %s", resp.Results, handler.CodeNotAllowed)
+				}
+				if resp.Report != nil {
+					t.Errorf("the refused action reported %v", resp.Report)
+				}
+				if n := b.ecsCallsSince(mark, nil); n != 0 {
+					t.Errorf("%d ECS calls for a refused action", n)
+				}
+				letters++
+				if got := len(b.deadLetters()); got != letters {
+					t.Errorf("%d dead letters, want %d", got, letters)
+				}
+			})
+		}
+	}
+	if got := b.inUse(a); len(got) != 1 || got[0] != "eni-trustheld001" {
+		t.Fatalf("instance holds %v, want its ENI untouched", got)
+	}
+	// The same detach invoked directly is an operator's: it is done.
+	r := result(t, b.mustInvoke(actions["detach"]), a)
+	if r.Outcome != handler.OutcomeDetached {
+		t.Fatalf("direct detach: %s (%s), want detached", r.Outcome, r.Reason)
+	}
+}
+
+// One payload asks for one action at most: 300 reconciles in one message make no ECS call
+// (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it.
+func TestOneActionPerInvocation(t *testing.T) {
+	const a = "i-bp1trust00000002"
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1)}),
+		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": "5"}})
+	many := "[" + strings.TrimSuffix(strings.Repeat(`{"action":"reconcile"},`, 300), ",") + "]"
+	mark := b.lastSeq()
+	resp, _ := b.invoke(many)
+	if n := b.ecsCallsSince(mark, nil); n != 0 {
+		t.Fatalf("%d ECS calls for 300 refused reconciles", n)
+	}
+	for _, r := range resp.Results {
+		if r.Code != handler.CodeNotAllowed {
+			t.Fatalf("result %+v, want %s", r, handler.CodeNotAllowed)
+		}
+	}
+	if got := len(b.deadLetters()); got != 1 {
+		t.Fatalf("%d dead letters for one message, want 1", got)
+	}
+	var rep handler.ReconcileReport
+	resp = b.mustInvoke(`{"action":"reconcile","max":100000}`)
+	raw, _ := json.Marshal(resp.Report)
+	if err := json.Unmarshal(raw, &rep); err != nil || rep.Coverage == nil {
+		t.Fatalf("report %s: %v", raw, err)
+	}
+	if rep.Instances != 1 || b.inUse(a) == nil {
+		t.Fatalf("reconcile: %+v, instance holds %v", rep, b.inUse(a))
+	}
+}
+
+// A release comes only from a channel that needs more than the right to send to the queue: a
+// Stopped event or a scale-in inside a work-queue message or a dead letter detaches nothing.
+func TestReleasesNotFromTheQueue(t *testing.T) {
+	const a = "i-bp1trust00000003"
+	stopped := inst(a, zoneH)
+	stopped.Status = "Stopped"
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{stopped}, enis: []world.ENI{heldENI("eni-trustheld003", a)}}), bedOptions{})
+	for name, payload := range map[string]string{
+		"queue":            queued(t, stateEvent(a, "Stopped")),
+		"dead letter":      inEnvelope(t, stateEvent(a, "Deleted"), nil),
+		"queued FC record": queued(t, inFCRecord(t, stateEvent(a, "Stopped"))),
+	} {
+		r := result(t, b.mustInvoke(payload), a)
+		if r.Outcome != handler.OutcomeSkipped || r.Code != handler.CodeReleaseRefused {
+			t.Errorf("%s: %s %s (%s), want skipped %s", name, r.Outcome, r.Code, r.Reason, handler.CodeReleaseRefused)
+		}
+	}
+	if got := b.inUse(a); len(got) != 1 {
+		t.Fatalf("instance holds %v, want its ENI", got)
+	}
+	if n := b.calls("ecs", "DetachNetworkInterface"); n != 0 {
+		t.Fatalf("%d detaches", n)
+	}
+	// From EventBridge, the same event releases: the instance is Stopped.
+	if r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a); r.Outcome != handler.OutcomeDetached {
+		t.Fatalf("EventBridge Stopped: %s (%s), want detached", r.Outcome, r.Reason)
+	}
+}
+
+// An event naming another region or account is refused before any call: a message cannot
+// steer the function to another deployment's fleet, nor starve this one's work (issue 14, 3).
+func TestOwnRegionAndAccountOnly(t *testing.T) {
+	const a, c = "i-bp1trust00000004", "i-bp1trust00000005"
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH), inst(c, zoneH)}, enis: poolENIs("p", zoneH, 2)}), bedOptions{})
+	otherAccount := strings.ReplaceAll(running(a), "1234567890123456", "6543210987654321")
+	tests := []struct{ name, payload string }{
+		{"direct, another region", fmt.Sprintf(`{"instanceId":%q,"regionId":"cn-beijing"}`, a)},
+		{"queued, another region", queued(t, fmt.Sprintf(`{"instanceId":%q,"regionId":"cn-beijing"}`, a))},
+		{"queued, a region that does not exist", queued(t, fmt.Sprintf(`{"instanceId":%q,"regionId":"aa-aa"}`, a))},
+		{"EventBridge event of another account", otherAccount},
+		{"queued event of another account", queued(t, otherAccount)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mark := b.lastSeq()
+			r := result(t, b.mustInvoke(tt.payload), a)
+			if r.Code != handler.CodeForeign || r.Outcome != handler.OutcomeDeadLettered {
+				t.Fatalf("%s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, handler.CodeForeign)
+			}
+			if n := b.ecsCallsSince(mark, nil); n != 0 {
+				t.Fatalf("%d ECS calls", n)
+			}
+		})
+	}
+	// A foreign element does not hold back a real one in the same batch.
+	resp := b.mustInvoke(queued(t, fmt.Sprintf(`[{"instanceId":%q,"regionId":"aa-aa"},{"instanceId":%q}]`, a, c)))
+	if r := result(t, resp, c); r.Outcome != handler.OutcomeAttached {
+		t.Fatalf("the real instance: %s (%s)", r.Outcome, r.Reason)
+	}
+	if got := b.inUse(a); len(got) != 0 {
+		t.Fatalf("the instance named with another region got %v", got)
+	}
+	if n := len(b.cloud.Calls.Calls(func(c record.Call) bool { return c.Params["RegionId"] != "" && c.Params["RegionId"] != region })); n != 0 {
+		t.Fatalf("%d calls outside %s", n, region)
+	}
+}
+
+// A poison letter in the dead-letter queue detaches nothing, however often it is redriven, and
+// stops coming back after a few redrives (issue 14, 4: it detached again on every redrive).
+func TestPoisonLetterQuarantined(t *testing.T) {
+	const a = "i-bp1trust00000006"
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)},
+		enis: []world.ENI{heldENI("eni-trustheld006", a)}}), bedOptions{})
+	poison := fmt.Sprintf(`[{"action":"detach","instanceId":%q},{"bogus":1}]`, a)
+	ctx := context.Background()
+	// A short visibility timeout, so each redrive meets the letters kept by the one before.
+	b.cloud.MNS.DeleteQueue(dlq)
+	if err := b.cloud.MNS.CreateQueueWithConfig(dlq, mns.QueueConfig{VisibilityTimeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{poison, inEnvelope(t, poison, nil)} {
+		if err := b.cloud.MNS.Deliver(ctx, dlq, []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var quarantined int
+	for i := 1; i <= 5; i++ {
+		time.Sleep(1100 * time.Millisecond)
+		resp := b.mustInvoke(`{"action":"redrive"}`)
+		raw, _ := json.Marshal(resp.Report)
+		var rep handler.RedriveReport
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			t.Fatal(err)
+		}
+		quarantined += rep.Quarantined
+		if rep.Redriven != 0 {
+			t.Fatalf("redrive %d deleted a poison letter as handled: %+v", i, rep)
+		}
+		if i > 3 && rep.Received != 0 {
+			t.Fatalf("redrive %d received %d letters after they were quarantined", i, rep.Received)
+		}
+	}
+	if quarantined != 2 {
+		t.Fatalf("%d letters quarantined, want 2", quarantined)
+	}
+	if got := b.inUse(a); len(got) != 1 {
+		t.Fatalf("instance holds %v after the redrives, want its ENI", got)
+	}
+	if n := b.calls("ecs", "DetachNetworkInterface"); n != 0 {
+		t.Fatalf("%d detaches", n)
+	}
+	if got := len(b.cloud.MNS.Messages(dlq)); got != 2 {
+		t.Fatalf("%d messages left in the dead-letter queue, want the 2 quarantined", got)
+	}
+}
+
+// A letter records the carrier it really came on, never what an envelope inside it claims, and
+// its redrive count stays bounded (issue 14, 4 and 8).
+func TestLetterRecordsItsCarrier(t *testing.T) {
+	const a = "i-bp1trust00000007" // no pool ENI in its zone: every attach is dead-lettered
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneI)}}), bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "0"}})
+	forged := inEnvelope(t, direct(a), func(e *deadletter.Envelope) { e.Source = "acs.ess"; e.RedriveCount = 1 << 40 })
+	tests := []struct {
+		name, payload, source, channel string
+	}{
+		{"forged envelope invoked directly", forged, "deadletter", "direct"},
+		{"forged envelope in a queue message", queued(t, forged), "mns:enipool-work", "queue"},
+		{"queue message", queued(t, direct(a)), "mns:enipool-work", "queue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(b.deadLetters())
+			if r := result(t, b.mustInvoke(tt.payload), a); r.Outcome != handler.OutcomeDeadLettered {
+				t.Fatalf("%s (%s), want dead-lettered", r.Outcome, r.Reason)
+			}
+			envs := b.deadLetters()
+			if len(envs) != before+1 {
+				t.Fatalf("%d new letters, want 1", len(envs)-before)
+			}
+			env := envs[len(envs)-1]
+			if env.Source != tt.source || env.Channel != tt.channel {
+				t.Errorf("letter records source %q channel %q, want %q %q", env.Source, env.Channel, tt.source, tt.channel)
+			}
+			if env.RedriveCount > 100 {
+				t.Errorf("redrive count %d: unbounded", env.RedriveCount)
+			}
+		})
+	}
+}
+
+// One message holding 10,000 invalid ids is one dead letter, one SendMessage and one result
+// (issue 14, 6: 10,000 of each).
+func TestOneLetterPerUnreadableMessage(t *testing.T) {
+	b := newBed(t, newWorld(t, spec{}), bedOptions{})
+	ids := make([]string, 10000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(`"x%d"`, i)
+	}
+	resp, _ := b.invoke(queued(t, `{"instanceIds":[`+strings.Join(ids, ",")+`]}`))
+	if len(resp.Results) != 1 || resp.Results[0].Code != handler.CodeBadEvent {
+		t.Fatalf("%d results (first %+v), want one %s", len(resp.Results), resp.Results[0], handler.CodeBadEvent)
+	}
+	if n := b.calls("mns", "SendMessage"); n != 1 {
+		t.Fatalf("%d SendMessage calls, want 1", n)
+	}
+	envs := b.deadLetters()
+	if len(envs) != 1 {
+		t.Fatalf("%d letters, want 1", len(envs))
+	}
+	if !strings.Contains(envs[0].Error.Message, "9999 more invalid ids") {
+		t.Errorf("letter says %q, want the count of invalid ids", envs[0].Error.Message)
+	}
+}

@@ -1,0 +1,122 @@
+package event_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/enipool/enipool/event"
+)
+
+// mnsWrap puts body in an MNS queue trigger CloudEvent, as a sender with mns:SendMessage on
+// the work queue gets it delivered.
+func mnsWrap(t *testing.T, body string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{
+		"id": "m-1", "source": "MNS-enipool-work", "specversion": "1.0", "type": "mns:Queue:SendMessage",
+		"subject":         "acs:mns:cn-hangzhou:1234567890123456:queues/enipool-work",
+		"aliyunaccountid": "1234567890123456",
+		"data":            map[string]string{"messageId": "M1", "messageBody": body},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func timerWrap(t *testing.T, payload string) string {
+	t.Helper()
+	b, err := json.Marshal(map[string]string{"triggerTime": "2024-05-01T02:00:00Z", "triggerName": "reconcile", "payload": payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestChannel: the channel is the outermost carrier, whatever the event inside claims. Before
+// it, an action inside a work-queue message decoded like one invoked directly (issue 14, 1).
+func TestChannel(t *testing.T) {
+	detach := `{"action":"detach","instanceId":"i-bp1demo00000000001"}`
+	running := string(readEvent(t, "ecs-running.json"))
+	envelope := string(readEvent(t, "deadletter-redrive.json"))
+	tests := []struct {
+		name    string
+		in      string
+		channel event.Channel
+		letter  bool
+	}{
+		{"direct action", detach, event.ChannelDirect, false},
+		{"direct instance", `{"instanceId":"i-bp1demo00000000001"}`, event.ChannelDirect, false},
+		{"EventBridge ECS event", running, event.ChannelEventBridge, false},
+		{"EventBridge lifecycle event", string(readEvent(t, "ess-scale-out.json")), event.ChannelEventBridge, false},
+		{"action in a queue message", mnsWrap(t, detach), event.ChannelQueue, false},
+		{"ECS CloudEvent in a queue message", mnsWrap(t, running), event.ChannelQueue, false},
+		{"timer in a queue message", mnsWrap(t, timerWrap(t, `{"action":"reconcile"}`)), event.ChannelQueue, false},
+		{"queue sample", string(readEvent(t, "mns-single.json")), event.ChannelQueue, false},
+		{"queue batch", string(readEvent(t, "mns-batch.json")), event.ChannelQueue, false},
+		{"timer", timerWrap(t, `{"action":"reconcile"}`), event.ChannelTimer, false},
+		{"timer sample", string(readEvent(t, "timer-reconcile.json")), event.ChannelTimer, false},
+		{"envelope invoked directly", envelope, event.ChannelDirect, true},
+		{"envelope in a queue message", mnsWrap(t, envelope), event.ChannelQueue, true},
+		{"FC record invoked directly", string(readEvent(t, "fc-destination.json")), event.ChannelDirect, true},
+		{"unreadable", `{"instanceId":`, event.ChannelDirect, false},
+		{"unreadable in a queue message", mnsWrap(t, `{"instanceId":`), event.ChannelQueue, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reqs := event.Decode([]byte(tt.in), event.Options{})
+			for i, r := range reqs {
+				if r.Channel != tt.channel {
+					t.Errorf("request %d: Channel %q, want %q", i, r.Channel, tt.channel)
+				}
+				if got := r.Redrive != nil; got != tt.letter && r.Err == nil {
+					t.Errorf("request %d: from a letter %v, want %v", i, got, tt.letter)
+				}
+			}
+		})
+	}
+}
+
+// TestAccount: the account an event names, from the field its form has for it.
+func TestAccount(t *testing.T) {
+	const acc = "1234567890123456"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"EventBridge ECS event", string(readEvent(t, "ecs-running.json")), acc},
+		{"ECS notification in a queue message", string(readEvent(t, "ecs-notification-mns.json")), acc},
+		{"ESS notification in a queue message", string(readEvent(t, "ess-scale-out-mns.json")), acc},
+		{"notification of another account", mnsWrap(t, `{"userId":"999","regionId":"cn-hangzhou","resourceArn":"acs:ess:cn-hangzhou:999:scalinggroup/asg-1",`+
+			`"content":{"lifecycleHookId":"ash-1","lifecycleActionToken":"tok-1","lifecycleTransition":"SCALE_OUT","instanceIds":["i-bp1demo00000000001"]}}`), "999"},
+		{"direct names none", `{"instanceId":"i-bp1demo00000000001"}`, ""},
+		{"direct in a queue message takes the queue's", mnsWrap(t, `{"instanceId":"i-bp1demo00000000001"}`), acc},
+		{"not an account id", strings.Replace(string(readEvent(t, "ecs-running.json")), `"aliyunaccountid": "`+acc, `"aliyunaccountid": "x`+acc, 1), acc}, // from the subject ARN
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, r := range event.Decode([]byte(tt.in), event.Options{}) {
+				if r.Err != nil {
+					t.Fatalf("request %d: %v", i, r.Err)
+				}
+				if r.Account != tt.want {
+					t.Errorf("request %d: Account %q, want %q", i, r.Account, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// TestNoBidiInLabels: a source or event id carrying a bidirectional override is not copied
+// into a Request, where it would reach log lines and dead letters (issue 14, 8: printable let
+// them through).
+func TestNoBidiInLabels(t *testing.T) {
+	for _, r := range []string{"\u202e", "\u2066", "\u200f", "\u061c"} {
+		in := strings.Replace(string(readEvent(t, "ecs-running.json")), `"id": "7a1c5e2b`, `"id": "`+r+`7a1c5e2b`, 1)
+		in = strings.Replace(in, `"source": "acs.ecs"`, `"source": "acs.ecs`+r+`"`, 1)
+		for _, req := range event.Decode([]byte(in), event.Options{}) {
+			if strings.Contains(req.EventID, r) || strings.Contains(req.Source, r) {
+				t.Errorf("%U reached the request: source %q, event id %q", []rune(r)[0], req.Source, req.EventID)
+			}
+		}
+	}
+}

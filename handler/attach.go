@@ -287,7 +287,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 		return all, nil
 	})
 	if err != nil {
-		e.failAll(e.active(), err)
+		e.failAll(ctx, e.active(), err)
 		return false
 	}
 	for _, t := range e.active() {
@@ -318,7 +318,7 @@ func (e *engine) listPools(ctx context.Context, ts []*target) bool {
 			return err
 		})
 		if err != nil {
-			e.failAll(members, err)
+			e.failAll(ctx, members, err)
 			continue
 		}
 		for _, id := range e.idsInGroup(k) {
@@ -563,7 +563,7 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 		got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
-		e.failAll(ts, err)
+		e.failAll(ctx, ts, err)
 		return nil, false
 	}
 	found := make(map[string]*Instance, len(got))
@@ -853,7 +853,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 			return err
 		})
 		if err != nil {
-			e.failAll([]*target{t}, err)
+			e.failAll(ctx, []*target{t}, err)
 			return false
 		}
 		seen := map[string]bool{}
@@ -959,8 +959,24 @@ func (e *engine) expire(active []*target, cause error) {
 	}
 }
 
-// failAll ends targets after a call that could not be made to succeed.
-func (e *engine) failAll(ts []*target, err error) {
+// failAll ends targets after a call that could not be made to succeed. A call the deadline cut
+// short says nothing about the cloud: its targets end as the deadline ends them, with what kept
+// them waiting (an instance still starting is NotReady, not a transport error).
+func (e *engine) failAll(ctx context.Context, ts []*target, err error) {
+	if ctx.Err() != nil {
+		var rest []*target
+		for _, t := range ts {
+			switch {
+			case t.done:
+			case isStarting(t.inst):
+				t.finish(OutcomeRetry, problem(CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
+			default:
+				rest = append(rest, t)
+			}
+		}
+		e.expire(rest, ctx.Err())
+		return
+	}
 	for _, t := range ts {
 		if !t.done {
 			t.finish(failOutcome(err), err)

@@ -1,0 +1,35 @@
+package handler
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// A look at a starting instance still in flight when the work's deadline comes ends as the
+// deadline ends it: NotReady, what kept the instance waiting, not the transport error of the
+// call the deadline cut short. Fails on 7eddfb4: the dead letter said enipool.TransportError
+// ("Client.Timeout exceeded"), which e2e TestScaleOutHookGivesUpWithAbandon met under load.
+func TestDeadlineDuringALookIsNotATransportError(t *testing.T) {
+	const inst = "i-bp1deadline0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addENIs("d", 1)
+	c.setStatus(inst, "Pending")
+	h, _ := fakeHandler(t, c, nil)
+	// The work's deadline: the invocation's 1.5 s less the 200 ms dead-letter reserve.
+	deadline := time.Now().Add(1300 * time.Millisecond)
+	looks := 0
+	c.describeErr = func(InstanceQuery) error {
+		if looks++; looks == 1 {
+			return nil
+		}
+		time.Sleep(time.Until(deadline) + 20*time.Millisecond) // the call is cut by the deadline
+		return &APIError{Service: "ecs", API: "DescribeInstances",
+			Err: errors.New("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")}
+	}
+	resp, _ := invoke(t, h, directPayload(inst), 1500*time.Millisecond)
+	if r := resultFor(t, resp, inst); r.Code != CodeNotReady {
+		t.Fatalf("outcome %s %s (%s), want %s", r.Outcome, r.Code, r.Reason, CodeNotReady)
+	}
+}

@@ -359,7 +359,7 @@ func (h *Handler) conclude(ctx context.Context, inv Invocation, items []*item, s
 // attempt by) and its own dead-letter queue would get the raw event instead of an envelope,
 // so their transient failures are dead-lettered at once, with action "retry".
 func singleEvent(items []*item) bool {
-	if len(items) == 0 || strings.HasPrefix(items[0].req.Source, "mns") {
+	if len(items) == 0 || items[0].req.Channel == event.ChannelQueue {
 		return false
 	}
 	for _, it := range items[1:] {

@@ -54,9 +54,9 @@
 // doubleAttach, maxOverNMillis, staleReads, faultsAfterAction, fcInstances, seed and more.
 //
 // The seed comes from ENIPOOL_SOAK_SEED: a number, or random for a fresh one from the clock
-// (logged with the command that replays it); unset, it is 1, in CI too for now (seed 5 still
-// fails the bound on intervals over N; see soakSeed). A failing run prints the seed and that
-// command. The schedule, the fault decisions (per call index) and the
+// (logged with the command that replays it); unset, it is 1 on a developer's machine and a
+// fresh one in CI (CI set), so every CI run tries a new seed. A failing run prints the seed and
+// that command. The schedule, the fault decisions (per call index) and the
 // attach durations (per attach index) repeat with the seed; the interleaving of concurrent
 // invocations does not. -short (make unit) skips the soak; with ENIPOOL_SOAK_SHORT=1 as well
 // it runs shrunken (40 instances, 80 events per N, about 40 s each), for development.

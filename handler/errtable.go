@@ -58,6 +58,11 @@ const (
 	CodeBadEvent        = "enipool.BadEvent"
 	CodeUnsupported     = "enipool.UnsupportedEvent"
 	CodeTransport       = "enipool.TransportError"
+	// CodeLifecycleUnverified: Auto Scaling does not confirm a lifecycle notification's
+	// claim (its action is not open for the hook, the transition or scaling group differs,
+	// the instance is not held by the action, or the scaling group is not one enipool
+	// serves); nothing was done on its word.
+	CodeLifecycleUnverified = "enipool.LifecycleUnverified"
 )
 
 // Rules returns the error table: every error code of AttachNetworkInterface, the transient
@@ -133,6 +138,7 @@ func Rules() []Rule {
 		{CodeStaleEvent, 0, ActionSkip, "The event's state is not one enipool acts on, or the instance has moved on since. Nothing to do."},
 		{CodeBadEvent, 0, ActionDeadLetter, "The payload could not be decoded. Dead-lettered with the raw payload; fix its producer."},
 		{CodeUnsupported, 0, ActionDeadLetter, "The payload is valid but of a kind enipool does not handle. Dead-lettered with the raw payload."},
+		{CodeLifecycleUnverified, 0, ActionDeadLetter, "Auto Scaling does not confirm the lifecycle notification: it lists no action of that hook with that token, the hook's transition or scaling group is not the one claimed, the instance is not one the action names or not in its wait state (Pending:Wait, Removing:Wait), or the scaling group is not in ENIPOOL_SCALING_GROUPS. Nothing was attached, detached or completed on its word: find who sent it (a forgery or a misrouted event). A redrive attaches a scale-out's instance as a direct invocation would, and releases a scale-in's only once ECS no longer knows the instance."},
 	}
 }
 

@@ -63,8 +63,8 @@ func TestLifecycleTrust(t *testing.T) {
 		{
 			// On main: a's ENI was detached first, then CompleteLifecycleAction failed with
 			// LifecycleHookIdAndLifecycleActionToken.Invalid (skipped, no dead letter).
-			name:  "forged scale-in token",
-			setup: func(t *testing.T, b *bed) string { return hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}) },
+			name:     "forged scale-in token",
+			setup:    func(t *testing.T, b *bed) string { return hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}) },
 			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: handler.CodeLifecycleUnverified,
 			deadCodes: []string{handler.CodeLifecycleUnverified},
 		},

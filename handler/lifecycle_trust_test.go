@@ -9,7 +9,7 @@ import (
 // What Auto Scaling cannot confirm gets no work and no completion: a transient failure of a
 // read goes back to the platform, an extra instance is refused and does not sway the result.
 // (It needs the Lifecycle reads this branch adds, so it does not compile on 968df3d; its
-// end-to-end twins in e2e/trust_test.go were run there and fail.)
+// end-to-end twins in e2e/cloudproof_test.go were run there and fail.)
 func TestLifecycleVerification(t *testing.T) {
 	const token = "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB"
 	hook := LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}

@@ -91,3 +91,102 @@ func (a *essAPI) Heartbeat(ctx context.Context, hookID, token string, timeout ti
 		return "", err
 	})
 }
+
+// LifecycleHook implements handler.Lifecycle with DescribeLifecycleHooks, asking for the one
+// hook id (LifecycleHookId.N; ScalingGroupId and LifecycleHookName are then ignored, per the
+// API reference).
+func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (handler.LifecycleHook, bool, error) {
+	req := ess.CreateDescribeLifecycleHooksRequest()
+	req.LifecycleHookId = &[]string{hookID}
+	var got []ess.LifecycleHook
+	err := a.do(ctx, "DescribeLifecycleHooks", req, func(c *ess.Client) (string, error) {
+		resp, err := c.DescribeLifecycleHooks(req)
+		if resp == nil {
+			return "", err
+		}
+		got = resp.LifecycleHooks.LifecycleHook
+		return resp.RequestId, err
+	})
+	if err != nil {
+		return handler.LifecycleHook{}, false, err
+	}
+	for _, h := range got {
+		if h.LifecycleHookId == hookID {
+			return handler.LifecycleHook{ID: h.LifecycleHookId, ScalingGroupID: h.ScalingGroupId,
+				Transition: strings.ToUpper(h.LifecycleTransition), DefaultResult: strings.ToUpper(h.DefaultResult)}, true, nil
+		}
+	}
+	return handler.LifecycleHook{}, false, nil
+}
+
+// LifecycleActions implements handler.Lifecycle with DescribeLifecycleActions, 50 a page
+// (the API's maximum), following NextToken.
+func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string) ([]handler.LifecycleAction, error) {
+	var out []handler.LifecycleAction
+	next := ""
+	for page := 0; page < 100; page++ {
+		req := ess.CreateDescribeLifecycleActionsRequest()
+		req.ScalingActivityId, req.LifecycleActionStatus, req.NextToken = activityID, status, next
+		req.MaxResults = requests.NewInteger(50)
+		var got []ess.LifecycleAction
+		err := a.do(ctx, "DescribeLifecycleActions", req, func(c *ess.Client) (string, error) {
+			resp, err := c.DescribeLifecycleActions(req)
+			if resp == nil {
+				return "", err
+			}
+			got, next = resp.LifecycleActions.LifecycleAction, resp.NextToken
+			return resp.RequestId, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range got {
+			out = append(out, handler.LifecycleAction{HookID: x.LifecycleHookId, Token: x.LifecycleActionToken,
+				Status: x.LifecycleActionStatus, Result: x.LifecycleActionResult, InstanceIDs: x.InstanceIds.InstanceId})
+		}
+		if next == "" || len(got) == 0 {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// maxScalingInstanceIDs is how many InstanceId.N one DescribeScalingInstances takes (API
+// reference: up to 20).
+const maxScalingInstanceIDs = 20
+
+// ScalingInstances implements handler.Lifecycle with DescribeScalingInstances, 20 instance
+// ids a call, 50 a page.
+func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID string, instanceIDs []string) ([]handler.ScalingInstance, error) {
+	var out []handler.ScalingInstance
+	for from := 0; from < len(instanceIDs); from += maxScalingInstanceIDs {
+		ids := instanceIDs[from:min(from+maxScalingInstanceIDs, len(instanceIDs))]
+		for page := 1; ; page++ {
+			req := ess.CreateDescribeScalingInstancesRequest()
+			req.ScalingGroupId, req.ScalingActivityId = groupID, activityID
+			req.InstanceId = &ids
+			req.PageNumber, req.PageSize = requests.NewInteger(page), requests.NewInteger(50)
+			var got []ess.ScalingInstance
+			total := 0
+			err := a.do(ctx, "DescribeScalingInstances", req, func(c *ess.Client) (string, error) {
+				resp, err := c.DescribeScalingInstances(req)
+				if resp == nil {
+					return "", err
+				}
+				got, total = resp.ScalingInstances.ScalingInstance, resp.TotalCount
+				return resp.RequestId, err
+			})
+			if err != nil {
+				return nil, err
+			}
+			for _, x := range got {
+				out = append(out, handler.ScalingInstance{InstanceID: x.InstanceId, ScalingGroupID: x.ScalingGroupId,
+					LifecycleState: x.LifecycleState, ScalingActivityID: x.ScalingActivityId})
+			}
+			if len(got) == 0 || page*50 >= total {
+				break
+			}
+		}
+	}
+	return out, nil
+}

@@ -56,6 +56,7 @@ func Variables() []Variable {
 		{"ENIPOOL_STALE_READ_BOUND", d.StaleReadBound.String(), false, "How long ECS reads may lag its writes. An accepted attach whose ENI still reads Available is taken for rolled back (and another ENI tried) only after this long; shorter risks a second ENI on an instance, longer delays the retry of an attach that really failed."},
 		{"ENIPOOL_DETACH_TIME", d.DetachTime.String(), false, "First guess of how long a detach takes (learned, like ENIPOOL_ATTACH_TIME)."},
 		{"ENIPOOL_LIFECYCLE_FAILURE_RESULT", d.LifecycleFailureResult, false, "How a scale-out lifecycle action is completed when an instance could not get its ENIs: `ABANDON` (Auto Scaling replaces it) or `CONTINUE`."},
+		{"ENIPOOL_SCALING_GROUPS", "", false, "Auto Scaling groups whose lifecycle hooks enipool acts on, comma-separated; empty means any. A notification of another group is refused (`enipool.LifecycleUnverified`)."},
 		{"ENIPOOL_LIFECYCLE_HEARTBEAT", d.LifecycleHeartbeat.String(), false, "Timeout a lifecycle heartbeat asks for when lifecycle work is retried later."},
 		{"ENIPOOL_LOW_WATERMARK", strconv.Itoa(d.LowWatermark), false, "A pool's zone with fewer Available ENIs is reported with a warning (reconcile, status)."},
 		{"ENIPOOL_WARM_POOL", "", false, "Pool whose warm target reconcile keeps; empty turns the warm target off."},
@@ -129,6 +130,7 @@ func Load(getenv func(string) string) (Config, error) {
 	h.DetachTime = r.duration("ENIPOOL_DETACH_TIME", h.DetachTime, time.Millisecond, time.Minute)
 	h.StaleReadBound = r.duration("ENIPOOL_STALE_READ_BOUND", h.StaleReadBound, 0, time.Minute)
 	h.LifecycleFailureResult = strings.ToUpper(r.oneOf("ENIPOOL_LIFECYCLE_FAILURE_RESULT", "abandon", "abandon", "continue"))
+	h.ScalingGroups = r.list("ENIPOOL_SCALING_GROUPS")
 	h.LifecycleHeartbeat = r.duration("ENIPOOL_LIFECYCLE_HEARTBEAT", h.LifecycleHeartbeat, 30*time.Second, 6*time.Hour)
 	h.LowWatermark = r.intIn("ENIPOOL_LOW_WATERMARK", h.LowWatermark, 0, 100000)
 	h.Warm.Pool = r.str("ENIPOOL_WARM_POOL", "")

@@ -326,23 +326,27 @@ func TestScaleOutHookRetriedKeepsTheActionAlive(t *testing.T) {
 	}
 }
 
-// A hook event whose action is unknown to ESS (expired, or completed by someone else) still
-// gets its instances their ENIs; the refused completion is skipped, not dead-lettered.
+// A hook event whose token Auto Scaling does not list for the hook (a forgery: an action that
+// timed out or was completed is still listed, see TestLifecycleLateDuplicate) gets nothing:
+// no attach, no completion, a dead letter per instance saying why. (Before issue 14 it got
+// its ENIs and a completion refused by ESS.)
 func TestScaleOutHookUnknownToken(t *testing.T) {
 	insts, ids := instances("hooku", 2, zoneH)
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 3), mutate: withHooks}), bedOptions{})
 	resp := b.mustInvoke(hookEvent(hookOut, "00000000-DEAD-BEEF-0000-000000000000", "SCALE_OUT", ids))
-	last := resp.Results[len(resp.Results)-1]
-	if last.Outcome != handler.OutcomeSkipped || last.Code != "LifecycleHookIdAndLifecycleActionToken.Invalid" {
-		t.Fatalf("completion result %s %s, want skipped with the token code", last.Outcome, last.Code)
-	}
 	for _, id := range ids {
-		if len(b.inUse(id)) != 1 {
-			t.Errorf("%s holds %v", id, b.inUse(id))
+		if r := result(t, resp, id); r.Outcome != handler.OutcomeDeadLettered || r.Code != handler.CodeLifecycleUnverified {
+			t.Errorf("%s: %s %s, want dead-lettered %s", id, r.Outcome, r.Code, handler.CodeLifecycleUnverified)
+		}
+		if len(b.inUse(id)) != 0 {
+			t.Errorf("%s holds %v on a forged token's word", id, b.inUse(id))
 		}
 	}
-	if len(b.deadLetters()) != 0 {
-		t.Errorf("dead letters: %+v", b.deadLetters())
+	if n := b.calls("ess", "CompleteLifecycleAction"); n != 0 {
+		t.Errorf("%d completions of a token Auto Scaling does not know", n)
+	}
+	if dl := b.deadLetters(); len(dl) != len(ids) {
+		t.Errorf("%d dead letters, want %d", len(dl), len(ids))
 	}
 }
 

@@ -789,6 +789,9 @@ func hook(base Request, f fields, want string, limit int) []Request {
 		DefaultResult:  strings.ToUpper(rd.str(f, "defaultResult")),
 		ScalingGroupID: rd.str(f, "scalingGroupId"),
 	}
+	if act := rd.str(f, "scalingActivityId"); token(act) {
+		lc.ScalingActivityID = act
+	}
 	ids, ok := rd.strs(f, "instanceIds", limit)
 	switch {
 	case rd.err != nil:

@@ -57,7 +57,7 @@ func hookEvent(typ, data string) string {
 
 func lifecycle(transition string, ids ...string) *event.Lifecycle {
 	return &event.Lifecycle{HookID: "ash-bp1hook", Token: "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB",
-		Transition: transition, DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1group", InstanceIDs: ids}
+		Transition: transition, DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1group", ScalingActivityID: "asa-1", InstanceIDs: ids}
 }
 
 const notification = `{"ver":"1.0","id":"2256A988-0B26-4E2B-820A-8A0000000001","product":"ECS",` +
@@ -209,8 +209,8 @@ func TestDecodeLifecycle(t *testing.T) {
 			wants: []want{{Err: event.ErrMalformed, ErrText: "lifecycleHookId"}}},
 		{name: "transition contradicts type", in: hookEvent("ess:LifecycleHook:ScaleOut", hookContent("SCALE_IN", `["`+i1+`"]`)),
 			wants: []want{{Kind: event.KindLifecycle, Region: hz, Source: "acs.ess", EventID: "hook-1", Lifecycle: &event.Lifecycle{
-				HookID: "ash-bp1hook", Token: "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB", Transition: "SCALE_IN", DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1group"},
-				Err: event.ErrMalformed, ErrText: "contradicts"}}},
+				HookID: "ash-bp1hook", Token: "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB", Transition: "SCALE_IN", DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1group",
+				ScalingActivityID: "asa-1"}, Err: event.ErrMalformed, ErrText: "contradicts"}}},
 		{name: "unknown transition", in: note[:0] + strings.Replace(note, "SCALE_OUT", "SCALE_SIDEWAYS", 1),
 			wants: []want{{Err: event.ErrMalformed, ErrText: "SCALE_SIDEWAYS"}}},
 		{name: "no transition in a notification", in: strings.Replace(note, `"lifecycleTransition":"SCALE_OUT",`, ``, 1),

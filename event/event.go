@@ -170,6 +170,9 @@ type Lifecycle struct {
 	// "ABANDON" or "ROLLBACK"; empty when the event does not say.
 	DefaultResult  string
 	ScalingGroupID string
+	// ScalingActivityID is the scaling activity the notification names
+	// (scalingActivityId), empty when it names none; a claim, like the rest.
+	ScalingActivityID string
 	// InstanceIDs lists every instance of the hook, in order, duplicates
 	// removed.
 	InstanceIDs []string

@@ -48,11 +48,11 @@ func TestSampleEvents(t *testing.T) {
 		token      = "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB"
 	)
 	scaleOut := &event.Lifecycle{HookID: "ash-bp1demo0000000001", Token: token, Transition: "SCALE_OUT",
-		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i4, i5}}
+		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", ScalingActivityID: "asa-bp1demo0000000001", InstanceIDs: []string{i4, i5}}
 	scaleOutMNS := &event.Lifecycle{HookID: "ash-bp1demo0000000001", Token: "3F1B7C2D-0E4A-4B8C-9D6E-1A2B3C4D5E6F", Transition: "SCALE_OUT",
-		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i4}}
+		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", ScalingActivityID: "asa-bp1demo0000000002", InstanceIDs: []string{i4}}
 	scaleIn := &event.Lifecycle{HookID: "ash-bp1demo0000000002", Token: "B7E1C0A2-5D3F-4E6A-8B9C-0D1E2F3A4B5C", Transition: "SCALE_IN",
-		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", InstanceIDs: []string{i4}}
+		DefaultResult: "CONTINUE", ScalingGroupID: "asg-bp1demo0000000001", ScalingActivityID: "asa-bp1demo0000000003", InstanceIDs: []string{i4}}
 	direct := func(id string) want {
 		return want{Kind: event.KindDirect, InstanceID: id, Region: hz, Source: "direct"}
 	}

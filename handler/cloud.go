@@ -87,12 +87,60 @@ type ENISpec struct {
 	ClientToken string
 }
 
-// Lifecycle is the part of the Auto Scaling (ESS) API the handler needs.
+// Lifecycle is the part of the Auto Scaling (ESS) API the handler needs: completing and
+// extending lifecycle actions, and the reads that prove a lifecycle notification's claims
+// before anything is done on its word.
 type Lifecycle interface {
 	// Complete ends a lifecycle action with CONTINUE, ABANDON or ROLLBACK.
 	Complete(ctx context.Context, hookID, token, result string) error
 	// Heartbeat extends a lifecycle action's timeout.
 	Heartbeat(ctx context.Context, hookID, token string, timeout time.Duration) error
+	// LifecycleHook returns the hook with the given id (DescribeLifecycleHooks); found is
+	// false when Auto Scaling does not know it.
+	LifecycleHook(ctx context.Context, hookID string) (hook LifecycleHook, found bool, err error)
+	// LifecycleActions returns the lifecycle actions of a scaling activity in the given
+	// status (StatusPending, or "" for any), following pages (DescribeLifecycleActions).
+	LifecycleActions(ctx context.Context, activityID, status string) ([]LifecycleAction, error)
+	// ScalingInstances returns those of the named instances that are in the scaling
+	// group, with their lifecycle states (DescribeScalingInstances), of the given scaling
+	// activity unless activityID is empty; instances not in it are left out. Adapters
+	// split the ids as the API requires.
+	ScalingInstances(ctx context.Context, groupID, activityID string, instanceIDs []string) ([]ScalingInstance, error)
+}
+
+// LifecycleHook is an Auto Scaling lifecycle hook as Auto Scaling describes it.
+type LifecycleHook struct {
+	ID             string
+	ScalingGroupID string
+	Transition     string // SCALE_OUT or SCALE_IN
+	DefaultResult  string
+}
+
+// LifecycleAction is one lifecycle action as DescribeLifecycleActions lists it. Its Token is
+// a credential of sorts (whoever holds it may complete the action): never log it.
+type LifecycleAction struct {
+	HookID      string
+	Token       string
+	Status      string // Pending, Timeout, Completed
+	Result      string
+	InstanceIDs []string
+}
+
+// LifecyclePending is the status of a lifecycle action that waits for its completion.
+const LifecyclePending = "Pending"
+
+// The LifecycleState values of scaling instances the handler checks.
+const (
+	StatePendingWait  = "Pending:Wait"  // held by a scale-out lifecycle action
+	StateRemovingWait = "Removing:Wait" // held by a scale-in lifecycle action
+)
+
+// ScalingInstance is an instance of a scaling group as DescribeScalingInstances lists it.
+type ScalingInstance struct {
+	InstanceID        string
+	ScalingGroupID    string
+	LifecycleState    string
+	ScalingActivityID string
 }
 
 // DeadLetters is the dead-letter queue.

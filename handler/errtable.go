@@ -63,6 +63,11 @@ const (
 	CodeForeign         = "enipool.ForeignEvent"
 	CodeBudget          = "enipool.CallBudgetExceeded"
 	CodeQuarantined     = "enipool.Quarantined"
+	// CodeLifecycleUnverified: Auto Scaling does not confirm a lifecycle notification's
+	// claim (its action is not open for the hook, the transition or scaling group differs,
+	// the instance is not held by the action, or the scaling group is not one enipool
+	// serves); nothing was done on its word.
+	CodeLifecycleUnverified = "enipool.LifecycleUnverified"
 )
 
 // Rules returns the error table: every error code of AttachNetworkInterface, the transient
@@ -143,6 +148,7 @@ func Rules() []Rule {
 		{CodeForeign, 0, ActionDeadLetter, "The event names another region or account than the function's own. Refused: a deployment acts only in its own region and account."},
 		{CodeBudget, 0, ActionDeadLetter, "The invocation made as many ECS calls as ENIPOOL_MAX_CALLS allows. What was left is dead-lettered; redrive it."},
 		{CodeQuarantined, 0, ActionDeadLetter, "A dead letter that cannot be acted on came back from the queue several times. Redrive leaves it in the queue, invisible for 12 hours: read it and delete it."},
+		{CodeLifecycleUnverified, 0, ActionDeadLetter, "Auto Scaling does not confirm the lifecycle notification: it lists no action of that hook with that token, the hook's transition or scaling group is not the one claimed, the instance is not one the action names or not in its wait state (Pending:Wait, Removing:Wait), or the scaling group is not in ENIPOOL_SCALING_GROUPS. Nothing was attached, detached or completed on its word: find who sent it (a forgery or a misrouted event). A redrive attaches a scale-out's instance as a direct invocation would; a letter never releases (reconcile sends back a stopped instance's ENIs, ECS detaches a released one's)."},
 	}
 }
 

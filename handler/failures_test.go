@@ -54,6 +54,8 @@ func TestFailuresAreResults(t *testing.T) {
 			return fakeError("AttachNetworkInterface", "Throttling.User"), false
 		}
 		c.heartbeatErr = func() error { return fakeError("RecordLifecycleActionHeartbeat", "Forbidden.RAM") }
+		c.openAction(LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}, "asa-1",
+			"9C2E9DA7-F794-449A-ACF6-CEE24444F7BB", inst)
 		h, _ := fakeHandler(t, c, func(o *Options) { o.PlatformRetries = 2 })
 		resp, err := invoke(t, h, scaleOut(inst), time.Second)
 		if err == nil {

@@ -44,6 +44,13 @@ type fakeCloud struct {
 	heartbeatErr func() error
 	describeErr  func(q InstanceQuery) error
 
+	// Auto Scaling: hooks by id, lifecycle actions by scaling activity, scaling instances
+	// by instance id (openAction sets them up); essErr, when set, answers the ESS reads.
+	hooks   map[string]LifecycleHook
+	actions map[string][]LifecycleAction
+	scaling map[string]ScalingInstance
+	essErr  func(api string) error
+
 	calls     map[string]int
 	typeCalls [][]string
 	dlq       [][]byte
@@ -69,7 +76,8 @@ func (e *fakeENI) changed(now time.Time) {
 
 func newFakeCloud() *fakeCloud {
 	return &fakeCloud{insts: map[string]*Instance{}, types: map[string]InstanceType{}, enis: map[string]*fakeENI{},
-		attachTime: 30 * time.Millisecond, detachTime: 30 * time.Millisecond, calls: map[string]int{}}
+		attachTime: 30 * time.Millisecond, detachTime: 30 * time.Millisecond, calls: map[string]int{},
+		hooks: map[string]LifecycleHook{}, actions: map[string][]LifecycleAction{}, scaling: map[string]ScalingInstance{}}
 }
 
 const (
@@ -363,7 +371,72 @@ func (c *fakeCloud) Complete(ctx context.Context, hookID, token, result string) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.completes = append(c.completes, token+":"+result)
+	for act, as := range c.actions {
+		for i := range as {
+			if as[i].Token == token && as[i].HookID == hookID {
+				c.actions[act][i].Status, c.actions[act][i].Result = "Completed", result
+			}
+		}
+	}
 	return nil
+}
+
+// openAction opens a lifecycle action of a hook (created if new) for instances, which enter
+// the hook's group in the transition's wait state, as Auto Scaling would.
+func (c *fakeCloud) openAction(hook LifecycleHook, activity, token string, ids ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hooks[hook.ID] = hook
+	c.actions[activity] = append(c.actions[activity], LifecycleAction{HookID: hook.ID, Token: token, Status: LifecyclePending, InstanceIDs: ids})
+	state := StatePendingWait
+	if hook.Transition == "SCALE_IN" {
+		state = StateRemovingWait
+	}
+	for _, id := range ids {
+		c.scaling[id] = ScalingInstance{InstanceID: id, ScalingGroupID: hook.ScalingGroupID, LifecycleState: state, ScalingActivityID: activity}
+	}
+}
+
+// LifecycleHook implements Lifecycle.
+func (c *fakeCloud) LifecycleHook(ctx context.Context, hookID string) (LifecycleHook, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls["DescribeLifecycleHooks"]++
+	if c.essErr != nil {
+		if err := c.essErr("DescribeLifecycleHooks"); err != nil {
+			return LifecycleHook{}, false, err
+		}
+	}
+	hk, ok := c.hooks[hookID]
+	return hk, ok, nil
+}
+
+// LifecycleActions implements Lifecycle.
+func (c *fakeCloud) LifecycleActions(ctx context.Context, activityID, status string) ([]LifecycleAction, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls["DescribeLifecycleActions"]++
+	var out []LifecycleAction
+	for _, a := range c.actions[activityID] {
+		if status == "" || a.Status == status {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// ScalingInstances implements Lifecycle.
+func (c *fakeCloud) ScalingInstances(ctx context.Context, groupID, activityID string, ids []string) ([]ScalingInstance, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls["DescribeScalingInstances"]++
+	var out []ScalingInstance
+	for _, id := range ids {
+		if si, ok := c.scaling[id]; ok && si.ScalingGroupID == groupID && (activityID == "" || si.ScalingActivityID == activityID) {
+			out = append(out, si)
+		}
+	}
+	return out, nil
 }
 
 // Heartbeat implements Lifecycle.

@@ -117,6 +117,8 @@ type item struct {
 	reportOnly bool
 	// beatErr is a failed heartbeat of the item's lifecycle action before the work.
 	beatErr error
+	// proof is what Auto Scaling said of the item's lifecycle claim (verifyLifecycles).
+	proof proof
 }
 
 // Invoke handles one invocation's payload. It returns one result per event. The error is
@@ -284,6 +286,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 		}
 		return
 	}
+	h.verifyLifecycles(ctx, clients.Lifecycle, items)
 	h.heartbeatRetries(ctx, inv, clients, items)
 	byID := map[string]*target{}
 	var ts []*target

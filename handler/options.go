@@ -51,6 +51,10 @@ type Options struct {
 	// instance could not get its ENIs: "ABANDON" (Auto Scaling replaces the instance) or
 	// "CONTINUE".
 	LifecycleFailureResult string
+	// ScalingGroups, when not empty, are the only Auto Scaling groups whose lifecycle
+	// actions enipool acts on and completes; a lifecycle notification of any other group
+	// is refused (CodeLifecycleUnverified). Empty means any group.
+	ScalingGroups []string
 	// LifecycleHeartbeat is the timeout a heartbeat asks for when lifecycle work goes back to
 	// the platform for a retry, so the hook does not expire meanwhile.
 	LifecycleHeartbeat time.Duration

@@ -2,15 +2,32 @@ package handler
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 )
 
+// What ECS must say of an instance before its pool ENIs are released (release.check). A
+// release without a check (a scale-in Auto Scaling confirmed, the detach action, a
+// reconcile's stray) still needs the instance to carry the pool tag, as every release does.
+const (
+	// checkStopped: ECS says the instance is Stopped (or Stopping) and its family gives
+	// ENIs back when Stopped (releasesOnStop), or ECS no longer knows it.
+	checkStopped = "Stopped"
+	// checkDeleted: ECS no longer knows the instance. A Deleted event about an instance ECS
+	// still has is out of date, or forged.
+	checkDeleted = "Deleted"
+	// checkLifecycleClosed: the dead letter of one instance of a scale-in, whose action was
+	// ended when the letter was written, so Auto Scaling can no longer vouch for it: as
+	// checkDeleted, but refused with CodeLifecycleUnverified.
+	checkLifecycleClosed = "lifecycle-closed"
+)
+
 // release is one instance whose pool ENIs go back to the pool.
 type release struct {
 	id    string
-	check string // "Stopped" or "Deleted": release only if the instance is in that state now, or gone
+	check string // checkStopped, checkDeleted, checkLifecycleClosed, or "" (tag check only)
 	only  string // release just this ENI (the detach action naming one)
 
 	pool, zone string
@@ -34,18 +51,18 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 	call := func(r *release, fn func(context.Context) error) error {
 		return retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
-	// State events can arrive out of order: act on the state the instance is in now.
-	var checked []*release
+	// ECS decides, not the event: every release looks at its instance first. State events
+	// can arrive out of order (act on the state the instance is in now), and any event can be
+	// forged; an instance without the pool tag is never enipool's to take ENIs from.
 	var ids []string
 	for _, r := range rs {
-		if r.check != "" {
-			checked = append(checked, r)
+		if !slices.Contains(ids, r.id) {
 			ids = append(ids, r.id)
 		}
 	}
 	if len(ids) > 0 {
 		var insts []Instance
-		err := call(checked[0], func(ctx context.Context) (err error) {
+		err := call(rs[0], func(ctx context.Context) (err error) {
 			insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 			return err
 		})
@@ -53,14 +70,20 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		for _, in := range insts {
 			now[in.ID] = in
 		}
-		for _, r := range checked {
+		for _, r := range rs {
 			in, found := now[r.id]
 			switch {
 			case err != nil:
 				r.finish(failOutcome(err), err)
-			case found && in.Status != "Stopped" && in.Status != "Stopping":
+			case found && in.Tags[h.opts.TagKey] == "":
+				r.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
+			case found && r.check == checkDeleted:
+				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
+			case found && r.check == checkLifecycleClosed:
+				r.finish(OutcomeDeadLettered, problem(CodeLifecycleUnverified, "instance %s (%s) is still known to ECS, and the scale-in's lifecycle action was ended when this dead letter was written, so Auto Scaling no longer vouches for it: its ENIs stay", r.id, in.Status))
+			case found && r.check == checkStopped && in.Status != "Stopped" && in.Status != "Stopping":
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
-			case found && r.check == "Stopped" && !h.releasesOnStop(&in):
+			case found && r.check == checkStopped && !h.releasesOnStop(&in):
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
 			}
 		}

@@ -1,6 +1,7 @@
 // Package ess emulates the Auto Scaling (ESS) OpenAPI, version 2014-08-28, for lifecycle
-// hooks: CompleteLifecycleAction, RecordLifecycleActionHeartbeat and
-// DescribeLifecycleActions.
+// hooks: CompleteLifecycleAction, RecordLifecycleActionHeartbeat, and the reads that let a
+// caller check a lifecycle notification before acting on it: DescribeLifecycleActions,
+// DescribeLifecycleHooks and DescribeScalingInstances (scaling.go).
 //
 // Lifecycle actions come from the world's lifecycleHooks[].pending, or from
 // StartLifecycleAction (what a scale-out would do). Each action waits for its hook's
@@ -72,6 +73,14 @@ const (
 	MaxHeartbeats = 20
 )
 
+// The scaling instances' LifecycleState values the emulator produces (the
+// DescribeScalingInstances reference lists more: Pending, Protected, Standby, Removing, ...).
+const (
+	StateInService    = "InService"
+	StatePendingWait  = "Pending:Wait"
+	StateRemovingWait = "Removing:Wait"
+)
+
 // CompletedByTimeout is the CompletedBy of an action whose hook timed out.
 const CompletedByTimeout = "timeout"
 
@@ -116,6 +125,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	actions map[string]*LifecycleAction // by token
+	// groups holds each scaling group's InService instances (AddInstances, a scale-out
+	// continued, a scale-in rolled back); the pending actions hold the others (scaling.go).
+	groups map[string]map[string]*member
 }
 
 // New returns the ESS endpoint with the world's pending lifecycle actions started now.
@@ -126,7 +138,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{w: cfg.World, now: cfg.Now, actions: map[string]*LifecycleAction{}}
+	s := &Service{w: cfg.World, now: cfg.Now, actions: map[string]*LifecycleAction{}, groups: map[string]map[string]*member{}}
 	now := cfg.Now()
 	for _, h := range cfg.World.LifecycleHooks {
 		for _, p := range h.Pending {
@@ -134,11 +146,12 @@ func New(cfg Config) (*Service, error) {
 			if act == "" {
 				act = "asa-" + randomID(10)
 			}
-			s.actions[p.Token] = &LifecycleAction{
+			a := &LifecycleAction{
 				Token: p.Token, HookID: h.ID, ScalingGroupID: h.ScalingGroupID, ScalingActivityID: act,
 				InstanceIDs: slices.Clone(p.InstanceIDs), Status: StatusPending,
 				StartedAt: now, Deadline: now.Add(h.HeartbeatTimeout.D()),
 			}
+			s.actions[p.Token] = a
 		}
 	}
 	svc, err := rpc.NewService(rpc.Options{
@@ -148,6 +161,8 @@ func New(cfg Config) (*Service, error) {
 		rpc.Action{Name: "CompleteLifecycleAction", Params: rpc.ParamsOf(sdkess.CreateCompleteLifecycleActionRequest()), Handle: s.complete},
 		rpc.Action{Name: "RecordLifecycleActionHeartbeat", Params: rpc.ParamsOf(sdkess.CreateRecordLifecycleActionHeartbeatRequest()), Handle: s.heartbeat},
 		rpc.Action{Name: "DescribeLifecycleActions", Params: rpc.ParamsOf(sdkess.CreateDescribeLifecycleActionsRequest()), Handle: s.describe},
+		rpc.Action{Name: "DescribeLifecycleHooks", Params: rpc.ParamsOf(sdkess.CreateDescribeLifecycleHooksRequest()), Handle: s.describeHooks},
+		rpc.Action{Name: "DescribeScalingInstances", Params: rpc.ParamsOf(sdkess.CreateDescribeScalingInstancesRequest()), Handle: s.describeInstances},
 	)
 	if err != nil {
 		return nil, fmt.Errorf("ess: %w", err)
@@ -157,7 +172,8 @@ func New(cfg Config) (*Service, error) {
 }
 
 // StartLifecycleAction starts a lifecycle action of a hook for instances, as a scaling
-// activity does, and returns its token.
+// activity does, and returns its token. The instances enter the hook's scaling group in
+// Pending:Wait (a SCALE_OUT hook) or Removing:Wait (SCALE_IN) until the action ends.
 func (s *Service) StartLifecycleAction(hookID string, instanceIDs ...string) (string, error) {
 	h, ok := s.w.LifecycleHook(hookID)
 	if !ok {
@@ -226,6 +242,7 @@ func (s *Service) expire(a *LifecycleAction, now time.Time) {
 	a.Result = h.DefaultResult
 	a.CompletedBy = CompletedByTimeout
 	a.CompletedAt = a.Deadline
+	s.release(a)
 }
 
 func errTokenInvalid() error {
@@ -301,6 +318,7 @@ func (s *Service) complete(_ context.Context, c *rpc.Call) (any, error) {
 	a.CompletedBy = c.Principal.Name
 	a.CompletedAt = c.Time
 	a.ClientToken = clientToken
+	s.release(a)
 	return struct{}{}, nil
 }
 
@@ -380,13 +398,30 @@ func (s *Service) describe(_ context.Context, c *rpc.Call) (any, error) {
 	if err := s.region(c); err != nil {
 		return nil, err
 	}
-	if err := c.Authorize(ram.Call{Action: "ess:DescribeLifecycleActions", Resources: []ram.Resource{{ARN: c.ARN("scalinggroup/*")}}}); err != nil {
+	status := c.Get("LifecycleActionStatus")
+	switch status {
+	case "", StatusPending, StatusCompleted, StatusTimeout:
+	default:
+		return nil, rpc.InvalidParameter("LifecycleActionStatus", "It must be Pending, Timeout or Completed.")
+	}
+	var acts []LifecycleAction
+	for _, a := range s.LifecycleActions() {
+		if a.ScalingActivityID == c.Get("ScalingActivityId") {
+			acts = append(acts, a)
+		}
+	}
+	// RAM checks the scaling group the activity belongs to (the table's required
+	// ScalingGroup); an activity the emulator does not know is checked on scalinggroup/*.
+	group := "*"
+	if len(acts) > 0 {
+		group = acts[0].ScalingGroupID
+	}
+	if err := c.Authorize(ram.Call{Action: "ess:DescribeLifecycleActions", Resources: []ram.Resource{{ARN: c.ARN("scalinggroup/" + group)}}}); err != nil {
 		return nil, err
 	}
-	status := c.Get("LifecycleActionStatus")
 	var match []describedAction
-	for _, a := range s.LifecycleActions() {
-		if a.ScalingActivityID != c.Get("ScalingActivityId") || (status != "" && a.Status != status) {
+	for _, a := range acts {
+		if status != "" && a.Status != status {
 			continue
 		}
 		d := describedAction{LifecycleHookId: a.HookID, LifecycleActionToken: a.Token,

@@ -47,6 +47,9 @@ lifecycleHooks:
     pending: [{token: TOKEN-FROM-WORLD, instanceIds: [i-1], scalingActivityId: asa-world}]
   - id: ash-other
     scalingGroupId: asg-other
+  - id: ash-in
+    scalingGroupId: asg-other
+    transition: SCALE_IN
 `
 
 // clock is a settable clock that starts at the real time, so that requests the SDK signs

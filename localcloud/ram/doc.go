@@ -76,6 +76,9 @@
 //	ecs:DeleteNetworkInterface          *eni/{id}                               confirmed
 //	ess:CompleteLifecycleAction         All Resources                           reported
 //	ess:RecordLifecycleActionHeartbeat  *scalinggroup/{id}                      reported
+//	ess:DescribeLifecycleActions        *scalinggroup/{id}                      confirmed
+//	ess:DescribeLifecycleHooks          *scalinggroup/{id}                      confirmed
+//	ess:DescribeScalingInstances        *scalinggroup/{id}                      confirmed
 //	mns:<message APIs>                  */queues/{name}/messages                confirmed (mapping table)
 //	mns:BatchReceiveMessage             own action (API page) or                confirmed, both
 //	                                    mns:ReceiveMessage (mapping table)

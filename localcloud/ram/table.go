@@ -115,7 +115,11 @@ func DefaultTable() []ActionSpec {
 		{Action: "ess:RecordLifecycleActionHeartbeat", Resources: []ResourceType{
 			{Name: "ScalingGroup", ARN: arnScalingGroup, Required: true}}},
 		{Action: "ess:DescribeLifecycleActions", Resources: []ResourceType{
-			{Name: "ScalingGroup", ARN: arnScalingGroup}}},
+			{Name: "ScalingGroup", ARN: arnScalingGroup, Required: true}}},
+		{Action: "ess:DescribeLifecycleHooks", Resources: []ResourceType{
+			{Name: "ScalingGroup", ARN: arnScalingGroup, Required: true}}},
+		{Action: "ess:DescribeScalingInstances", Resources: []ResourceType{
+			{Name: "ScalingGroup", ARN: arnScalingGroup, Required: true}}},
 		// MNS.
 		{Action: "mns:ListQueue", Resources: []ResourceType{{Name: "Queues", ARN: arnQueues, Required: true}}},
 		{Action: "mns:CreateQueue", Resources: queue},

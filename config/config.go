@@ -42,6 +42,8 @@ func Variables() []Variable {
 	return []Variable{
 		{"ENIPOOL_DLQ_QUEUE", "", true, "MNS queue that receives dead letters (one message per failed event)."},
 		{"ENIPOOL_TAG_KEY", d.TagKey, false, "Pool tag key. ENIs tagged `<key>=<pool>` form pool `<pool>`; an instance tagged `<key>=<pool>` gets ENIs from it."},
+		{"ENIPOOL_POOLS", "", false, "Pool tag values this deployment serves, comma-separated; an instance of another pool is skipped (`enipool.InstanceNotInPool`). Empty serves any pool, but then the RAM policy cannot be pinned to the pools (deploy/README.md)."},
+		{"ENIPOOL_SCALING_GROUPS", "", false, "Scaling group ids whose lifecycle hooks this deployment serves, comma-separated. Empty serves any, but then the RAM policy cannot be pinned to the groups (deploy/README.md)."},
 		{"ENIPOOL_ENIS_PER_INSTANCE", strconv.Itoa(d.PerInstance), false, "Pool ENIs each instance should hold (1-16)."},
 		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
@@ -92,6 +94,8 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("ENIPOOL_DLQ_QUEUE", fmt.Errorf("%q is not an MNS queue name (1-120 letters, digits and hyphens, starting with a letter)", dlq))
 	}
 	h.TagKey = r.str("ENIPOOL_TAG_KEY", h.TagKey)
+	h.Pools = r.list("ENIPOOL_POOLS")
+	h.ScalingGroups = r.list("ENIPOOL_SCALING_GROUPS")
 	h.PerInstance = r.intIn("ENIPOOL_ENIS_PER_INSTANCE", h.PerInstance, 1, 16)
 	h.Region = r.str("ENIPOOL_REGION", "")
 	c.AccountID = r.str("ENIPOOL_ACCOUNT_ID", "")
@@ -137,6 +141,14 @@ func Load(getenv func(string) string) (Config, error) {
 	h.Warm.Grace = r.duration("ENIPOOL_WARM_GRACE", h.Warm.Grace, 0, 30*24*time.Hour)
 	if h.Warm.Pool != "" && (len(h.Warm.VSwitches) == 0 || len(h.Warm.SecurityGroups) == 0 || h.Warm.Max < h.Warm.MinAvailable) {
 		r.fail("ENIPOOL_WARM_POOL", errors.New("is set, so ENIPOOL_WARM_VSWITCHES and ENIPOOL_WARM_SECURITY_GROUPS are needed and ENIPOOL_WARM_MAX must be >= ENIPOOL_WARM_MIN_AVAILABLE"))
+	}
+	if h.Warm.Pool != "" && !h.Serves(h.Warm.Pool) {
+		r.fail("ENIPOOL_WARM_POOL", fmt.Errorf("%q is not among ENIPOOL_POOLS (%s)", h.Warm.Pool, strings.Join(h.Pools, ",")))
+	}
+	for _, g := range h.ScalingGroups {
+		if !strings.HasPrefix(g, "asg-") || strings.ContainsAny(g, "*? ") {
+			r.fail("ENIPOOL_SCALING_GROUPS", fmt.Errorf("has %q: want scaling group ids such as asg-bp1abc", g))
+		}
 	}
 	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
 	h.ReconcileMax = r.intIn("ENIPOOL_RECONCILE_MAX", h.ReconcileMax, 1, 100000)

@@ -129,7 +129,7 @@ func Rules() []Rule {
 		{CodeENILimit, 0, ActionDeadLetter, "The instance already holds as many ENIs as its type allows. Use a larger type or fewer ENIs per instance."},
 		{CodeNoVPC, 0, ActionDeadLetter, "The instance is not in a VPC; ENIs attach only to VPC instances."},
 		{CodeNotFound, 0, ActionSkip, "The instance does not exist (released before the event was handled). Nothing to do."},
-		{CodeNotEligible, 0, ActionSkip, "The instance carries no pool tag: not ours. Nothing to do."},
+		{CodeNotEligible, 0, ActionSkip, "The instance carries no pool tag, or a pool this deployment does not serve (ENIPOOL_POOLS): not ours. Nothing to do."},
 		{CodeStaleEvent, 0, ActionSkip, "The event's state is not one enipool acts on, or the instance has moved on since. Nothing to do."},
 		{CodeBadEvent, 0, ActionDeadLetter, "The payload could not be decoded. Dead-lettered with the raw payload; fix its producer."},
 		{CodeUnsupported, 0, ActionDeadLetter, "The payload is valid but of a kind enipool does not handle. Dead-lettered with the raw payload."},

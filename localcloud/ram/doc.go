@@ -76,6 +76,8 @@
 //	ecs:DeleteNetworkInterface          *eni/{id}                               confirmed
 //	ess:CompleteLifecycleAction         All Resources                           reported
 //	ess:RecordLifecycleActionHeartbeat  *scalinggroup/{id}                      reported
+//	ess:DescribeLifecycleActions        scalinggroup/{id}, optional             assumed
+//	ess:DescribeScalingInstances        scalinggroup/{id}, optional             assumed
 //	mns:<message APIs>                  */queues/{name}/messages                confirmed (mapping table)
 //	mns:BatchReceiveMessage             own action (API page) or                confirmed, both
 //	                                    mns:ReceiveMessage (mapping table)

@@ -116,6 +116,8 @@ func DefaultTable() []ActionSpec {
 			{Name: "ScalingGroup", ARN: arnScalingGroup, Required: true}}},
 		{Action: "ess:DescribeLifecycleActions", Resources: []ResourceType{
 			{Name: "ScalingGroup", ARN: arnScalingGroup}}},
+		{Action: "ess:DescribeScalingInstances", Resources: []ResourceType{
+			{Name: "ScalingGroup", ARN: arnScalingGroup}}},
 		// MNS.
 		{Action: "mns:ListQueue", Resources: []ResourceType{{Name: "Queues", ARN: arnQueues, Required: true}}},
 		{Action: "mns:CreateQueue", Resources: queue},

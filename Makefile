@@ -14,7 +14,7 @@ BIN       := dist/main
 LOCAL     := $(GO) run ./localcloud/cmd/localcloud
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
-.PHONY: help build test gotest unit run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps
+.PHONY: help build test gotest unit run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps policy policy-example
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ fuzz: deps ## Fuzz the event decoder and the dead-letter envelope for FUZZTIME e
 
 docs: ## Regenerate the README's generated tables (configuration, error codes)
 	$(GO) run ./internal/readmegen -readme README.md
+
+policy: deps ## The function role's RAM and trust policies for your deployment: make policy ACCOUNT=<id> (ENIPOOL_DEPLOY_* as for deploy); writes dist/policy/
+	$(GO) run ./deploy/cmd/policy -account "$(ACCOUNT)" -out dist/policy
+
+policy-example: deps ## Render deploy/ram-policy.json and deploy/trust-policy.json, the example for the demo world
+	$(GO) run ./deploy/cmd/policy -example
 
 deploy: build ## Deploy with Serverless Devs (s deploy); needs `s config add` first
 	npx --yes @serverless-devs/s deploy -y

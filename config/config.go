@@ -42,6 +42,8 @@ func Variables() []Variable {
 	return []Variable{
 		{"ENIPOOL_DLQ_QUEUE", "", true, "MNS queue that receives dead letters (one message per failed event)."},
 		{"ENIPOOL_TAG_KEY", d.TagKey, false, "Pool tag key. ENIs tagged `<key>=<pool>` form pool `<pool>`; an instance tagged `<key>=<pool>` gets ENIs from it."},
+		{"ENIPOOL_POOLS", "", false, "Pool tag values this deployment serves, comma-separated; an instance of another pool is skipped (`enipool.InstanceNotInPool`). Empty serves any pool, but then the RAM policy cannot be pinned to the pools (deploy/README.md)."},
+		{"ENIPOOL_SCALING_GROUPS", "", false, "Scaling group ids whose lifecycle hooks this deployment serves, comma-separated. A notification of another group is refused (`enipool.LifecycleUnverified`). Empty serves any, but then the RAM policy cannot be pinned to the groups (deploy/README.md)."},
 		{"ENIPOOL_ENIS_PER_INSTANCE", strconv.Itoa(d.PerInstance), false, "Pool ENIs each instance should hold (1-16)."},
 		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
@@ -56,7 +58,6 @@ func Variables() []Variable {
 		{"ENIPOOL_STALE_READ_BOUND", d.StaleReadBound.String(), false, "How long ECS reads may lag its writes. An accepted attach whose ENI still reads Available is taken for rolled back (and another ENI tried) only after this long; shorter risks a second ENI on an instance, longer delays the retry of an attach that really failed."},
 		{"ENIPOOL_DETACH_TIME", d.DetachTime.String(), false, "First guess of how long a detach takes (learned, like ENIPOOL_ATTACH_TIME)."},
 		{"ENIPOOL_LIFECYCLE_FAILURE_RESULT", d.LifecycleFailureResult, false, "How a scale-out lifecycle action is completed when an instance could not get its ENIs: `ABANDON` (Auto Scaling replaces it) or `CONTINUE`."},
-		{"ENIPOOL_SCALING_GROUPS", "", false, "Auto Scaling groups whose lifecycle hooks enipool acts on, comma-separated; empty means any. A notification of another group is refused (`enipool.LifecycleUnverified`)."},
 		{"ENIPOOL_LIFECYCLE_HEARTBEAT", d.LifecycleHeartbeat.String(), false, "Timeout a lifecycle heartbeat asks for when lifecycle work is retried later."},
 		{"ENIPOOL_LOW_WATERMARK", strconv.Itoa(d.LowWatermark), false, "A pool's zone with fewer Available ENIs is reported with a warning (reconcile, status)."},
 		{"ENIPOOL_WARM_POOL", "", false, "Pool whose warm target reconcile keeps; empty turns the warm target off."},
@@ -95,6 +96,8 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("ENIPOOL_DLQ_QUEUE", fmt.Errorf("%q is not an MNS queue name (1-120 letters, digits and hyphens, starting with a letter)", dlq))
 	}
 	h.TagKey = r.str("ENIPOOL_TAG_KEY", h.TagKey)
+	h.Pools = r.list("ENIPOOL_POOLS")
+	h.ScalingGroups = r.list("ENIPOOL_SCALING_GROUPS")
 	h.PerInstance = r.intIn("ENIPOOL_ENIS_PER_INSTANCE", h.PerInstance, 1, 16)
 	h.Region = r.str("ENIPOOL_REGION", "")
 	c.AccountID = r.str("ENIPOOL_ACCOUNT_ID", "")
@@ -130,7 +133,6 @@ func Load(getenv func(string) string) (Config, error) {
 	h.DetachTime = r.duration("ENIPOOL_DETACH_TIME", h.DetachTime, time.Millisecond, time.Minute)
 	h.StaleReadBound = r.duration("ENIPOOL_STALE_READ_BOUND", h.StaleReadBound, 0, time.Minute)
 	h.LifecycleFailureResult = strings.ToUpper(r.oneOf("ENIPOOL_LIFECYCLE_FAILURE_RESULT", "abandon", "abandon", "continue"))
-	h.ScalingGroups = r.list("ENIPOOL_SCALING_GROUPS")
 	h.LifecycleHeartbeat = r.duration("ENIPOOL_LIFECYCLE_HEARTBEAT", h.LifecycleHeartbeat, 30*time.Second, 6*time.Hour)
 	h.LowWatermark = r.intIn("ENIPOOL_LOW_WATERMARK", h.LowWatermark, 0, 100000)
 	h.Warm.Pool = r.str("ENIPOOL_WARM_POOL", "")
@@ -141,6 +143,14 @@ func Load(getenv func(string) string) (Config, error) {
 	h.Warm.Grace = r.duration("ENIPOOL_WARM_GRACE", h.Warm.Grace, 0, 30*24*time.Hour)
 	if h.Warm.Pool != "" && (len(h.Warm.VSwitches) == 0 || len(h.Warm.SecurityGroups) == 0 || h.Warm.Max < h.Warm.MinAvailable) {
 		r.fail("ENIPOOL_WARM_POOL", errors.New("is set, so ENIPOOL_WARM_VSWITCHES and ENIPOOL_WARM_SECURITY_GROUPS are needed and ENIPOOL_WARM_MAX must be >= ENIPOOL_WARM_MIN_AVAILABLE"))
+	}
+	if h.Warm.Pool != "" && !h.Serves(h.Warm.Pool) {
+		r.fail("ENIPOOL_WARM_POOL", fmt.Errorf("%q is not among ENIPOOL_POOLS (%s)", h.Warm.Pool, strings.Join(h.Pools, ",")))
+	}
+	for _, g := range h.ScalingGroups {
+		if !strings.HasPrefix(g, "asg-") || strings.ContainsAny(g, "*? ") {
+			r.fail("ENIPOOL_SCALING_GROUPS", fmt.Errorf("has %q: want scaling group ids such as asg-bp1abc", g))
+		}
 	}
 	h.RedriveMax = r.intIn("ENIPOOL_REDRIVE_MAX", h.RedriveMax, 1, 10000)
 	h.MaxCalls = r.intIn("ENIPOOL_MAX_CALLS", h.MaxCalls, 100, 1_000_000)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,11 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"attach guess leaves no time to confirm", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_FUNCTION_TIMEOUT", "4", "ENIPOOL_DLQ_RESERVE", "2s", "ENIPOOL_ATTACH_TIME", "2s"},
 			[]string{"ENIPOOL_ATTACH_TIME", "ENIPOOL_DLQ_RESERVE", "ENIPOOL_FUNCTION_TIMEOUT"}},
 		{"bad function timeout", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_FUNCTION_TIMEOUT", "soon"}, []string{"ENIPOOL_FUNCTION_TIMEOUT"}},
+		// Fail on 968df3d (neither variable existed): the warm target outside the pools the
+		// deployment serves, and a scaling group that is not an id.
+		{"warm pool not served", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_POOLS", "web", "ENIPOOL_WARM_POOL", "db",
+			"ENIPOOL_WARM_VSWITCHES", "cn-hangzhou-h:vsw-a", "ENIPOOL_WARM_SECURITY_GROUPS", "sg-1"}, []string{"ENIPOOL_WARM_POOL", "ENIPOOL_POOLS"}},
+		{"bad scaling group", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_SCALING_GROUPS", "asg-1,group-2"}, []string{"ENIPOOL_SCALING_GROUPS"}},
 		{"several at once", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LOG_LEVEL", "loud", "ENIPOOL_PLATFORM_RETRIES", "9"},
 			[]string{"ENIPOOL_LOG_LEVEL", "ENIPOOL_PLATFORM_RETRIES"}},
 	}
@@ -127,5 +133,30 @@ func TestLoadWarmTarget(t *testing.T) {
 	if !w.Enabled() || w.MinAvailable != 2 || w.Max != 6 || len(w.VSwitches["cn-hangzhou-h"]) != 2 || w.VSwitches["cn-hangzhou-i"][0] != "vsw-c" ||
 		len(w.SecurityGroups) != 2 || len(c.Handler.ReleaseOn) != 0 {
 		t.Fatalf("warm target misread: %+v release %v", w, c.Handler.ReleaseOn)
+	}
+}
+
+// ENIPOOL_POOLS and ENIPOOL_SCALING_GROUPS are comma-separated lists; empty means any.
+// Fails on 968df3d (Load read neither).
+func TestLoadPoolsAndScalingGroups(t *testing.T) {
+	tests := []struct {
+		pools, groups   string
+		wantP, wantG    []string
+		serves, refuses string
+	}{
+		{"", "", nil, nil, "anything", ""},
+		{"web, db", "asg-1,asg-2", []string{"web", "db"}, []string{"asg-1", "asg-2"}, "db", "cache"},
+	}
+	for _, tt := range tests {
+		c, err := Load(env("ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_POOLS", tt.pools, "ENIPOOL_SCALING_GROUPS", tt.groups))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c.Handler.Pools, tt.wantP) || !slices.Equal(c.Handler.ScalingGroups, tt.wantG) {
+			t.Errorf("%q %q: pools %q groups %q, want %q %q", tt.pools, tt.groups, c.Handler.Pools, c.Handler.ScalingGroups, tt.wantP, tt.wantG)
+		}
+		if !c.Handler.Serves(tt.serves) || (tt.refuses != "" && c.Handler.Serves(tt.refuses)) || c.Handler.Serves("") {
+			t.Errorf("%q: Serves(%q) = %v, Serves(%q) = %v", tt.pools, tt.serves, c.Handler.Serves(tt.serves), tt.refuses, c.Handler.Serves(tt.refuses))
+		}
 	}
 }

@@ -189,6 +189,8 @@ func TestDeployerOverrides(t *testing.T) {
 		"ENIPOOL_DEPLOY_ROLE_NAME":                "staging-fn",
 		"ENIPOOL_DEPLOY_LIFECYCLE_FAILURE_RESULT": "CONTINUE",
 		"ENIPOOL_DEPLOY_LOG_LEVEL":                "debug",
+		"ENIPOOL_DEPLOY_POOLS":                    "web,db",
+		"ENIPOOL_DEPLOY_SCALING_GROUPS":           "asg-bp1staging01",
 	}
 	p := loadTemplate(t, env, testAccountID).function(t)
 	checks := []struct{ path, want string }{
@@ -199,6 +201,8 @@ func TestDeployerOverrides(t *testing.T) {
 		{"environmentVariables.ENIPOOL_DLQ_QUEUE", "staging-dlq"},
 		{"environmentVariables.ENIPOOL_LIFECYCLE_FAILURE_RESULT", "CONTINUE"},
 		{"environmentVariables.ENIPOOL_LOG_LEVEL", "debug"},
+		{"environmentVariables.ENIPOOL_POOLS", "web,db"},
+		{"environmentVariables.ENIPOOL_SCALING_GROUPS", "asg-bp1staging01"},
 		{"asyncInvokeConfig.destinationConfig.onFailure.destination", "acs:mns:cn-shanghai:" + testAccountID + ":/queues/staging-dlq/messages"},
 	}
 	for _, c := range checks {

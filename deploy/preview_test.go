@@ -158,6 +158,7 @@ func TestServerlessDevsPreview(t *testing.T) {
 			"ENIPOOL_DEPLOY_ROLE_NAME":  "staging-fn",
 			"ENIPOOL_DEPLOY_LOG_LEVEL":  "debug",
 			"ENIPOOL_DEPLOY_WORK_QUEUE": "staging-work",
+			"ENIPOOL_DEPLOY_POOLS":      "web,db",
 		}},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
 	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
@@ -109,6 +110,44 @@ func newWorld(t testing.TB, s spec) *world.World {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// fnPolicy returns the rendered policy of the function's role in w.
+func fnPolicy(t testing.TB, w *world.World) *world.RenderedPolicy {
+	t.Helper()
+	for i := range w.Policies {
+		if w.Policies[i].Name == "enipool-fn" && w.Policies[i].Rendered != nil {
+			r := *w.Policies[i].Rendered
+			w.Policies[i].Rendered = &r
+			return &r
+		}
+	}
+	t.Fatal("the world has no rendered policy enipool-fn")
+	return nil
+}
+
+// withWarmPolicy gives the function's role the policy rendered with the warm target of the
+// pool in vsws and sg-testweb001, as `make policy` renders it for a deployment whose s.yaml
+// configures the warm target: without it the role may neither create nor delete an ENI.
+func withWarmPolicy(t testing.TB, vsws ...string) func(*world.World) {
+	return func(w *world.World) {
+		fnPolicy(t, w).Warm = &deploy.Warm{Pool: pool, VSwitches: vsws, SecurityGroups: []string{"sg-testweb001"}}
+	}
+}
+
+// alsoInRegion gives the function's role the policy rendered for another region besides
+// its own, as a second deployment's role would have.
+func alsoInRegion(t testing.TB, region string) func(*world.World) {
+	return func(w *world.World) {
+		r := *fnPolicy(t, w)
+		r.Region = region
+		w.Policies = append(w.Policies, world.PolicyDoc{Name: "enipool-fn-" + region, Rendered: &r})
+		for i := range w.Principals {
+			if w.Principals[i].Name == "enipool-fn" {
+				w.Principals[i].Policies = append(w.Principals[i].Policies, "enipool-fn-"+region)
+			}
+		}
+	}
 }
 
 // bed is a local cloud with the function running under its FC runtime.

@@ -224,7 +224,8 @@ func TestWarmTarget(t *testing.T) {
 		return avail, total
 	}
 	t.Run("creates up to the minimum, within the maximum", func(t *testing.T) {
-		b := newBed(t, newWorld(t, spec{enis: append(poolENIs("h", zoneH, 1), poolENIs("i", zoneI, 4)...)}), bedOptions{env: warmEnv(3, 4)})
+		b := newBed(t, newWorld(t, spec{enis: append(poolENIs("h", zoneH, 1), poolENIs("i", zoneI, 4)...), mutate: withWarmPolicy(t, vswH, vswI)}),
+			bedOptions{env: warmEnv(3, 4)})
 		b.mustInvoke(`{"action":"reconcile"}`)
 		if avail, total := count(b, zoneH, false); avail != 3 || total != 3 {
 			t.Errorf("zone h: %d available of %d, want 3 of 3", avail, total)
@@ -246,7 +247,7 @@ func TestWarmTarget(t *testing.T) {
 		}
 		enis := append(poolENIs("h", zoneH, 3), managed("eni-warmold00001", "-2h"), managed("eni-warmold00002", "-1h"),
 			managed("eni-warmyoung001", "-1m"))
-		b := newBed(t, newWorld(t, spec{enis: enis}), bedOptions{env: warmEnv(1, 4)})
+		b := newBed(t, newWorld(t, spec{enis: enis, mutate: withWarmPolicy(t, vswH, vswI)}), bedOptions{env: warmEnv(1, 4)})
 		b.mustInvoke(`{"action":"reconcile"}`)
 		if _, ok := b.cloud.Store.ENI("eni-warmold00001"); ok {
 			t.Error("the oldest managed ENI beyond the maximum was kept")

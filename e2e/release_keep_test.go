@@ -21,7 +21,7 @@ func TestPoolENIsReleasedWithInstanceAreReported(t *testing.T) {
 		kept[i].DeleteOnRelease = &keep
 	}
 	enis := append(poolENIs("d", zoneH, 3), kept...) // 3 with ECS's default: deleted with the instance
-	b := newBed(t, newWorld(t, spec{enis: enis}), bedOptions{env: map[string]string{
+	b := newBed(t, newWorld(t, spec{enis: enis, mutate: withWarmPolicy(t, vswI)}), bedOptions{env: map[string]string{
 		"ENIPOOL_WARM_POOL": pool, "ENIPOOL_WARM_MIN_AVAILABLE": "2", "ENIPOOL_WARM_MAX": "4",
 		"ENIPOOL_WARM_VSWITCHES": "cn-hangzhou-i:" + vswI, "ENIPOOL_WARM_SECURITY_GROUPS": "sg-testweb001"}})
 

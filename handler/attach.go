@@ -185,6 +185,10 @@ func (e *engine) precheck(t *target) bool {
 	case i.Tags[o.TagKey] == "":
 		t.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s has no %s tag", t.id, o.TagKey))
 		return false
+	case !o.Serves(i.Tags[o.TagKey]):
+		t.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s is in pool %q, which this deployment does not serve (ENIPOOL_POOLS %s)",
+			t.id, i.Tags[o.TagKey], strings.Join(o.Pools, ",")))
+		return false
 	case isStarting(i):
 		return true
 	case i.Status == "Stopped" && !t.allowStopped:

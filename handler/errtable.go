@@ -81,7 +81,7 @@ func Rules() []Rule {
 		{"MissingParameter", 400, ActionDeadLetter, "A required parameter was not sent: a bug in enipool. Report it with the dead letter."},
 		{"Forbidden.NotSupportRAM", 403, ActionDeadLetter, "The account does not allow RAM identities to attach ENIs. Ask the account owner to allow it."},
 		{"UnsupportedParameter", 400, ActionDeadLetter, "A parameter is not supported: an SDK/API mismatch. Report it with the dead letter."},
-		{"Forbidden.SubUser", 403, ActionDeadLetter, "The function's role may not manage this instance or ENI. Grant it (deploy/ram-policy.json)."},
+		{"Forbidden.SubUser", 403, ActionDeadLetter, "The function's role may not manage this instance or ENI. Render its policy for this deployment (make policy, deploy/README.md)."},
 		{"InvalidParameter", 400, ActionDeadLetter, "A parameter value is invalid. Report it with the dead letter."},
 		{"InvalidInstanceID.Malformed", 400, ActionDeadLetter, "The event named a malformed instance id. Fix the producer of the event."},
 		{"InvalidOperation.InvalidRegion", 400, ActionDeadLetter, "The instance is not in the region the call went to. Check ENIPOOL_REGION and the event's region."},
@@ -121,7 +121,7 @@ func Rules() []Rule {
 		{"QpsLimitExceeded", 503, ActionRetry, "MNS rate limit. Backed off and retried."},
 
 		// Authorization and credential problems: fix the deployment.
-		{"Forbidden.RAM", 403, ActionDeadLetter, "The function's role lacks a permission. Grant it (deploy/ram-policy.json)."},
+		{"Forbidden.RAM", 403, ActionDeadLetter, "The function's role lacks a permission. Render its policy for this deployment (make policy, deploy/README.md)."},
 		{"Forbidden*", 403, ActionDeadLetter, "Not allowed. Check the function's RAM role."},
 		{"InvalidAccessKeyId*", 0, ActionDeadLetter, "The AccessKey is unknown or disabled. Check the function's role."},
 		{"SignatureDoesNotMatch", 400, ActionDeadLetter, "The request signature was refused. Check the credentials configuration."},
@@ -139,7 +139,7 @@ func Rules() []Rule {
 		{CodeENILimit, 0, ActionDeadLetter, "The instance already holds as many ENIs as its type allows. Use a larger type or fewer ENIs per instance."},
 		{CodeNoVPC, 0, ActionDeadLetter, "The instance is not in a VPC; ENIs attach only to VPC instances."},
 		{CodeNotFound, 0, ActionSkip, "The instance does not exist (released before the event was handled). Nothing to do."},
-		{CodeNotEligible, 0, ActionSkip, "The instance carries no pool tag: not ours. Nothing to do."},
+		{CodeNotEligible, 0, ActionSkip, "The instance carries no pool tag, or a pool this deployment does not serve (ENIPOOL_POOLS): not ours. Nothing to do."},
 		{CodeStaleEvent, 0, ActionSkip, "The event's state is not one enipool acts on, or the instance has moved on since. Nothing to do."},
 		{CodeBadEvent, 0, ActionDeadLetter, "The payload could not be decoded. Dead-lettered with the raw payload; fix its producer."},
 		{CodeUnsupported, 0, ActionDeadLetter, "The payload is valid but of a kind enipool does not handle. Dead-lettered with the raw payload."},

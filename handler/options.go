@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,6 +14,10 @@ type Options struct {
 	// TagKey is the pool tag's key: an ENI tagged TagKey=<name> is in pool <name>, and an
 	// instance tagged TagKey=<name> asks for an ENI of pool <name>.
 	TagKey string
+	// Pools are the pool tag values this deployment serves: an instance tagged with another
+	// value is skipped (CodeNotEligible) and an ENI of another pool is never touched. Empty
+	// means any value (the RAM policy then cannot pin the pools either).
+	Pools []string
 	// PerInstance is how many pool ENIs each instance should hold (N).
 	PerInstance int
 	// Region is used when neither the event nor the platform names one.
@@ -96,6 +101,11 @@ type WarmOptions struct {
 	Grace          time.Duration
 }
 
+// Serves reports whether the deployment serves pool (any pool when Pools is empty).
+func (o Options) Serves(pool string) bool {
+	return pool != "" && (len(o.Pools) == 0 || slices.Contains(o.Pools, pool))
+}
+
 // Enabled reports whether the warm target is on.
 func (w WarmOptions) Enabled() bool { return w.Pool != "" && len(w.VSwitches) > 0 }
 
@@ -136,6 +146,19 @@ func (o Options) Validate() error {
 	var errs []error
 	if strings.TrimSpace(o.TagKey) == "" {
 		errs = append(errs, errors.New("TagKey is empty"))
+	}
+	for _, p := range o.Pools {
+		if strings.TrimSpace(p) == "" || strings.ContainsAny(p, "*?,") {
+			errs = append(errs, fmt.Errorf("pool %q: want a tag value without *, ? or a comma", p))
+		}
+	}
+	if o.Warm.Pool != "" && !o.Serves(o.Warm.Pool) {
+		errs = append(errs, fmt.Errorf("the warm pool %q is not among the pools served %v", o.Warm.Pool, o.Pools))
+	}
+	for _, g := range o.ScalingGroups {
+		if !strings.HasPrefix(g, "asg-") || strings.ContainsAny(g, "*?, ") {
+			errs = append(errs, fmt.Errorf("scaling group %q is not a scaling group id (asg-...)", g))
+		}
 	}
 	if o.PerInstance < 1 || o.PerInstance > 16 {
 		errs = append(errs, fmt.Errorf("PerInstance %d is outside 1..16", o.PerInstance))

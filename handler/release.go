@@ -107,6 +107,9 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			if (r.only != "" && eni.ID != r.only) || eni.Type == "Primary" {
 				continue // a primary ENI never leaves its instance, pool tag or not
 			}
+			if !h.opts.Serves(eni.Tags[h.opts.TagKey]) {
+				continue // another deployment's pool (ENIPOOL_POOLS)
+			}
 			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
 			switch eni.Status {
 			case StatusDetaching:

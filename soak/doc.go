@@ -11,7 +11,8 @@
 // launched through Pending and Starting, stopped through Stopping and started again (a
 // quarter of them of a type with room for a surplus at N=2, the others full at N=2); FC's
 // go1 instance model (one request per instance, a fresh process for each cold start, idle
-// instances reclaimed); and deploy/ram-policy.json with its tag conditions removed, so that
+// instances reclaimed); and the function's policy rendered for the soak's world (package
+// deploy: its region, account and pools) with its tag conditions removed, so that
 // RAM would let the function attach to untagged instances and only the function's own
 // checks protect them. On top come the soak's own faults: throttling, 5xx, connection
 // resets, attaches rolled back, a ten-second MNS outage, and three function timeouts (3 s, 8 s

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/internal/testenv"
 	"github.com/enipool/enipool/localcloud"
@@ -324,16 +325,20 @@ func faultPlan(seed uint64, realistic fault.Plan) fault.Plan {
 	}
 }
 
-// policyWithoutTagConditions is deploy/ram-policy.json with every tag condition removed: the
-// shipped policy refuses attaches to untagged instances by itself, so a soak under it could
-// not tell whether the function's own eligibility check works. Without the conditions, RAM
-// lets the function attach anywhere, and only the function protects untagged instances.
-func policyWithoutTagConditions(t *testing.T) string {
+// policyWithoutTagConditions is the function's policy rendered for the soak's world (its
+// region and account, the soak's pools; no warm target, no lifecycle hooks) with every tag
+// condition removed: the rendered policy refuses attaches to untagged instances by itself, so a
+// soak under it could not tell whether the function's own eligibility check works. Without the
+// conditions, RAM lets the function attach anywhere in the region, and only the function
+// protects untagged instances.
+func policyWithoutTagConditions(t *testing.T, cfg soakConfig) string {
 	t.Helper()
-	raw, err := os.ReadFile("../deploy/ram-policy.json")
+	pol, err := deploy.RAMPolicy(deploy.Deployment{Region: "cn-hangzhou", AccountID: "1234567890123456", TagKey: "enipool",
+		Pools: cfg.pools, DeadLetterQueue: "enipool-dlq"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw := pol.JSON()
 	var doc map[string]any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
@@ -363,7 +368,7 @@ func policyWithoutTagConditions(t *testing.T) string {
 		}
 	}
 	if removed == 0 {
-		t.Fatal("deploy/ram-policy.json has no tag condition left to remove: the soak's premise changed")
+		t.Fatal("the rendered policy has no tag condition left to remove: the soak's premise changed")
 	}
 	out, err := json.Marshal(doc)
 	if err != nil {
@@ -421,7 +426,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	poolENIs := 2 * ((int(float64(cfg.instances*cfg.perInstance)*(1+cfg.spare)) + 1) / 2)
 	w, err := world.Generate(world.GenerateOptions{
 		Instances: cfg.instances, Pool: poolENIs, Zones: 2,
-		Faults: plan0, FunctionPolicy: policyWithoutTagConditions(t),
+		Faults: plan0, FunctionPolicy: policyWithoutTagConditions(t, cfg),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1129,6 +1134,14 @@ func rightEnd(ev *soakEvent, tagged bool, during map[string]bool, end string) st
 		}
 		return "a Running event for a Running instance with the pool tag must end with its ENIs, or a dead letter saying why not"
 	case "Stopped":
+		if !tagged {
+			// Every release asks ECS first, and an instance without the pool tag is not
+			// enipool's: whatever its state, it is skipped as not eligible.
+			if outcome == "skipped" && code == handler.CodeNotEligible {
+				return ""
+			}
+			return "a Stopped event for an untagged instance must be skipped as not eligible"
+		}
 		if (during[world.StatusRunning] || during[world.StatusStarting] || during[world.StatusPending]) && stale {
 			return "" // started again since: the event is out of date
 		}

@@ -27,7 +27,16 @@
 //	policies[]:                RAM policy documents (real JSON format, see package ram)
 //	  name:                    unique
 //	  document:                the document inline (a YAML/JSON object, or a JSON string), or
-//	  file:                    a path to a JSON document, relative to the world file
+//	  file:                    a path to a JSON document, relative to the world file, or
+//	  rendered:                the function's policy rendered for this world (package deploy,
+//	                           what `make policy` writes): pinned to the world's account and
+//	    region:                the function's region (default: the first region)
+//	    tagKey:                pool tag key (default enipool)
+//	    deadLetterQueue:       (default enipool-dlq)
+//	    pools[]:               pool tag values served (default: any)
+//	    scalingGroups[]:       scaling groups served (default: any of the region)
+//	    warm:                  the warm target's pool, vswitches[] and securityGroups[];
+//	                           absent: no create, no delete
 //	regions[]:
 //	  id:                      e.g. cn-hangzhou
 //	  zones[]:                 zone ids, unique across regions
@@ -152,6 +161,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/ram"
@@ -223,11 +233,40 @@ type AccessKey struct {
 	Disabled bool   `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 }
 
-// PolicyDoc is a named RAM policy document, inline or in a file.
+// PolicyDoc is a named RAM policy document: inline, in a file, or rendered by package deploy.
 type PolicyDoc struct {
-	Name     string `json:"name" yaml:"name"`
-	Document any    `json:"document,omitempty" yaml:"document,omitempty"`
-	File     string `json:"file,omitempty" yaml:"file,omitempty"`
+	Name     string          `json:"name" yaml:"name"`
+	Document any             `json:"document,omitempty" yaml:"document,omitempty"`
+	File     string          `json:"file,omitempty" yaml:"file,omitempty"`
+	Rendered *RenderedPolicy `json:"rendered,omitempty" yaml:"rendered,omitempty"`
+}
+
+// RenderedPolicy is the function's RAM policy as deploy.RAMPolicy renders it for a
+// deployment in this world; the account is the world's. Empty fields take the defaults of
+// s.yaml (tag key enipool, dead-letter queue enipool-dlq) and the world's first region.
+type RenderedPolicy struct {
+	Region          string       `json:"region,omitempty" yaml:"region,omitempty"`
+	TagKey          string       `json:"tagKey,omitempty" yaml:"tagKey,omitempty"`
+	DeadLetterQueue string       `json:"deadLetterQueue,omitempty" yaml:"deadLetterQueue,omitempty"`
+	Pools           []string     `json:"pools,omitempty" yaml:"pools,omitempty"`
+	ScalingGroups   []string     `json:"scalingGroups,omitempty" yaml:"scalingGroups,omitempty"`
+	Warm            *deploy.Warm `json:"warm,omitempty" yaml:"warm,omitempty"`
+}
+
+// deployment is the deployment r describes in w.
+func (r RenderedPolicy) deployment(w *World) deploy.Deployment {
+	d := deploy.Deployment{Region: r.Region, AccountID: w.Account.ID, TagKey: r.TagKey, Pools: r.Pools,
+		ScalingGroups: r.ScalingGroups, DeadLetterQueue: r.DeadLetterQueue, Warm: r.Warm}
+	if d.Region == "" && len(w.Regions) > 0 {
+		d.Region = w.Regions[0].ID
+	}
+	if d.TagKey == "" {
+		d.TagKey = "enipool"
+	}
+	if d.DeadLetterQueue == "" {
+		d.DeadLetterQueue = "enipool-dlq"
+	}
+	return d
 }
 
 // Region is a region and its zones.
@@ -616,7 +655,7 @@ func (w *World) validateAccount(p *problems, baseDir string) {
 		} else if _, dup := w.policies[d.Name]; dup {
 			p.add(path+".name", "duplicate %q", d.Name)
 		}
-		doc, err := d.bytes(baseDir)
+		doc, err := d.bytes(w, baseDir)
 		if err != nil {
 			p.add(path, "%v", err)
 			continue
@@ -670,10 +709,22 @@ func (w *World) validateAccount(p *problems, baseDir string) {
 	}
 }
 
-func (d PolicyDoc) bytes(baseDir string) ([]byte, error) {
+func (d PolicyDoc) bytes(w *World, baseDir string) ([]byte, error) {
+	sources := 0
+	for _, set := range []bool{d.File != "", d.Document != nil, d.Rendered != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case d.File != "" && d.Document != nil:
-		return nil, errors.New("document and file are mutually exclusive")
+	case sources > 1:
+		return nil, errors.New("document, file and rendered are mutually exclusive")
+	case d.Rendered != nil:
+		pol, err := deploy.RAMPolicy(d.Rendered.deployment(w))
+		if err != nil {
+			return nil, fmt.Errorf("rendered: %w", err)
+		}
+		return pol.JSON(), nil
 	case d.File != "":
 		path := d.File
 		if !filepath.IsAbs(path) {
@@ -694,7 +745,7 @@ func (d PolicyDoc) bytes(baseDir string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return nil, errors.New("one of document and file is required")
+	return nil, errors.New("one of document, file and rendered is required")
 }
 
 func (w *World) validateNetwork(p *problems) {

@@ -120,3 +120,23 @@ func TestNoBidiInLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysQuotedInErrors: the keys of an unknown object reach the error text quoted, so a key
+// holding a newline or a terminal escape cannot forge a log line or recolour a terminal
+// (issue 14, 8: they were copied raw).
+func TestKeysQuotedInErrors(t *testing.T) {
+	in := "{\"a\\nlevel=ERROR msg=forged\":1,\"\\u001b[31mred\":2,\"\\u202eevil\":3}"
+	reqs := event.Decode([]byte(in), event.Options{})
+	if len(reqs) != 1 || reqs[0].Err == nil {
+		t.Fatalf("want one refused request, got %+v", reqs)
+	}
+	msg := reqs[0].Err.Error()
+	for _, raw := range []string{"\n", "\x1b", "\u202e"} {
+		if strings.Contains(msg, raw) {
+			t.Errorf("error text %q carries %q raw", msg, raw)
+		}
+	}
+	if !strings.Contains(msg, `"a\nlevel=ERROR msg=forged"`) {
+		t.Errorf("error text %q does not name the key quoted", msg)
+	}
+}

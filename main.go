@@ -21,6 +21,7 @@ import (
 	"github.com/aliyun/fc-runtime-go-sdk/fccontext"
 
 	"github.com/enipool/enipool/alicloud"
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/config"
 	"github.com/enipool/enipool/handler"
 )
@@ -60,7 +61,7 @@ func invocation(ctx context.Context, cfg config.Config) handler.Invocation {
 		inv.RetryCount = fcc.RetryCount
 		inv.Region = firstNonEmpty(fcc.Region, inv.Region)
 		inv.AccountID = firstNonEmpty(fcc.AccountId, inv.AccountID)
-		inv.Credentials = handler.Credentials{
+		inv.Credentials = cloud.Credentials{
 			AccessKeyID:     fcc.Credentials.AccessKeyId,
 			AccessKeySecret: fcc.Credentials.AccessKeySecret,
 			SecurityToken:   fcc.Credentials.SecurityToken,

@@ -96,7 +96,7 @@ func TestOutsideFindsEveryKind(t *testing.T) {
 		{"bench/results.json", `"enipool": "/` + `tmp/enipool-bench-1/main"`, 1},
 		{"localcloud/fcrt/doc.go", `// peak RSS, VmHWM from /proc/<pid>/status`, 0},
 		{"soak/doc.go", "// the invariants of " + "DESIGN" + ".md", 1},
-		{"handler/cloud.go", "// another account's ENI shared with this one", 0},
+		{"cloud/cloud.go", "// another account's ENI shared with this one", 0},
 	}
 	for _, tt := range tests {
 		if got := outside(tt.rel, []byte(tt.text)); len(got) != tt.want {

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 )
 
 // Options configure the clients. Empty endpoint fields take the public defaults.
@@ -55,8 +55,8 @@ type Connector struct {
 }
 
 type session struct {
-	key     handler.Session
-	clients *handler.Clients
+	key     cloud.Session
+	clients *cloud.Clients
 }
 
 // NewConnector checks opts and returns a Connector.
@@ -81,7 +81,7 @@ func NewConnector(opts Options) (*Connector, error) {
 }
 
 // Connect returns the clients for s, building them if s is new.
-func (c *Connector) Connect(ctx context.Context, s handler.Session) (*handler.Clients, error) {
+func (c *Connector) Connect(ctx context.Context, s cloud.Session) (*cloud.Clients, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (c *Connector) Connect(ctx context.Context, s handler.Session) (*handler.Cl
 	if err != nil {
 		return nil, err
 	}
-	clients := &handler.Clients{ECS: ecsClient, Lifecycle: essClient, DeadLetters: dlq}
+	clients := &cloud.Clients{ECS: ecsClient, Lifecycle: essClient, DeadLetters: dlq}
 	c.sessions[s.Region] = &session{key: s, clients: clients}
 	return clients, nil
 }

@@ -10,17 +10,17 @@ import (
 	sdkcreds "github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	credentials "github.com/aliyun/credentials-go/credentials"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 )
 
 // creds is one session's credentials, usable by both SDK generations: the invocation's STS
 // triple in FC, else the credentials-go default chain (environment, profile, ECS RAM role).
 type creds struct {
-	static handler.Credentials // zero when the chain is used
+	static cloud.Credentials // zero when the chain is used
 	chain  credentials.Credential
 }
 
-func newCredentials(c handler.Credentials) (*creds, error) {
+func newCredentials(c cloud.Credentials) (*creds, error) {
 	if !c.IsZero() {
 		if c.AccessKeyID == "" || c.AccessKeySecret == "" {
 			return nil, errors.New("alicloud: incomplete credentials: AccessKeyId and AccessKeySecret are both needed")

@@ -14,7 +14,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 )
 
 // ecsAPI implements handler.ECS. alibaba-cloud-sdk-go clients are not safe for concurrent
@@ -47,7 +47,7 @@ func (a *ecsAPI) get() (*ecs.Client, error) {
 	c := &ecs.Client{}
 	cfg := sdk.NewConfig().WithScheme(strings.ToUpper(a.opts.Scheme)).WithAutoRetry(false)
 	if err := c.InitWithOptions(a.region, cfg, a.creds); err != nil {
-		return nil, &handler.APIError{Service: "ecs", API: "client", Err: err}
+		return nil, &cloud.APIError{Service: "ecs", API: "client", Err: err}
 	}
 	c.Domain = endpointFor(a.opts.ECSEndpoint, "ecs.%s.aliyuncs.com", a.region)
 	c.SetConnectTimeout(a.opts.ConnectTimeout)
@@ -65,7 +65,7 @@ func (a *ecsAPI) put(c *ecs.Client) {
 func (a *ecsAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*ecs.Client) (string, error)) error {
 	timeout, err := deadlineTimeout(ctx, a.opts.ReadTimeout)
 	if err != nil {
-		return &handler.APIError{Service: "ecs", API: api, Err: err}
+		return &cloud.APIError{Service: "ecs", API: api, Err: err}
 	}
 	req.SetReadTimeout(timeout)
 	c, err := a.get()
@@ -76,11 +76,11 @@ func (a *ecsAPI) do(ctx context.Context, api string, req interface{ SetReadTimeo
 	reqID, err := fn(c)
 	a.put(c)
 	err = a.convert(api, err)
-	var ae *handler.APIError
+	var ae *cloud.APIError
 	if errors.As(err, &ae) && ae.RequestID != "" {
 		reqID = ae.RequestID
 	}
-	handler.ReportCall(ctx, handler.Call{Service: "ecs", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "ecs", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
 	return err
 }
 
@@ -90,13 +90,13 @@ func (a *ecsAPI) convert(api string, err error) error {
 	}
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
-		return &handler.APIError{Service: "ecs", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
+		return &cloud.APIError{Service: "ecs", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
 			HTTPStatus: se.HttpStatus(), RequestID: se.RequestId()}
 	}
-	return &handler.APIError{Service: "ecs", API: api, Err: a.creds.transportError(err)}
+	return &cloud.APIError{Service: "ecs", API: api, Err: a.creds.transportError(err)}
 }
 
-func (a *ecsAPI) DescribeInstances(ctx context.Context, q handler.InstanceQuery) ([]handler.Instance, error) {
+func (a *ecsAPI) DescribeInstances(ctx context.Context, q cloud.InstanceQuery) ([]cloud.Instance, error) {
 	// The API takes at most 100 ids per request.
 	idChunks := [][]string{nil}
 	if len(q.IDs) > 0 {
@@ -105,7 +105,7 @@ func (a *ecsAPI) DescribeInstances(ctx context.Context, q handler.InstanceQuery)
 			idChunks = append(idChunks, q.IDs[i:min(i+100, len(q.IDs))])
 		}
 	}
-	var out []handler.Instance
+	var out []cloud.Instance
 	for _, ids := range idChunks {
 		token := ""
 		for {
@@ -143,7 +143,7 @@ func (a *ecsAPI) DescribeInstances(ctx context.Context, q handler.InstanceQuery)
 	return out, nil
 }
 
-func instanceFrom(in ecs.Instance) handler.Instance {
+func instanceFrom(in ecs.Instance) cloud.Instance {
 	tags := map[string]string{}
 	for _, t := range in.Tags.Tag {
 		k, v := t.TagKey, t.TagValue
@@ -156,7 +156,7 @@ func instanceFrom(in ecs.Instance) handler.Instance {
 	for _, n := range in.NetworkInterfaces.NetworkInterface {
 		enis = append(enis, n.NetworkInterfaceId)
 	}
-	return handler.Instance{
+	return cloud.Instance{
 		ID:        in.InstanceId,
 		Region:    in.RegionId,
 		Zone:      in.ZoneId,
@@ -182,7 +182,7 @@ func parseECSTime(s string) time.Time {
 	return time.Time{}
 }
 
-func (a *ecsAPI) DescribeInstanceTypes(ctx context.Context, types []string) ([]handler.InstanceType, error) {
+func (a *ecsAPI) DescribeInstanceTypes(ctx context.Context, types []string) ([]cloud.InstanceType, error) {
 	req := ecs.CreateDescribeInstanceTypesRequest()
 	req.InstanceTypes = &types
 	var resp *ecs.DescribeInstanceTypesResponse
@@ -196,15 +196,15 @@ func (a *ecsAPI) DescribeInstanceTypes(ctx context.Context, types []string) ([]h
 	if err != nil {
 		return nil, err
 	}
-	out := make([]handler.InstanceType, 0, len(resp.InstanceTypes.InstanceType))
+	out := make([]cloud.InstanceType, 0, len(resp.InstanceTypes.InstanceType))
 	for _, t := range resp.InstanceTypes.InstanceType {
-		out = append(out, handler.InstanceType{ID: t.InstanceTypeId, Family: t.InstanceTypeFamily, ENIQuantity: t.EniQuantity})
+		out = append(out, cloud.InstanceType{ID: t.InstanceTypeId, Family: t.InstanceTypeFamily, ENIQuantity: t.EniQuantity})
 	}
 	return out, nil
 }
 
-func (a *ecsAPI) DescribeENIs(ctx context.Context, q handler.ENIQuery) ([]handler.ENI, error) {
-	var out []handler.ENI
+func (a *ecsAPI) DescribeENIs(ctx context.Context, q cloud.ENIQuery) ([]cloud.ENI, error) {
+	var out []cloud.ENI
 	// The API takes at most 100 ids per request.
 	idChunks := [][]string{nil}
 	if len(q.IDs) > 0 {
@@ -249,7 +249,7 @@ func (a *ecsAPI) DescribeENIs(ctx context.Context, q handler.ENIQuery) ([]handle
 	return out, nil
 }
 
-func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
+func eniFrom(n ecs.NetworkInterfaceSet) cloud.ENI {
 	tags := map[string]string{}
 	for _, t := range n.Tags.Tag {
 		k, v := t.TagKey, t.TagValue
@@ -262,7 +262,7 @@ func eniFrom(n ecs.NetworkInterfaceSet) handler.ENI {
 	if instance == "" {
 		instance = n.Attachment.InstanceId
 	}
-	return handler.ENI{
+	return cloud.ENI{
 		ID:             n.NetworkInterfaceId,
 		Status:         n.Status,
 		Type:           n.Type,
@@ -305,7 +305,7 @@ func (a *ecsAPI) DetachENI(ctx context.Context, eniID, instanceID string) error 
 	})
 }
 
-func (a *ecsAPI) CreateENI(ctx context.Context, spec handler.ENISpec) (handler.ENI, error) {
+func (a *ecsAPI) CreateENI(ctx context.Context, spec cloud.ENISpec) (cloud.ENI, error) {
 	req := ecs.CreateCreateNetworkInterfaceRequest()
 	req.VSwitchId, req.ClientToken, req.Description = spec.VSwitchID, spec.ClientToken, spec.Description
 	// A pool ENI outlives its instances: ECS would otherwise delete it, and its address,
@@ -333,9 +333,9 @@ func (a *ecsAPI) CreateENI(ctx context.Context, spec handler.ENISpec) (handler.E
 		return id, err
 	})
 	if err != nil {
-		return handler.ENI{}, err
+		return cloud.ENI{}, err
 	}
-	out := handler.ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, Type: resp.Type, VpcID: resp.VpcId,
+	out := cloud.ENI{ID: resp.NetworkInterfaceId, Status: resp.Status, Type: resp.Type, VpcID: resp.VpcId,
 		VSwitchID: resp.VSwitchId, Zone: resp.ZoneId, PrivateIP: resp.PrivateIpAddress, MAC: resp.MacAddress,
 		ServiceManaged: resp.ServiceManaged, Tags: map[string]string{}}
 	for _, t := range resp.Tags.Tag {

@@ -12,7 +12,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ess"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 )
 
 // essAPI implements handler.Lifecycle with the Auto Scaling API (2014-08-28). Calls are
@@ -34,7 +34,7 @@ func newESS(opts Options, region string, c *creds) *essAPI {
 func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*ess.Client) (string, error)) error {
 	timeout, err := deadlineTimeout(ctx, a.opts.ReadTimeout)
 	if err != nil {
-		return &handler.APIError{Service: "ess", API: api, Err: err}
+		return &cloud.APIError{Service: "ess", API: api, Err: err}
 	}
 	req.SetReadTimeout(timeout)
 	a.mu.Lock()
@@ -43,7 +43,7 @@ func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeo
 		c := &ess.Client{} // built by hand: see newECS's get for why
 		cfg := sdk.NewConfig().WithScheme(strings.ToUpper(a.opts.Scheme)).WithAutoRetry(false)
 		if err := c.InitWithOptions(a.region, cfg, a.creds); err != nil {
-			return &handler.APIError{Service: "ess", API: api, Err: err}
+			return &cloud.APIError{Service: "ess", API: api, Err: err}
 		}
 		c.Domain = endpointFor(a.opts.ESSEndpoint, "ess.%s.aliyuncs.com", a.region)
 		c.SetConnectTimeout(a.opts.ConnectTimeout)
@@ -54,14 +54,14 @@ func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeo
 	if err != nil {
 		var se *sdkerrors.ServerError
 		if errors.As(err, &se) {
-			err = &handler.APIError{Service: "ess", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
+			err = &cloud.APIError{Service: "ess", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
 				HTTPStatus: se.HttpStatus(), RequestID: se.RequestId()}
 			reqID = se.RequestId()
 		} else {
-			err = &handler.APIError{Service: "ess", API: api, Err: a.creds.transportError(err)}
+			err = &cloud.APIError{Service: "ess", API: api, Err: a.creds.transportError(err)}
 		}
 	}
-	handler.ReportCall(ctx, handler.Call{Service: "ess", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "ess", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
 	return err
 }
 
@@ -95,7 +95,7 @@ func (a *essAPI) Heartbeat(ctx context.Context, hookID, token string, timeout ti
 // LifecycleHook implements handler.Lifecycle with DescribeLifecycleHooks, asking for the one
 // hook id (LifecycleHookId.N; ScalingGroupId and LifecycleHookName are then ignored, per the
 // API reference).
-func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (handler.LifecycleHook, bool, error) {
+func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (cloud.LifecycleHook, bool, error) {
 	req := ess.CreateDescribeLifecycleHooksRequest()
 	req.LifecycleHookId = &[]string{hookID}
 	var got []ess.LifecycleHook
@@ -108,21 +108,21 @@ func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (handler.Life
 		return resp.RequestId, err
 	})
 	if err != nil {
-		return handler.LifecycleHook{}, false, err
+		return cloud.LifecycleHook{}, false, err
 	}
 	for _, h := range got {
 		if h.LifecycleHookId == hookID {
-			return handler.LifecycleHook{ID: h.LifecycleHookId, ScalingGroupID: h.ScalingGroupId,
+			return cloud.LifecycleHook{ID: h.LifecycleHookId, ScalingGroupID: h.ScalingGroupId,
 				Transition: strings.ToUpper(h.LifecycleTransition), DefaultResult: strings.ToUpper(h.DefaultResult)}, true, nil
 		}
 	}
-	return handler.LifecycleHook{}, false, nil
+	return cloud.LifecycleHook{}, false, nil
 }
 
 // LifecycleActions implements handler.Lifecycle with DescribeLifecycleActions, 50 a page
 // (the API's maximum), following NextToken.
-func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string) ([]handler.LifecycleAction, error) {
-	var out []handler.LifecycleAction
+func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string) ([]cloud.LifecycleAction, error) {
+	var out []cloud.LifecycleAction
 	next := ""
 	for page := 0; page < 100; page++ {
 		req := ess.CreateDescribeLifecycleActionsRequest()
@@ -141,7 +141,7 @@ func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string
 			return nil, err
 		}
 		for _, x := range got {
-			out = append(out, handler.LifecycleAction{HookID: x.LifecycleHookId, Token: x.LifecycleActionToken,
+			out = append(out, cloud.LifecycleAction{HookID: x.LifecycleHookId, Token: x.LifecycleActionToken,
 				Status: x.LifecycleActionStatus, Result: x.LifecycleActionResult, InstanceIDs: x.InstanceIds.InstanceId})
 		}
 		if next == "" || len(got) == 0 {
@@ -157,8 +157,8 @@ const maxScalingInstanceIDs = 20
 
 // ScalingInstances implements handler.Lifecycle with DescribeScalingInstances, 20 instance
 // ids a call, 50 a page.
-func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID string, instanceIDs []string) ([]handler.ScalingInstance, error) {
-	var out []handler.ScalingInstance
+func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID string, instanceIDs []string) ([]cloud.ScalingInstance, error) {
+	var out []cloud.ScalingInstance
 	for from := 0; from < len(instanceIDs); from += maxScalingInstanceIDs {
 		ids := instanceIDs[from:min(from+maxScalingInstanceIDs, len(instanceIDs))]
 		for page := 1; ; page++ {
@@ -180,7 +180,7 @@ func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID strin
 				return nil, err
 			}
 			for _, x := range got {
-				out = append(out, handler.ScalingInstance{InstanceID: x.InstanceId, ScalingGroupID: x.ScalingGroupId,
+				out = append(out, cloud.ScalingInstance{InstanceID: x.InstanceId, ScalingGroupID: x.ScalingGroupId,
 					LifecycleState: x.LifecycleState, ScalingActivityID: x.ScalingActivityId})
 			}
 			if len(got) == 0 || page*50 >= total {

@@ -12,7 +12,7 @@ import (
 	alimns "github.com/aliyun/aliyun-mns-go-sdk"
 	"github.com/valyala/fasthttp"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 )
 
 // deadLetters implements handler.DeadLetters on an MNS queue.
@@ -22,7 +22,7 @@ type deadLetters struct {
 	creds  *creds
 }
 
-func newDeadLetters(opts Options, s handler.Session, c *creds) (*deadLetters, error) {
+func newDeadLetters(opts Options, s cloud.Session, c *creds) (*deadLetters, error) {
 	endpoint := opts.MNSEndpoint
 	if endpoint == "" {
 		endpoint = "https://{account}.mns.{region}.aliyuncs.com"
@@ -100,14 +100,14 @@ func (d *deadLetters) Send(ctx context.Context, body []byte) (string, error) {
 		return d.handle().SendMessage(alimns.MessageSendRequest{MessageBody: string(body), Priority: 8})
 	})
 	err = d.convert("SendMessage", err)
-	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "SendMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "mns", API: "SendMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
 	if err != nil {
 		return "", err
 	}
 	return resp.MessageId, nil
 }
 
-func (d *deadLetters) Receive(ctx context.Context, maxN int, wait time.Duration) ([]handler.Message, error) {
+func (d *deadLetters) Receive(ctx context.Context, maxN int, wait time.Duration) ([]cloud.Message, error) {
 	start := time.Now()
 	resp, err := run(ctx, func() (alimns.BatchMessageReceiveResponse, error) {
 		respCh := make(chan alimns.BatchMessageReceiveResponse, 1)
@@ -124,13 +124,13 @@ func (d *deadLetters) Receive(ctx context.Context, maxN int, wait time.Duration)
 		err = nil // an empty queue
 	}
 	err = d.convert("BatchReceiveMessage", err)
-	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "BatchReceiveMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "mns", API: "BatchReceiveMessage", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]handler.Message, 0, len(resp.Messages))
+	out := make([]cloud.Message, 0, len(resp.Messages))
 	for _, m := range resp.Messages {
-		out = append(out, handler.Message{ID: m.MessageId, ReceiptHandle: m.ReceiptHandle, Body: []byte(m.MessageBody), DequeueCount: int(m.DequeueCount)})
+		out = append(out, cloud.Message{ID: m.MessageId, ReceiptHandle: m.ReceiptHandle, Body: []byte(m.MessageBody), DequeueCount: int(m.DequeueCount)})
 	}
 	return out, nil
 }
@@ -139,7 +139,7 @@ func (d *deadLetters) Delete(ctx context.Context, receiptHandle string) error {
 	start := time.Now()
 	_, err := run(ctx, func() (struct{}, error) { return struct{}{}, d.handle().DeleteMessage(receiptHandle) })
 	err = d.convert("DeleteMessage", err)
-	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "DeleteMessage", Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "mns", API: "DeleteMessage", Err: err, Duration: time.Since(start)})
 	return err
 }
 
@@ -149,7 +149,7 @@ func (d *deadLetters) Hide(ctx context.Context, receiptHandle string, hide time.
 		return d.handle().ChangeMessageVisibility(receiptHandle, int64(max(hide/time.Second, 1)))
 	})
 	err = d.convert("ChangeMessageVisibility", err)
-	handler.ReportCall(ctx, handler.Call{Service: "mns", API: "ChangeMessageVisibility", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
+	cloud.ReportCall(ctx, cloud.Call{Service: "mns", API: "ChangeMessageVisibility", RequestID: resp.RequestId, Err: err, Duration: time.Since(start)})
 	return err
 }
 
@@ -172,9 +172,9 @@ func (d *deadLetters) convert(api string, err error) error {
 		case "ServiceUnavailable", "QpsLimitExceeded":
 			status = 503
 		}
-		return &handler.APIError{Service: "mns", API: api, Code: code, Message: d.creds.scrub(msg), HTTPStatus: status, RequestID: reqID}
+		return &cloud.APIError{Service: "mns", API: api, Code: code, Message: d.creds.scrub(msg), HTTPStatus: status, RequestID: reqID}
 	}
-	return &handler.APIError{Service: "mns", API: api, Err: d.creds.transportError(err)}
+	return &cloud.APIError{Service: "mns", API: api, Err: d.creds.transportError(err)}
 }
 
 // parseMNSError reads the code, message and request id out of the SDK's error text.

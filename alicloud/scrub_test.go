@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/localcloud/auth"
 )
 
@@ -20,8 +20,8 @@ const (
 	testToken  = "CAIStoken+with/odd=chars*~"
 )
 
-func testSession(region string) handler.Session {
-	return handler.Session{Region: region, AccountID: "1234567890123456", Credentials: handler.Credentials{
+func testSession(region string) cloud.Session {
+	return cloud.Session{Region: region, AccountID: "1234567890123456", Credentials: cloud.Credentials{
 		AccessKeyID: "STS.key", AccessKeySecret: testSecret, SecurityToken: testToken}}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/enipool/enipool/bench/internal/harness"
 	"github.com/enipool/enipool/bench/internal/report"
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 )
 
@@ -468,7 +469,7 @@ func (b *bench) contention(ctx context.Context) error {
 	valid := report.Figure{ID: "3b", Group: figs[0].Group, Name: "letters naming the exhausted pool and zone", Value: float64(r.Exhausted.Valid), Unit: "count", Command: cmd}.
 		Goal("==", float64(r.Exhausted.Shortfall), "the shortfall")
 	valid.Note = fmt.Sprintf("code %s, pool %q, zone set and named in the reason, a burst instance left bare, one letter each; by zone %v",
-		handler.CodePoolExhausted, harness.PoolName, r.Exhausted.ByZone)
+		cloud.CodePoolExhausted, harness.PoolName, r.Exhausted.ByZone)
 	b.add(append(figs, valid)...)
 	for _, pr := range r.Exhausted.Problems {
 		b.note("3b: dead letter not as expected: %s", pr)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -49,36 +50,36 @@ func TestAttachOutcomes(t *testing.T) {
 		{"direct invocation attaches", spec{instances: []world.Instance{inst(a, zoneI)}, enis: poolENIs("p", zoneI, 2)},
 			direct(a), handler.OutcomeAttached, "", 1, 0, "", 1},
 		{"untagged instance is not ours", spec{instances: []world.Instance{untagged}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, handler.CodeNotEligible, 0, 0, "no enipool tag", 0},
+			running(a), handler.OutcomeSkipped, cloud.CodeNotEligible, 0, 0, "no enipool tag", 0},
 		{"instance gone", spec{enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, handler.CodeNotFound, 0, 0, "does not exist", 0},
+			running(a), handler.OutcomeSkipped, cloud.CodeNotFound, 0, 0, "does not exist", 0},
 		{"pool empty in the instance's zone", spec{instances: []world.Instance{inst(a, zoneI)}, enis: poolENIs("p", zoneH, 3)},
-			running(a), handler.OutcomeDeadLettered, handler.CodePoolExhausted, 0, 1, `pool "web" has no Available ENI in zone cn-hangzhou-i`, 0},
+			running(a), handler.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, `pool "web" has no Available ENI in zone cn-hangzhou-i`, 0},
 		{"pool ENIs of another VPC are never used", spec{instances: []world.Instance{inst(a, zoneH)}, enis: otherVPC},
-			running(a), handler.OutcomeDeadLettered, handler.CodePoolExhausted, 0, 1, "vpc-test0001", 0},
+			running(a), handler.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, "vpc-test0001", 0},
 		{"type that needs Stopped, Running", spec{instances: []world.Instance{stoppedOnly}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeDeadLettered, handler.CodeRequiresStopped, 0, 1, "requires the instance to be Stopped", 0},
+			running(a), handler.OutcomeDeadLettered, cloud.CodeRequiresStopped, 0, 1, "requires the instance to be Stopped", 0},
 		{"type that needs Stopped, Stopped, direct", spec{instances: []world.Instance{stoppedOnlyStopped}, enis: poolENIs("p", zoneH, 2)},
 			direct(a), handler.OutcomeAttached, "", 1, 0, "", 1},
 		{"last start before 2018-04-01", spec{instances: []world.Instance{old}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeDeadLettered, handler.CodeRebootRequired, 0, 1, "reboot it", 0},
+			running(a), handler.OutcomeDeadLettered, cloud.CodeRebootRequired, 0, 1, "reboot it", 0},
 		{"Running event for a Stopped instance is stale", spec{instances: []world.Instance{stopped}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, handler.CodeStaleEvent, 0, 0, "out of date", 0},
+			running(a), handler.OutcomeSkipped, cloud.CodeStaleEvent, 0, 0, "out of date", 0},
 		{"no room for another ENI", spec{instances: []world.Instance{small},
 			enis: append(poolENIs("p", zoneH, 2), world.ENI{ID: "eni-busy000001", VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
 				Status: "InUse", InstanceID: a})},
-			running(a), handler.OutcomeDeadLettered, handler.CodeENILimit, 0, 1, "allows 2 ENIs and holds 2", 0},
+			running(a), handler.OutcomeDeadLettered, cloud.CodeENILimit, 0, 1, "allows 2 ENIs and holds 2", 0},
 		{"requested ENI outside the pool is refused", spec{instances: []world.Instance{inst(a, zoneH)}, enis: append(poolENIs("p", zoneH, 2), plain)},
 			fmt.Sprintf(`{"instanceId":%q,"regionId":%q,"networkInterfaceId":"eni-plain00001"}`, a, region),
-			handler.OutcomeDeadLettered, handler.CodeNotInPool, 0, 1, "eni-plain00001 is not in pool", 0},
+			handler.OutcomeDeadLettered, cloud.CodeNotInPool, 0, 1, "eni-plain00001 is not in pool", 0},
 		{"requested pool ENI is honoured", spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 5)},
 			fmt.Sprintf(`{"instanceId":%q,"regionId":%q,"networkInterfaceId":"eni-p04"}`, a, region),
 			handler.OutcomeAttached, "", 1, 0, "", 1},
 		{"malformed payload is dead-lettered with its bytes", spec{},
-			`{"instanceId": "i-bp1case0000000001", oops}`, handler.OutcomeDeadLettered, handler.CodeBadEvent, 0, 1, "cannot handle", 0},
+			`{"instanceId": "i-bp1case0000000001", oops}`, handler.OutcomeDeadLettered, cloud.CodeBadEvent, 0, 1, "cannot handle", 0},
 		{"unknown event type is dead-lettered", spec{},
 			`{"id":"x","source":"acs.oss","specversion":"1.0","type":"oss:ObjectCreated:PutObject","data":{}}`,
-			handler.OutcomeDeadLettered, handler.CodeUnsupported, 0, 1, "oss:ObjectCreated:PutObject", 0},
+			handler.OutcomeDeadLettered, cloud.CodeUnsupported, 0, 1, "oss:ObjectCreated:PutObject", 0},
 	}
 
 	for _, tt := range tests {

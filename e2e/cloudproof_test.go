@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/ess"
@@ -65,8 +66,8 @@ func TestLifecycleTrust(t *testing.T) {
 			// LifecycleHookIdAndLifecycleActionToken.Invalid (skipped, no dead letter).
 			name:     "forged scale-in token",
 			setup:    func(t *testing.T, b *bed) string { return hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}) },
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: handler.CodeLifecycleUnverified,
-			deadCodes: []string{handler.CodeLifecycleUnverified},
+			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
 			// On main: the envelope naming a detached a's ENI, with no completion and no
@@ -75,7 +76,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return envelope(t, a, hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}))
 			},
-			keepsENI: true, outcome: handler.OutcomeSkipped, code: handler.CodeReleaseRefused,
+			keepsENI: true, outcome: handler.OutcomeSkipped, code: cloud.CodeReleaseRefused,
 		},
 		{
 			// On main: a's ENI was detached and the scale-out completed with CONTINUE, so
@@ -84,8 +85,8 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookOut, b.startAction(hookOut, a), "SCALE_IN", []string{a})
 			},
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: handler.CodeLifecycleUnverified,
-			deadCodes: []string{handler.CodeLifecycleUnverified},
+			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
 			// On main: the extra instance (a t6, which cannot take an ENI while Running)
@@ -95,7 +96,7 @@ func TestLifecycleTrust(t *testing.T) {
 				return hookEvent(hookOut, b.startAction(hookOut, a), "SCALE_OUT", []string{a, b2})
 			},
 			keepsENI: true, outcome: handler.OutcomeAlreadyAttached, action: "CONTINUE",
-			deadCodes: []string{handler.CodeLifecycleUnverified}, completion: true,
+			deadCodes: []string{cloud.CodeLifecycleUnverified}, completion: true,
 		},
 		{
 			// On main there was no ENIPOOL_SCALING_GROUPS: the other group's scale-in
@@ -105,8 +106,8 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookIn, b.startAction(hookIn, a), "SCALE_IN", []string{a})
 			},
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: handler.CodeLifecycleUnverified,
-			deadCodes: []string{handler.CodeLifecycleUnverified},
+			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
 			// The same scale-in, from a served group, is carried out: the control case.
@@ -183,8 +184,8 @@ func TestLifecycleLateDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := b.mustInvoke(ev)
-	if r := result(t, resp, a); r.Outcome != handler.OutcomeSkipped || r.Code != handler.CodeStaleEvent {
-		t.Errorf("late duplicate: %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, handler.CodeStaleEvent)
+	if r := result(t, resp, a); r.Outcome != handler.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+		t.Errorf("late duplicate: %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
 	}
 	if got := b.inUse(a); len(got) != 1 {
 		t.Errorf("%s holds %v after the late duplicate", a, got)
@@ -233,7 +234,7 @@ func TestReleaseTrust(t *testing.T) {
 			name:    "Deleted event of an instance ECS still has",
 			mutate:  func(in *world.Instance) { in.Type, in.Status = "ecs.t6-c1m1.large", "Stopped" },
 			payload: func(id string) string { return stateEvent(id, "Deleted") },
-			code:    handler.CodeStaleEvent,
+			code:    cloud.CodeStaleEvent,
 		},
 		{
 			// On main: the function asked ECS to detach from an untagged instance (RAM's
@@ -241,14 +242,14 @@ func TestReleaseTrust(t *testing.T) {
 			name:    "Stopped event of an instance without the pool tag",
 			mutate:  func(in *world.Instance) { in.Tags, in.Status = nil, "Stopped" },
 			payload: func(id string) string { return stateEvent(id, "Stopped") },
-			code:    handler.CodeNotEligible,
+			code:    cloud.CodeNotEligible,
 		},
 		{
 			// On main: likewise, through the detach action.
 			name:    "detach action on an instance without the pool tag",
 			mutate:  func(in *world.Instance) { in.Tags = map[string]string{"team": "web"} },
 			payload: func(id string) string { return `{"action":"detach","instanceId":"` + id + `"}` },
-			code:    handler.CodeNotEligible,
+			code:    cloud.CodeNotEligible,
 		},
 	}
 	for i, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/internal/apidoc"
 	"github.com/enipool/enipool/localcloud/fault"
@@ -61,36 +62,36 @@ func TestSeedErrorCodes(t *testing.T) {
 		code   string
 		spec   spec
 		event  string
-		action handler.Action
+		action cloud.Verdict
 		env    map[string]string
 	}{
 		{code: "InvalidUserType.NotSupported", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: func(w *world.World) { w.Account.Type = "unverified" }}, action: handler.ActionDeadLetter},
+			mutate: func(w *world.World) { w.Account.Type = "unverified" }}, action: cloud.VerdictDeadLetter},
 		{code: "MissingParameter", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("MissingParameter", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("MissingParameter", 400, 1)}, action: cloud.VerdictDeadLetter},
 		// Its world condition (another account's ENI shared with this one) never reaches the
 		// API: the function skips ENIs of other accounts (TestSharedENIIsNotACandidate).
 		{code: "Forbidden.NotSupportRAM", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("Forbidden.NotSupportRAM", 403, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("Forbidden.NotSupportRAM", 403, 1)}, action: cloud.VerdictDeadLetter},
 		{code: "UnsupportedParameter", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("UnsupportedParameter", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("UnsupportedParameter", 400, 1)}, action: cloud.VerdictDeadLetter},
 		{code: "Forbidden.SubUser", spec: spec{instances: with(func(i *world.Instance) { i.OwnerOnly = true }), enis: good},
-			action: handler.ActionDeadLetter},
+			action: cloud.VerdictDeadLetter},
 		{code: "InvalidParameter", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidParameter", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("InvalidParameter", 400, 1)}, action: cloud.VerdictDeadLetter},
 		{code: "InvalidInstanceID.Malformed", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidInstanceID.Malformed", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("InvalidInstanceID.Malformed", 400, 1)}, action: cloud.VerdictDeadLetter},
 		// ECS says InvalidOperation.InvalidRegion only on Attach; an unknown region fails the
 		// describe first (InvalidRegionId.NotFound, TestUnknownRegion).
 		{code: "InvalidOperation.InvalidRegion", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidOperation.InvalidRegion", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("InvalidOperation.InvalidRegion", 400, 1)}, action: cloud.VerdictDeadLetter},
 		// The world's x9 family needs Stopped; the function does not know that family, so ECS
 		// says it: the instance is waited for, and at the deadline (no platform retries left)
 		// dead-lettered with the code.
 		{code: "InvalidOperation.InvalidEcsState", spec: spec{instances: with(func(i *world.Instance) { i.Type = "ecs.x9.large" }), enis: good},
-			action: handler.ActionWaitInstance, env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "0"}},
+			action: cloud.VerdictWaitInstance, env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "0"}},
 		{code: "InvalidOperation.InvalidEniState", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidOperation.InvalidEniState", 400, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidOperation.InvalidEniState", 400, 1)}, action: cloud.VerdictNextENI},
 		{code: "InvalidOperation.DetachPrimaryEniNotAllowed", spec: spec{instances: []world.Instance{base},
 			enis: append(poolENIs("p", zoneH, 1), world.ENI{ID: "eni-heldbyinst01", VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
 				Tags: map[string]string{"enipool": pool}, Status: "InUse", InstanceID: a}),
@@ -98,60 +99,60 @@ func TestSeedErrorCodes(t *testing.T) {
 				w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "DetachNetworkInterface", Rate: 1,
 					Code: "InvalidOperation.DetachPrimaryEniNotAllowed", HTTPStatus: 400})
 			}},
-			event: fmt.Sprintf(`{"action":"detach","instanceId":%q,"regionId":%q}`, a, region), action: handler.ActionDeadLetter},
+			event: fmt.Sprintf(`{"action":"detach","instanceId":%q,"regionId":%q}`, a, region), action: cloud.VerdictDeadLetter},
 		{code: "InvalidEcsId.NotFound", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidEcsId.NotFound", 404, 1)}, action: handler.ActionSkip},
+			mutate: attachFault("InvalidEcsId.NotFound", 404, 1)}, action: cloud.VerdictSkip},
 		{code: "InvalidEniId.NotFound", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidEniId.NotFound", 404, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidEniId.NotFound", 404, 1)}, action: cloud.VerdictNextENI},
 		{code: "InvalidVSwitchId.NotFound", spec: spec{instances: []world.Instance{base},
-			enis: bad(func(e *world.ENI) { e.VSwitch = "vsw-goneh0001" })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.VSwitch = "vsw-goneh0001" })}, action: cloud.VerdictNextENI},
 		{code: "InvalidSecurityGroupId.NotFound", spec: spec{instances: []world.Instance{base},
-			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-testgone01"} })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-testgone01"} })}, action: cloud.VerdictNextENI},
 		{code: "MaxEniCountExceeded", spec: spec{instances: []world.Instance{base, inst("i-bp1code000000002", zoneH)}, enis: good,
 			mutate: func(w *world.World) {
 				w.Account.Quotas.AttachedENIs = 1
 				w.ENIs = append(w.ENIs, busyENI("i-bp1code000000002"))
 			}},
-			action: handler.ActionDeadLetter},
+			action: cloud.VerdictDeadLetter},
 		{code: "EniPerInstanceLimitExceeded", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("EniPerInstanceLimitExceeded", 403, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("EniPerInstanceLimitExceeded", 403, 1)}, action: cloud.VerdictDeadLetter},
 		{code: "InvalidOperation.AvailabilityZoneMismatch", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidOperation.AvailabilityZoneMismatch", 403, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidOperation.AvailabilityZoneMismatch", 403, 1)}, action: cloud.VerdictNextENI},
 		{code: "InvalidOperation.VpcMismatch", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidOperation.VpcMismatch", 403, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidOperation.VpcMismatch", 403, 1)}, action: cloud.VerdictNextENI},
 		{code: "SecurityGroupInstanceLimitExceed", spec: spec{instances: []world.Instance{base, holder},
-			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-testfull01"} })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-testfull01"} })}, action: cloud.VerdictNextENI},
 		{code: "InvalidSecurityGroupId.NotVpc", spec: spec{instances: []world.Instance{base},
-			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-classic001"} })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.SecurityGroups = []string{"sg-classic001"} })}, action: cloud.VerdictNextENI},
 		{code: "InvalidOperation.InvalidEniType", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidOperation.InvalidEniType", 403, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidOperation.InvalidEniType", 403, 1)}, action: cloud.VerdictNextENI},
 		{code: "Forbidden.RegionId", spec: spec{instances: []world.Instance{{ID: a, Type: "ecs.g7.large", VSwitch: "vsw-noeni0001",
 			Status: "Running", Tags: map[string]string{"enipool": pool}, SecurityGroups: []string{"sg-noeni00001"}}},
 			enis: []world.ENI{{ID: "eni-noeni00001", VSwitch: "vsw-noeni0001", SecurityGroups: []string{"sg-noeni00001"}, Tags: map[string]string{"enipool": pool}}},
 			// The function serves one region, its own: deployed where ENIs are unsupported.
 			mutate: func(w *world.World) { slices.Reverse(w.Regions) }},
-			event: fmt.Sprintf(`{"instanceId":%q}`, a), action: handler.ActionDeadLetter},
+			event: fmt.Sprintf(`{"instanceId":%q}`, a), action: cloud.VerdictDeadLetter},
 		{code: "InvalidInstanceId.NotFound", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidInstanceId.NotFound", 403, 1)}, action: handler.ActionSkip},
+			mutate: attachFault("InvalidInstanceId.NotFound", 403, 1)}, action: cloud.VerdictSkip},
 		{code: "InvalidOperation.InvalidGeneration", spec: spec{instances: with(func(i *world.Instance) { i.Type = "ecs.s1.small" }), enis: good},
-			action: handler.ActionDeadLetter},
+			action: cloud.VerdictDeadLetter},
 		{code: "InvalidParams.EniId", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("InvalidParams.EniId", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("InvalidParams.EniId", 400, 1)}, action: cloud.VerdictDeadLetter},
 		{code: "InvalidOperation.Ipv4CountExceeded", spec: spec{instances: with(func(i *world.Instance) { i.Type = "ecs.g7.small" }),
-			enis: bad(func(e *world.ENI) { e.PrivateIPs = []string{"10.0.1.201", "10.0.1.202", "10.0.1.203"} })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.PrivateIPs = []string{"10.0.1.201", "10.0.1.202", "10.0.1.203"} })}, action: cloud.VerdictNextENI},
 		{code: "InvalidOperation.EniServiceManaged", spec: spec{instances: []world.Instance{base}, enis: bad(func(*world.ENI) {}),
-			mutate: attachFault("InvalidOperation.EniServiceManaged", 403, 1)}, action: handler.ActionNextENI},
+			mutate: attachFault("InvalidOperation.EniServiceManaged", 403, 1)}, action: cloud.VerdictNextENI},
 		{code: "InvalidOperation.Ipv6NotSupport", spec: spec{instances: with(func(i *world.Instance) { i.Type = "ecs.g7.small" }),
-			enis: bad(func(e *world.ENI) { e.IPv6 = []string{"2408:4002:10f0::1"} })}, action: handler.ActionNextENI},
+			enis: bad(func(e *world.ENI) { e.IPv6 = []string{"2408:4002:10f0::1"} })}, action: cloud.VerdictNextENI},
 		// Transient codes beyond the seed: retried inside the invocation, then attached.
 		{code: "Throttling.User", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("Throttling.User", 400, 3)}, action: handler.ActionRetry},
+			mutate: attachFault("Throttling.User", 400, 3)}, action: cloud.VerdictRetry},
 		{code: "ServiceUnavailable", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("ServiceUnavailable", 503, 2)}, action: handler.ActionRetry},
+			mutate: attachFault("ServiceUnavailable", 503, 2)}, action: cloud.VerdictRetry},
 		{code: "Something.NewServerSide", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("Something.NewServerSide", 502, 1)}, action: handler.ActionRetry},
+			mutate: attachFault("Something.NewServerSide", 502, 1)}, action: cloud.VerdictRetry},
 		{code: "Something.NewClientSide", spec: spec{instances: []world.Instance{base}, enis: good,
-			mutate: attachFault("Something.NewClientSide", 400, 1)}, action: handler.ActionDeadLetter},
+			mutate: attachFault("Something.NewClientSide", 400, 1)}, action: cloud.VerdictDeadLetter},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -185,7 +186,7 @@ func TestSeedErrorCodes(t *testing.T) {
 			}
 			dl := b.deadLetters()
 			switch tt.action {
-			case handler.ActionDeadLetter, handler.ActionWaitInstance:
+			case cloud.VerdictDeadLetter, cloud.VerdictWaitInstance:
 				if r.Outcome != handler.OutcomeDeadLettered || r.Code != tt.code || r.Action != tt.action {
 					t.Fatalf("got %s %s (%s), want dead-lettered %s (%s): %s", r.Outcome, r.Code, r.Action, tt.code, tt.action, r.Reason)
 				}
@@ -195,24 +196,24 @@ func TestSeedErrorCodes(t *testing.T) {
 				if len(b.inUse(a)) != 0 && tt.event == "" {
 					t.Fatalf("instance holds %v after a dead letter", b.inUse(a))
 				}
-			case handler.ActionNextENI:
+			case cloud.VerdictNextENI:
 				if r.Outcome != handler.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts < 2 {
 					t.Fatalf("got %s %s after %d attempts, want the next ENI %s attached: %s", r.Outcome, r.NetworkInterfaceID, r.Attempts, good[0].ID, r.Reason)
 				}
 				if got := b.inUse(a); len(got) != 1 || got[0] != good[0].ID || len(dl) != 0 {
 					t.Fatalf("instance holds %v, dead letters %d", got, len(dl))
 				}
-			case handler.ActionSkip:
+			case cloud.VerdictSkip:
 				if r.Outcome != handler.OutcomeSkipped || r.Code != tt.code || len(dl) != 0 {
 					t.Fatalf("got %s %s with %d dead letters, want skipped %s", r.Outcome, r.Code, len(dl), tt.code)
 				}
-			case handler.ActionRetry:
+			case cloud.VerdictRetry:
 				if r.Outcome != handler.OutcomeAttached || r.Attempts < 2 || len(dl) != 0 {
 					t.Fatalf("got %s after %d attempts (%d dead letters), want attached after retrying", r.Outcome, r.Attempts, len(dl))
 				}
 			}
-			if rule := ruleFor(tt.code); rule.Action != tt.action {
-				t.Fatalf("the error table says %s for %s, the test expects %s", rule.Action, tt.code, tt.action)
+			if rule := ruleFor(tt.code); rule.Verdict != tt.action {
+				t.Fatalf("the error table says %s for %s, the test expects %s", rule.Verdict, tt.code, tt.action)
 			}
 		})
 	}
@@ -256,10 +257,10 @@ func busyENI(instance string) world.ENI {
 	return world.ENI{ID: "eni-busyelse01", VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"}, Status: "InUse", InstanceID: instance}
 }
 
-func ruleFor(code string) handler.Rule {
-	_, r := handler.Classify(&handler.APIError{Code: code, HTTPStatus: 400})
+func ruleFor(code string) cloud.Rule {
+	_, r := cloud.Classify(&cloud.APIError{Code: code, HTTPStatus: 400})
 	if strings.HasPrefix(code, "Something.NewServerSide") {
-		_, r = handler.Classify(&handler.APIError{Code: code, HTTPStatus: 502})
+		_, r = cloud.Classify(&cloud.APIError{Code: code, HTTPStatus: 502})
 	}
 	return r
 }

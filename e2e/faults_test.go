@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/fcrt"
@@ -102,7 +103,7 @@ func TestDeadLetterQueueOutage(t *testing.T) {
 	b.fn.InvokeAsync([]byte(running(a)))
 	waitAsync(t, b)
 	dl := b.deadLetters()
-	if len(dl) != 1 || dl[0].InstanceID != a || dl[0].Error.Code != handler.CodePoolExhausted {
+	if len(dl) != 1 || dl[0].InstanceID != a || dl[0].Error.Code != cloud.CodePoolExhausted {
 		t.Fatalf("after the outage the queue holds %+v, want one dead letter for %s", dl, a)
 	}
 	if n := len(b.cloud.MNS.Messages(dlq)); n != 1 {
@@ -131,7 +132,7 @@ func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
 		t.Fatalf("function error %s: a queue event must not bounce back to the stream", ferr.ErrorMessage)
 	}
 	r := result(t, resp, a)
-	if r.Outcome != handler.OutcomeDeadLettered || r.Action != handler.ActionRetry || r.Code != "ServiceUnavailable" {
+	if r.Outcome != handler.OutcomeDeadLettered || r.Action != cloud.VerdictRetry || r.Code != "ServiceUnavailable" {
 		t.Fatalf("got %s %s (%s)", r.Outcome, r.Code, r.Action)
 	}
 	dl := b.deadLetters()

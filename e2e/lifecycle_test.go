@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/record"
@@ -93,7 +94,7 @@ func TestScaleOutHookAbandons(t *testing.T) {
 		t.Fatalf("lifecycle action ended %q, want ABANDON", a.Result)
 	}
 	dl := b.deadLetters()
-	if len(dl) != 1 || dl[0].InstanceID != ids[2] || dl[0].Error.Code != handler.CodeRequiresStopped {
+	if len(dl) != 1 || dl[0].InstanceID != ids[2] || dl[0].Error.Code != cloud.CodeRequiresStopped {
 		t.Fatalf("dead letters %+v, want one for %s", dl, ids[2])
 	}
 	if len(b.inUse(ids[0])) != 1 || len(b.inUse(ids[1])) != 1 {
@@ -336,8 +337,8 @@ func TestScaleOutHookUnknownToken(t *testing.T) {
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 3), mutate: withHooks}), bedOptions{})
 	resp := b.mustInvoke(hookEvent(hookOut, "00000000-DEAD-BEEF-0000-000000000000", "SCALE_OUT", ids))
 	for _, id := range ids {
-		if r := result(t, resp, id); r.Outcome != handler.OutcomeDeadLettered || r.Code != handler.CodeLifecycleUnverified {
-			t.Errorf("%s: %s %s, want dead-lettered %s", id, r.Outcome, r.Code, handler.CodeLifecycleUnverified)
+		if r := result(t, resp, id); r.Outcome != handler.OutcomeDeadLettered || r.Code != cloud.CodeLifecycleUnverified {
+			t.Errorf("%s: %s %s, want dead-lettered %s", id, r.Outcome, r.Code, cloud.CodeLifecycleUnverified)
 		}
 		if len(b.inUse(id)) != 0 {
 			t.Errorf("%s holds %v on a forged token's word", id, b.inUse(id))
@@ -363,7 +364,7 @@ func TestScaleOutHookGivesUpWithAbandon(t *testing.T) {
 	if a, _ := b.cloud.ESS.LifecycleAction(token); a.Result != "ABANDON" {
 		t.Fatalf("action ended %q, want ABANDON; results %+v", a.Result, resp.Results)
 	}
-	if dl := b.deadLetters(); len(dl) != 1 || dl[0].Error.Code != handler.CodeNotReady {
-		t.Fatalf("dead letters %+v, want one with %s", dl, handler.CodeNotReady)
+	if dl := b.deadLetters(); len(dl) != 1 || dl[0].Error.Code != cloud.CodeNotReady {
+		t.Fatalf("dead letters %+v, want one with %s", dl, cloud.CodeNotReady)
 	}
 }

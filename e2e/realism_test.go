@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
@@ -195,8 +196,8 @@ func TestAnswersLostAfterTheAction(t *testing.T) {
 			t.Fatalf("function error %s: %s", ferr.ErrorType, ferr.ErrorMessage)
 		}
 		r := result(t, resp, a)
-		if r.Outcome != handler.OutcomeDeadLettered || r.Code != handler.CodePoolExhausted {
-			t.Fatalf("outcome %s %s, want dead-lettered %s", r.Outcome, r.Code, handler.CodePoolExhausted)
+		if r.Outcome != handler.OutcomeDeadLettered || r.Code != cloud.CodePoolExhausted {
+			t.Fatalf("outcome %s %s, want dead-lettered %s", r.Outcome, r.Code, cloud.CodePoolExhausted)
 		}
 		// The first send was enqueued and its answer lost; the retry may enqueue it again.
 		// Either way every letter is this event's, and none is lost.
@@ -205,8 +206,8 @@ func TestAnswersLostAfterTheAction(t *testing.T) {
 			t.Fatalf("%d dead letters, want the one (or its retried copy)", len(dl))
 		}
 		for _, env := range dl {
-			if env.InstanceID != a || env.Error == nil || env.Error.Code != handler.CodePoolExhausted {
-				t.Errorf("dead letter %+v, want %s for %s", env, handler.CodePoolExhausted, a)
+			if env.InstanceID != a || env.Error == nil || env.Error.Code != cloud.CodePoolExhausted {
+				t.Errorf("dead letter %+v, want %s for %s", env, cloud.CodePoolExhausted, a)
 			}
 		}
 	})

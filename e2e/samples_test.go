@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -29,25 +30,25 @@ func TestSampleEvents(t *testing.T) {
 		lifecycle string // the result the hook's action ends with
 	}{
 		"ecs-running.json":          {results: []want{attached(i1)}},
-		"ecs-stopped.json":          {results: []want{{i2, handler.OutcomeSkipped, handler.CodeStaleEvent}}},
+		"ecs-stopped.json":          {results: []want{{i2, handler.OutcomeSkipped, cloud.CodeStaleEvent}}},
 		"ecs-notification-mns.json": {results: []want{attached(i3)}},
-		"ess-scale-out.json": {results: []want{attached(i4), {i5, handler.OutcomeDeadLettered, handler.CodeRequiresStopped}, completed},
+		"ess-scale-out.json": {results: []want{attached(i4), {i5, handler.OutcomeDeadLettered, cloud.CodeRequiresStopped}, completed},
 			dead: 1, lifecycle: "ABANDON"},
 		"ess-scale-out-mns.json":  {results: []want{attached(i4), completed}, lifecycle: "CONTINUE"},
-		"ess-scale-in.json":       {results: []want{{i4, handler.OutcomeSkipped, handler.CodeStaleEvent}, completed}, lifecycle: "CONTINUE"},
+		"ess-scale-in.json":       {results: []want{{i4, handler.OutcomeSkipped, cloud.CodeStaleEvent}, completed}, lifecycle: "CONTINUE"},
 		"mns-single.json":         {results: []want{attached(i1)}},
-		"mns-batch.json":          {results: []want{attached(i2), attached(i3), {i6, handler.OutcomeSkipped, handler.CodeNotEligible}}},
+		"mns-batch.json":          {results: []want{attached(i2), attached(i3), {i6, handler.OutcomeSkipped, cloud.CodeNotEligible}}},
 		"direct.json":             {results: []want{attached(i1)}},
 		"direct-list.json":        {results: []want{attached(i1), attached(i2), attached(i3)}},
 		"deadletter-redrive.json": {results: []want{attached(i1)}},
 		"fc-destination.json":     {results: []want{attached(i3)}},
 		"action-status.json":      {results: []want{completed}},
 		"action-redrive.json":     {results: []want{completed}},
-		"action-detach.json":      {results: []want{{i3, handler.OutcomeSkipped, handler.CodeStaleEvent}}},
+		"action-detach.json":      {results: []want{{i3, handler.OutcomeSkipped, cloud.CodeStaleEvent}}},
 		"action-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
-			{i5, handler.OutcomeUnresolved, handler.CodeRequiresStopped}}},
+			{i5, handler.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
 		"timer-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
-			{i5, handler.OutcomeUnresolved, handler.CodeRequiresStopped}}},
+			{i5, handler.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
 	}
 	files, err := filepath.Glob("../events/*.json")
 	if err != nil {

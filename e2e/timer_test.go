@@ -7,6 +7,7 @@ import (
 
 	"github.com/aliyun/fc-runtime-go-sdk/events"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -46,8 +47,8 @@ func TestTimerTrigger(t *testing.T) {
 		b := newBed(t, newWorld(t, spec{}), bedOptions{})
 		raw := timerPayload(t, "TestPayload")
 		resp := b.mustInvoke(raw)
-		if len(resp.Results) != 1 || resp.Results[0].Outcome != handler.OutcomeDeadLettered || resp.Results[0].Code != handler.CodeUnsupported {
-			t.Fatalf("results %+v, want one dead letter %s", resp.Results, handler.CodeUnsupported)
+		if len(resp.Results) != 1 || resp.Results[0].Outcome != handler.OutcomeDeadLettered || resp.Results[0].Code != cloud.CodeUnsupported {
+			t.Fatalf("results %+v, want one dead letter %s", resp.Results, cloud.CodeUnsupported)
 		}
 		dl := b.deadLetters()
 		if len(dl) != 1 || string(dl[0].Event) != raw || !strings.HasPrefix(dl[0].Source, "timer") {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/mns"
@@ -121,8 +122,8 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 			t.Run(cname+"/"+aname, func(t *testing.T) {
 				mark := b.lastSeq()
 				resp, _ := b.invoke(wrap(action))
-				if len(resp.Results) != 1 || resp.Results[0].Code != handler.CodeNotAllowed || resp.Results[0].Outcome != handler.OutcomeDeadLettered {
-					t.Fatalf("results %+v, want one dead-lettered %s", resp.Results, handler.CodeNotAllowed)
+				if len(resp.Results) != 1 || resp.Results[0].Code != cloud.CodeNotAllowed || resp.Results[0].Outcome != handler.OutcomeDeadLettered {
+					t.Fatalf("results %+v, want one dead-lettered %s", resp.Results, cloud.CodeNotAllowed)
 				}
 				if resp.Report != nil {
 					t.Errorf("the refused action reported %v", resp.Report)
@@ -160,8 +161,8 @@ func TestOneActionPerInvocation(t *testing.T) {
 		t.Fatalf("%d ECS calls for 300 refused reconciles", n)
 	}
 	for _, r := range resp.Results {
-		if r.Code != handler.CodeNotAllowed {
-			t.Fatalf("result %+v, want %s", r, handler.CodeNotAllowed)
+		if r.Code != cloud.CodeNotAllowed {
+			t.Fatalf("result %+v, want %s", r, cloud.CodeNotAllowed)
 		}
 	}
 	if got := len(b.deadLetters()); got != 1 {
@@ -191,8 +192,8 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 		"queued FC record": queued(t, inFCRecord(t, stateEvent(a, "Stopped"))),
 	} {
 		r := result(t, b.mustInvoke(payload), a)
-		if r.Outcome != handler.OutcomeSkipped || r.Code != handler.CodeReleaseRefused {
-			t.Errorf("%s: %s %s (%s), want skipped %s", name, r.Outcome, r.Code, r.Reason, handler.CodeReleaseRefused)
+		if r.Outcome != handler.OutcomeSkipped || r.Code != cloud.CodeReleaseRefused {
+			t.Errorf("%s: %s %s (%s), want skipped %s", name, r.Outcome, r.Code, r.Reason, cloud.CodeReleaseRefused)
 		}
 	}
 	if got := b.inUse(a); len(got) != 1 {
@@ -224,8 +225,8 @@ func TestOwnRegionAndAccountOnly(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mark := b.lastSeq()
 			r := result(t, b.mustInvoke(tt.payload), a)
-			if r.Code != handler.CodeForeign || r.Outcome != handler.OutcomeDeadLettered {
-				t.Fatalf("%s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, handler.CodeForeign)
+			if r.Code != cloud.CodeForeign || r.Outcome != handler.OutcomeDeadLettered {
+				t.Fatalf("%s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, cloud.CodeForeign)
 			}
 			if n := b.ecsCallsSince(mark, nil); n != 0 {
 				t.Fatalf("%d ECS calls", n)
@@ -337,8 +338,8 @@ func TestOneLetterPerUnreadableMessage(t *testing.T) {
 		ids[i] = fmt.Sprintf(`"x%d"`, i)
 	}
 	resp, _ := b.invoke(queued(t, `{"instanceIds":[`+strings.Join(ids, ",")+`]}`))
-	if len(resp.Results) != 1 || resp.Results[0].Code != handler.CodeBadEvent {
-		t.Fatalf("%d results (first %+v), want one %s", len(resp.Results), resp.Results[0], handler.CodeBadEvent)
+	if len(resp.Results) != 1 || resp.Results[0].Code != cloud.CodeBadEvent {
+		t.Fatalf("%d results (first %+v), want one %s", len(resp.Results), resp.Results[0], cloud.CodeBadEvent)
 	}
 	if n := b.calls("mns", "SendMessage"); n != 1 {
 		t.Fatalf("%d SendMessage calls, want 1", n)

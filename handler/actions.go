@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/event"
 )
 
@@ -16,7 +17,7 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 	a := it.req.Action
 	clients, err := h.connect(ctx, inv, it.region)
 	if err != nil {
-		h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + it.region, Err: err})
+		h.decide(it, OutcomeRetry, &cloud.Problem{Code: cloud.CodeTransport, Msg: "cannot connect to region " + it.region, Err: err})
 		return nil
 	}
 	switch a.Name {
@@ -36,7 +37,7 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 		return items
 	case event.ActionRedrive:
 		if it.held {
-			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "a redrive found in the dead-letter queue is not run again"))
+			h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "a redrive found in the dead-letter queue is not run again"))
 			return nil
 		}
 		rep, items := h.redrive(ctx, finish, inv, clients, it, a)
@@ -45,9 +46,9 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 	case event.ActionDetach:
 		id := firstNonEmpty(a.InstanceID, it.req.InstanceID)
 		if id == "" && it.req.ENIID != "" {
-			var got []ENI
+			var got []cloud.ENI
 			err := retry(ctx, func(ctx context.Context) (err error) {
-				got, err = clients.ECS.DescribeENIs(ctx, ENIQuery{IDs: []string{it.req.ENIID}})
+				got, err = clients.ECS.DescribeENIs(ctx, cloud.ENIQuery{IDs: []string{it.req.ENIID}})
 				return err
 			})
 			if err != nil {
@@ -59,7 +60,7 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 			}
 		}
 		if id == "" {
-			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "ENI %s is not attached to any instance", it.req.ENIID))
+			h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "ENI %s is not attached to any instance", it.req.ENIID))
 			return nil
 		}
 		r := &release{id: id, only: it.req.ENIID}
@@ -68,16 +69,16 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 		it.res.InstanceID = id
 		return nil
 	default:
-		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "action %q is not handled", a.Name))
+		h.decide(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeUnsupported, "action %q is not handled", a.Name))
 		return nil
 	}
 }
 
 // listPool lists the ENIs of one pool, or of every pool when pool is empty.
-func (h *Handler) listPool(ctx context.Context, ecs ECS, pool string) ([]ENI, error) {
-	var enis []ENI
+func (h *Handler) listPool(ctx context.Context, ecs cloud.ECS, pool string) ([]cloud.ENI, error) {
+	var enis []cloud.ENI
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		enis, err = ecs.DescribeENIs(ctx, ENIQuery{TagKey: h.opts.TagKey, TagValue: pool})
+		enis, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{TagKey: h.opts.TagKey, TagValue: pool})
 		return err
 	})
 	return enis, err
@@ -121,7 +122,7 @@ type ENIStatus struct {
 }
 
 // poolStatus counts enis per pool and zone, sorted, listing them when detail is set.
-func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
+func (h *Handler) poolStatus(enis []cloud.ENI, detail bool) []PoolStatus {
 	type key struct{ pool, zone string }
 	zones := map[key]*ZoneStatus{}
 	for _, e := range enis {
@@ -133,13 +134,13 @@ func (h *Handler) poolStatus(enis []ENI, detail bool) []PoolStatus {
 		}
 		z.Total++
 		switch e.Status {
-		case StatusAvailable:
+		case cloud.StatusAvailable:
 			z.Available++
-		case StatusAttaching:
+		case cloud.StatusAttaching:
 			z.Attaching++
-		case StatusInUse:
+		case cloud.StatusInUse:
 			z.InUse++
-		case StatusDetaching:
+		case cloud.StatusDetaching:
 			z.Detaching++
 		}
 		if e.DeleteOnRelease {
@@ -199,15 +200,15 @@ type ReconcileReport struct {
 // ENIs get them, instances holding too many drop the surplus, pool ENIs on instances that
 // are not eligible go back to the pool; then it reports the watermarks and keeps the warm
 // target.
-func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*ReconcileReport, []*item) {
+func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *cloud.Clients, it *item, a *event.Action) (*ReconcileReport, []*item) {
 	rep := &ReconcileReport{}
 	limit := a.Max
 	if limit <= 0 {
 		limit = h.opts.ReconcileMax
 	}
-	var insts []Instance
+	var insts []cloud.Instance
 	err := retry(ctx, func(ctx context.Context) (err error) {
-		insts, err = clients.ECS.DescribeInstances(ctx, InstanceQuery{TagKey: h.opts.TagKey, TagValue: a.Pool, Status: "Running"})
+		insts, err = clients.ECS.DescribeInstances(ctx, cloud.InstanceQuery{TagKey: h.opts.TagKey, TagValue: a.Pool, Status: "Running"})
 		return err
 	})
 	if err != nil {
@@ -276,7 +277,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *Client
 		rep.Instances, rep.Attached, rep.AlreadyAttached, rep.Released, rep.Failed)
 	if strayErr != nil {
 		// The strays stay where they are: the reconcile failed at that, and says so.
-		h.decide(it, failOutcome(strayErr), &Problem{Code: codeOrTransport(strayErr), Msg: summary, Err: strayErr})
+		h.decide(it, failOutcome(strayErr), &cloud.Problem{Code: codeOrTransport(strayErr), Msg: summary, Err: strayErr})
 		return rep, out
 	}
 	h.decide(it, OutcomeCompleted, nil)
@@ -299,7 +300,7 @@ type Coverage struct {
 // the run's time, the timer's trigger time when there is one, counted in ReconcileInterval:
 // runs one interval apart take consecutive windows, with no memory shared between them (each
 // may run in a fresh FC instance), so every instance is reached within Windows runs.
-func (h *Handler) window(insts []Instance, limit int, at time.Time) ([]Instance, *Coverage) {
+func (h *Handler) window(insts []cloud.Instance, limit int, at time.Time) ([]cloud.Instance, *Coverage) {
 	cov := &Coverage{Fleet: len(insts), Window: 1, Windows: 1}
 	if len(insts) > limit {
 		cov.Windows = (len(insts) + limit - 1) / limit
@@ -328,10 +329,10 @@ func firstNonZero(ts ...time.Time) time.Time {
 // back (a missed Stopped event). Each becomes a release of just that ENI. Pool ENIs on
 // instances without the pool tag are not enipool's to take back: they are counted in the
 // report and logged, and left alone.
-func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[string]string, rep *ReconcileReport) ([]*release, error) {
-	holders := map[string][]ENI{}
+func (h *Handler) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, eligible map[string]string, rep *ReconcileReport) ([]*release, error) {
+	holders := map[string][]cloud.ENI{}
 	for _, e := range enis {
-		if e.InstanceID == "" || (e.Status != StatusInUse && e.Status != StatusAttaching) {
+		if e.InstanceID == "" || (e.Status != cloud.StatusInUse && e.Status != cloud.StatusAttaching) {
 			continue
 		}
 		if pool, ok := eligible[e.InstanceID]; ok && pool == e.Tags[h.opts.TagKey] {
@@ -347,14 +348,14 @@ func (h *Handler) strays(ctx context.Context, ecs ECS, enis []ENI, eligible map[
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var insts []Instance
+	var insts []cloud.Instance
 	if err := retry(ctx, func(ctx context.Context) (err error) {
-		insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+		insts, err = ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("cannot look up the holders of %d pool ENI(s) on instances it did not reconcile: %w", len(ids), err)
 	}
-	byID := map[string]Instance{}
+	byID := map[string]cloud.Instance{}
 	for _, in := range insts {
 		byID[in.ID] = in
 	}
@@ -428,7 +429,7 @@ type RedriveReport struct {
 // redrive takes dead letters off the queue and handles them again. A message is deleted only
 // when everything it held ended well; the rest stay in the queue (they come back after the
 // queue's visibility timeout), so a redrive never loses one.
-func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *Clients, it *item, a *event.Action) (*RedriveReport, []*item) {
+func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *cloud.Clients, it *item, a *event.Action) (*RedriveReport, []*item) {
 	rep := &RedriveReport{}
 	limit := a.Max
 	if limit <= 0 {
@@ -521,7 +522,7 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 // quarantine hides a letter that cannot be acted on for quarantineFor: it stays in the queue
 // for an operator, and stops coming back to every redrive. A letter that cannot be hidden is
 // kept as it is.
-func (h *Handler) quarantine(ctx context.Context, dlq DeadLetters, m Message, rep *RedriveReport) {
+func (h *Handler) quarantine(ctx context.Context, dlq cloud.DeadLetters, m cloud.Message, rep *RedriveReport) {
 	if err := retry(ctx, func(ctx context.Context) error { return dlq.Hide(ctx, m.ReceiptHandle, quarantineFor) }); err != nil {
 		rep.Kept++
 		h.log.Warn("enipool.quarantine-failed", "messageId", m.ID, "error", err.Error())
@@ -529,6 +530,6 @@ func (h *Handler) quarantine(ctx context.Context, dlq DeadLetters, m Message, re
 	}
 	rep.Quarantined++
 	rep.QuarantinedIDs = append(rep.QuarantinedIDs, m.ID)
-	h.log.Warn("enipool.quarantined", "messageId", m.ID, "dequeueCount", m.DequeueCount, "code", CodeQuarantined,
+	h.log.Warn("enipool.quarantined", "messageId", m.ID, "dequeueCount", m.DequeueCount, "code", cloud.CodeQuarantined,
 		"reason", fmt.Sprintf("a dead letter that cannot be acted on came back %d times: hidden for %s; read it in the queue and delete it", m.DequeueCount, quarantineFor))
 }

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"fmt"
+	"github.com/enipool/enipool/cloud"
 	"slices"
 	"sort"
 	"strings"
@@ -20,7 +21,7 @@ type target struct {
 	hint         string // an ENI the event asked for
 	allowStopped bool   // direct requests may attach to Stopped instances, as ECS allows
 
-	inst  *Instance
+	inst  *cloud.Instance
 	pool  string
 	quota int // ENIs the instance type allows; 0 when unknown
 
@@ -61,7 +62,7 @@ type target struct {
 	done    bool
 	outcome Outcome
 	err     error // the error behind a dead letter, skip or retry outcome
-	kept    []ENI
+	kept    []cloud.ENI
 	dropped []string
 }
 
@@ -73,12 +74,12 @@ func (t *target) finish(o Outcome, err error) {
 // the instance and pool look-ups between them.
 type engine struct {
 	h       *Handler
-	ecs     ECS
+	ecs     cloud.ECS
 	account string // the invocation's account: only its own ENIs are candidates
 
 	targets []*target
 	mu      sync.Mutex // guards the targets' fields written from attach goroutines
-	view    map[string]ENI
+	view    map[string]cloud.ENI
 	listed  map[groupKey]time.Time
 	// lastLook is when the loop last looked at the cloud (observe).
 	lastLook time.Time
@@ -90,7 +91,7 @@ func (t *target) group() groupKey { return groupKey{t.pool, t.inst.VpcID} }
 
 // run drives every target to an outcome or until ctx is done.
 func (e *engine) run(ctx context.Context) {
-	e.view = make(map[string]ENI)
+	e.view = make(map[string]cloud.ENI)
 	e.listed = make(map[groupKey]time.Time)
 	if !e.describe(ctx) {
 		return
@@ -161,7 +162,7 @@ func (e *engine) describe(ctx context.Context) bool {
 		}
 		if err := sleep(ctx, retry.next()); err != nil {
 			for _, t := range starting {
-				t.finish(OutcomeRetry, problem(CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
+				t.finish(OutcomeRetry, cloud.Problemf(cloud.CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
 			}
 			return len(e.active()) > 0
 		}
@@ -170,7 +171,7 @@ func (e *engine) describe(ctx context.Context) bool {
 	return len(e.active()) > 0 && e.checkTypes(ctx)
 }
 
-func isStarting(i *Instance) bool {
+func isStarting(i *cloud.Instance) bool {
 	return i != nil && (i.Status == "Pending" || i.Status == "Starting")
 }
 
@@ -180,41 +181,41 @@ func (e *engine) precheck(t *target) bool {
 	i, o := t.inst, e.h.opts
 	switch {
 	case i == nil:
-		t.finish(OutcomeSkipped, problem(CodeNotFound, "instance %s does not exist", t.id))
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotFound, "instance %s does not exist", t.id))
 		return false
 	case i.Tags[o.TagKey] == "":
-		t.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s has no %s tag", t.id, o.TagKey))
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s has no %s tag", t.id, o.TagKey))
 		return false
 	case !o.Serves(i.Tags[o.TagKey]):
-		t.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s is in pool %q, which this deployment does not serve (ENIPOOL_POOLS %s)",
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s is in pool %q, which this deployment does not serve (ENIPOOL_POOLS %s)",
 			t.id, i.Tags[o.TagKey], strings.Join(o.Pools, ",")))
 		return false
 	case isStarting(i):
 		return true
 	case i.Status == "Stopped" && !t.allowStopped:
-		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is Stopped now; the Running event is out of date", t.id))
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is Stopped now; the Running event is out of date", t.id))
 		return false
 	case i.Status == "Stopped" && e.h.releasesOnStop(i):
-		t.finish(OutcomeSkipped, problem(CodeStaleEvent,
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent,
 			"instance %s is Stopped, and Stopped instances give their ENIs back (ENIPOOL_RELEASE_ON): it gets them when it runs", t.id))
 		return false
 	case i.Status != "Running" && i.Status != "Stopped":
-		t.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s", t.id, i.Status))
+		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s", t.id, i.Status))
 		return false
 	case i.VpcID == "":
-		t.finish(OutcomeDeadLettered, problem(CodeNoVPC, "instance %s is not in a VPC", t.id))
+		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNoVPC, "instance %s is not in a VPC", t.id))
 		return false
 	}
 	t.pool = i.Tags[o.TagKey]
 	if i.Status == "Running" {
 		if e.h.stoppedOnly(i) {
-			t.finish(OutcomeDeadLettered, problem(CodeRequiresStopped,
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeRequiresStopped,
 				"instance type %s (family %s) requires the instance to be Stopped to attach an ENI; stop %s and redrive, or use another type",
 				i.Type, family(i), t.id))
 			return false
 		}
 		if !i.StartTime.IsZero() && i.StartTime.Before(rebootCutoff()) {
-			t.finish(OutcomeDeadLettered, problem(CodeRebootRequired,
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeRebootRequired,
 				"instance %s was last started %s, before 2018-04-01: reboot it (RebootInstance), then redrive",
 				t.id, i.StartTime.UTC().Format("2006-01-02")))
 			return false
@@ -224,17 +225,17 @@ func (e *engine) precheck(t *target) bool {
 }
 
 // stoppedOnly reports whether the instance's family takes ENIs only while Stopped.
-func (h *Handler) stoppedOnly(i *Instance) bool {
+func (h *Handler) stoppedOnly(i *cloud.Instance) bool {
 	return slices.Contains(h.opts.StoppedOnlyFamilies, family(i))
 }
 
 // releasesOnStop reports whether a Stopped instance gives its pool ENIs back. Instances of
 // families that take ENIs only while Stopped keep them: they could not get them back running.
-func (h *Handler) releasesOnStop(i *Instance) bool {
+func (h *Handler) releasesOnStop(i *cloud.Instance) bool {
 	return slices.Contains(h.opts.ReleaseOn, "Stopped") && !h.stoppedOnly(i)
 }
 
-func family(i *Instance) string {
+func family(i *cloud.Instance) string {
 	if i.Family != "" {
 		return i.Family
 	}
@@ -267,8 +268,8 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 	// ECS takes 1 to 10 types per call. A look-up that fails leaves its types unknown
 	// rather than failing the instances: the quota is only a pre-check, and ECS refuses an
 	// attach beyond it (EniPerInstanceLimitExceeded) anyway.
-	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]InstanceType, error) {
-		var all []InstanceType
+	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]cloud.InstanceType, error) {
+		var all []cloud.InstanceType
 		for chunk := range slices.Chunk(missing, maxTypesPerCall) {
 			var served []*target
 			for _, t := range e.active() {
@@ -276,7 +277,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 					served = append(served, t)
 				}
 			}
-			var got []InstanceType
+			var got []cloud.InstanceType
 			err := e.call(ctx, served, func(ctx context.Context) (err error) {
 				got, err = e.ecs.DescribeInstanceTypes(ctx, chunk)
 				return err
@@ -316,9 +317,9 @@ func (e *engine) listPools(ctx context.Context, ts []*target) bool {
 	sort.Slice(keys, func(i, j int) bool { return keys[i].pool+keys[i].vpc < keys[j].pool+keys[j].vpc })
 	for _, k := range keys {
 		members := groups[k]
-		var got []ENI
+		var got []cloud.ENI
 		err := e.call(ctx, members, func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeENIs(ctx, ENIQuery{VpcID: k.vpc, TagKey: e.h.opts.TagKey, TagValue: k.pool})
+			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{VpcID: k.vpc, TagKey: e.h.opts.TagKey, TagValue: k.pool})
 			return err
 		})
 		if err != nil {
@@ -349,14 +350,14 @@ func (e *engine) idsInGroup(k groupKey) []string {
 // holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
 // the attaches this invocation had accepted that the view does not show yet (reads lag
 // writes), as Attaching.
-func (e *engine) holdings(t *target) []ENI {
-	var held []ENI
+func (e *engine) holdings(t *target) []cloud.ENI {
+	var held []cloud.ENI
 	seen := map[string]bool{}
 	for _, eni := range e.view {
 		if eni.InstanceID != t.id || eni.Tags[e.h.opts.TagKey] != t.pool {
 			continue
 		}
-		if eni.Status == StatusInUse || eni.Status == StatusAttaching {
+		if eni.Status == cloud.StatusInUse || eni.Status == cloud.StatusAttaching {
 			held = append(held, eni)
 			seen[eni.ID] = true
 		}
@@ -364,7 +365,7 @@ func (e *engine) holdings(t *target) []ENI {
 	for id := range t.pending {
 		if !seen[id] {
 			eni := e.view[id]
-			eni.ID, eni.InstanceID, eni.Status = id, t.id, StatusAttaching
+			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
 			held = append(held, eni)
 		}
 	}
@@ -372,10 +373,10 @@ func (e *engine) holdings(t *target) []ENI {
 }
 
 // candidates returns the ENIs t may take, best first.
-func (e *engine) candidates(t *target) []ENI {
-	var out []ENI
+func (e *engine) candidates(t *target) []cloud.ENI {
+	var out []cloud.ENI
 	for _, eni := range e.view {
-		if eni.Status != StatusAvailable || eni.Tags[e.h.opts.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
+		if eni.Status != cloud.StatusAvailable || eni.Tags[e.h.opts.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
 			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.tried[eni.ID] {
 			continue
 		}
@@ -426,7 +427,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			continue
 		}
 		if others := e.otherENIs(t); t.quota > 0 && others+n > t.quota {
-			t.finish(OutcomeDeadLettered, problem(CodeENILimit,
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeENILimit,
 				"instance %s (type %s) allows %d ENIs and holds %d besides its pool's; %d of the pool do not fit",
 				t.id, t.inst.Type, t.quota, others, n))
 			continue
@@ -468,7 +469,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			continue
 		}
 		if e.listed[t.group()].After(t.lastTry) {
-			t.finish(OutcomeDeadLettered, problem(CodePoolExhausted,
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodePoolExhausted,
 				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
 			continue
 		}
@@ -497,12 +498,12 @@ func (e *engine) otherENIs(t *target) int {
 // unresolved returns how many of t's contested ENIs may still be on their way to t, and
 // forgets those a read has placed: on t (then held counts them), on another instance, or
 // still free once the staleness bound has passed since the refusal.
-func (e *engine) unresolved(t *target, held []ENI, now time.Time) int {
+func (e *engine) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 	n := 0
 	for id, at := range t.contested {
 		eni, seen := e.view[id]
 		switch {
-		case slices.ContainsFunc(held, func(h ENI) bool { return h.ID == id }):
+		case slices.ContainsFunc(held, func(h cloud.ENI) bool { return h.ID == id }):
 			delete(t.contested, id)
 		case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
 			delete(t.contested, id)
@@ -517,9 +518,9 @@ func (e *engine) unresolved(t *target, held []ENI, now time.Time) int {
 
 // watch notes whether t waits on an attach it did not start (not in its pending set): the
 // loop must then look again later, spaced out, since no accepted attach of its own says when.
-func (e *engine) watch(t *target, held []ENI) {
+func (e *engine) watch(t *target, held []cloud.ENI) {
 	for _, eni := range held {
-		if _, mine := t.pending[eni.ID]; eni.Status == StatusAttaching && !mine {
+		if _, mine := t.pending[eni.ID]; eni.Status == cloud.StatusAttaching && !mine {
 			if t.watchWait == 0 {
 				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
 			}
@@ -561,16 +562,16 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 	for _, t := range ts {
 		ids = append(ids, t.id)
 	}
-	var got []Instance
+	var got []cloud.Instance
 	sent := time.Now()
 	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
-		got, err = e.ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+		got, err = e.ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
 		e.failAll(ctx, ts, err)
 		return nil, false
 	}
-	found := make(map[string]*Instance, len(got))
+	found := make(map[string]*cloud.Instance, len(got))
 	for i := range got {
 		found[got[i].ID] = &got[i]
 	}
@@ -586,19 +587,19 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 
 // hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
 // ENIs: a message naming an ENI cannot widen the pool.
-func (h *Handler) hintRefused(t *target, view map[string]ENI) bool {
+func (h *Handler) hintRefused(t *target, view map[string]cloud.ENI) bool {
 	if t.hint == "" {
 		return false
 	}
 	eni, ok := view[t.hint]
 	switch {
 	case !ok:
-		t.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s is not in pool %q of %s", t.hint, t.pool, t.inst.VpcID))
+		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s is not in pool %q of %s", t.hint, t.pool, t.inst.VpcID))
 	case eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged:
-		t.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s of pool %q cannot serve instance %s (zone %s, type %s, service-managed %v)",
+		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s of pool %q cannot serve instance %s (zone %s, type %s, service-managed %v)",
 			t.hint, t.pool, t.id, eni.Zone, eni.Type, eni.ServiceManaged))
-	case eni.Status != StatusAvailable || len(t.tried) > 0:
-		t.finish(OutcomeDeadLettered, &Problem{Code: CodeENIUnavailable,
+	case eni.Status != cloud.StatusAvailable || len(t.tried) > 0:
+		t.finish(OutcomeDeadLettered, &cloud.Problem{Code: cloud.CodeENIUnavailable,
 			Msg: fmt.Sprintf("ENI %s of pool %q is %s (instance %q)", t.hint, t.pool, eni.Status, eni.InstanceID), Err: t.lastErr})
 	default:
 		return false
@@ -612,12 +613,12 @@ func (h *Handler) hintRefused(t *target, view map[string]ENI) bool {
 // (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
 // else is on it: its result then names what the instance holds. A surplus that cannot be
 // detached is a failure of the event, handled as the error table says.
-func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
+func (e *engine) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
 	keep, surplus := ranked[:e.h.opts.PerInstance], ranked[e.h.opts.PerInstance:]
 	waiting := false
 	for _, k := range keep {
-		if k.Status != StatusInUse {
+		if k.Status != cloud.StatusInUse {
 			waiting = true
 		}
 	}
@@ -625,7 +626,7 @@ func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
 		if slices.Contains(t.dropped, s.ID) {
 			continue // detach accepted; a lagging read may still show it
 		}
-		if s.Status != StatusInUse {
+		if s.Status != cloud.StatusInUse {
 			waiting = true // attaching: it can be detached once InUse
 			continue
 		}
@@ -636,16 +637,16 @@ func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
 			continue
 		}
 		t.lastErr = err
-		switch action, _ := Classify(err); action {
-		case ActionNextENI:
+		switch action, _ := cloud.Classify(err); action {
+		case cloud.VerdictNextENI:
 			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
-		case ActionSkip:
-		case ActionRetry, ActionWaitInstance:
-			t.finish(OutcomeRetry, &Problem{Code: codeOrTransport(err), Err: err,
+		case cloud.VerdictSkip:
+		case cloud.VerdictRetry, cloud.VerdictWaitInstance:
+			t.finish(OutcomeRetry, &cloud.Problem{Code: codeOrTransport(err), Err: err,
 				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
 			return
 		default:
-			t.finish(OutcomeDeadLettered, &Problem{Code: codeOrTransport(err), Err: err,
+			t.finish(OutcomeDeadLettered, &cloud.Problem{Code: codeOrTransport(err), Err: err,
 				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
 			return
 		}
@@ -691,7 +692,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		return
 	}
 	var reqID string
-	err := e.ecs.AttachENI(WithCallObserver(ctx, func(c Call) { reqID = c.RequestID }), j.eni, t.id)
+	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
 	now := time.Now()
 
 	e.mu.Lock()
@@ -708,9 +709,9 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		return
 	}
 	t.lastErr = err
-	action, rule := Classify(err)
+	action, rule := cloud.Classify(err)
 	switch action {
-	case ActionNextENI:
+	case cloud.VerdictNextENI:
 		if t.uncertain[j.eni] && rule.Code == "InvalidOperation.InvalidEniState" {
 			// The earlier call whose answer was lost went through: the ENI is attaching,
 			// most likely here. Wait for it like for an accepted attach; a lagging read
@@ -727,8 +728,8 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 			t.needLook = true
 			t.contested[j.eni] = now
 		}
-	case ActionRetry, ActionWaitInstance:
-		if action == ActionWaitInstance {
+	case cloud.VerdictRetry, cloud.VerdictWaitInstance:
+		if action == cloud.VerdictWaitInstance {
 			// ECS says the instance is in no state to take an ENI: it may be stopping while
 			// the first look (a lagging read) still showed it Running. Look at it again
 			// before the retry, so that an instance on its way to Stopped is not given an
@@ -742,7 +743,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())
-	case ActionSkip:
+	case cloud.VerdictSkip:
 		t.finish(OutcomeSkipped, err)
 	default:
 		if rule.Code == "EniPerInstanceLimitExceeded" {
@@ -762,7 +763,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 // maybeApplied reports whether a failed call may still have been applied: the request went
 // out and no answer, or a server error, came back. Throttling refuses before acting.
 func maybeApplied(err error) bool {
-	code, _ := codeOf(err)
+	code, _ := cloud.CodeOf(err)
 	return code == "" || code == "InternalError" || code == "ServiceUnavailable" || code == "UnknownError"
 }
 
@@ -851,9 +852,9 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 		}
 	} else {
 		t := active[0]
-		var got []ENI
+		var got []cloud.ENI
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeENIs(ctx, ENIQuery{InstanceID: t.id, TagKey: e.h.opts.TagKey, TagValue: t.pool})
+			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: t.id, TagKey: e.h.opts.TagKey, TagValue: t.pool})
 			return err
 		})
 		if err != nil {
@@ -868,7 +869,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 		// A view entry that claimed to be on t but is not any more went back to the pool.
 		for id, eni := range e.view {
 			if eni.InstanceID == t.id && !seen[id] {
-				eni.InstanceID, eni.Status = "", StatusDetaching
+				eni.InstanceID, eni.Status = "", cloud.StatusDetaching
 				e.view[id] = eni
 			}
 		}
@@ -883,16 +884,16 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 			waited := sent.Sub(at)
 			early := waited < est*9/10 && !t.polled[id]
 			switch {
-			case early && onT && (eni.Status == StatusAttaching || eni.Status == StatusInUse):
-				if eni.Status == StatusInUse {
+			case early && onT && (eni.Status == cloud.StatusAttaching || eni.Status == cloud.StatusInUse):
+				if eni.Status == cloud.StatusInUse {
 					delete(t.pending, id)
 				}
-			case onT && eni.Status == StatusInUse:
+			case onT && eni.Status == cloud.StatusInUse:
 				if !t.polled[id] {
 					e.h.attachTime.observe(waited, true)
 				}
 				delete(t.pending, id)
-			case onT && eni.Status == StatusAttaching:
+			case onT && eni.Status == cloud.StatusAttaching:
 				if !t.polled[id] {
 					e.h.attachTime.observe(waited, false)
 					t.polled[id] = true
@@ -919,7 +920,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				t.tried[id] = true
 				t.recheck = true
 				e.h.claims.release(id, t.id)
-				t.lastErr = problem(CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
+				t.lastErr = cloud.Problemf(cloud.CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
 			}
 		}
 	}
@@ -929,17 +930,17 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 // rolledBack tells an accepted attach that did not last from one a lagging read does not
 // show yet: it did not last when its ENI is seen on another instance, leaving this one, or
 // still free (or unseen) after the staleness bound.
-func (e *engine) rolledBack(eni ENI, seen bool, t *target, waited time.Duration) bool {
+func (e *engine) rolledBack(eni cloud.ENI, seen bool, t *target, waited time.Duration) bool {
 	switch {
 	case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
 		return true
-	case seen && eni.InstanceID == t.id && eni.Status == StatusDetaching:
+	case seen && eni.InstanceID == t.id && eni.Status == cloud.StatusDetaching:
 		return true
 	}
 	return waited > e.h.opts.StaleReadBound
 }
 
-func statusOr(eni ENI, ok bool) string {
+func statusOr(eni cloud.ENI, ok bool) string {
 	if !ok {
 		return "gone"
 	}
@@ -955,11 +956,11 @@ func (e *engine) expire(active []*target, cause error) {
 		if len(t.pending) > 0 {
 			msg = fmt.Sprintf("attach accepted but not confirmed InUse before the deadline (%v)", cause)
 		}
-		code := CodeDeadline
-		if c, _ := codeOf(t.lastErr); c != "" && len(t.pending) == 0 {
+		code := cloud.CodeDeadline
+		if c, _ := cloud.CodeOf(t.lastErr); c != "" && len(t.pending) == 0 {
 			code = c
 		}
-		t.finish(OutcomeRetry, &Problem{Code: code, Msg: msg, Err: t.lastErr})
+		t.finish(OutcomeRetry, &cloud.Problem{Code: code, Msg: msg, Err: t.lastErr})
 	}
 }
 
@@ -973,7 +974,7 @@ func (e *engine) failAll(ctx context.Context, ts []*target, err error) {
 			switch {
 			case t.done:
 			case isStarting(t.inst):
-				t.finish(OutcomeRetry, problem(CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
+				t.finish(OutcomeRetry, cloud.Problemf(cloud.CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
 			default:
 				rest = append(rest, t)
 			}

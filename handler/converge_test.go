@@ -2,6 +2,7 @@ package handler
 
 import (
 	"errors"
+	"github.com/enipool/enipool/cloud"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,7 @@ func TestSurplusDetachFailure(t *testing.T) {
 	}{
 		{name: "transient, never passing: retried, then dead-lettered (the platform retries no more)",
 			detach: func(int) error {
-				return &APIError{Service: "ecs", API: "DetachNetworkInterface", Code: "InternalError", HTTPStatus: 500}
+				return &cloud.APIError{Service: "ecs", API: "DetachNetworkInterface", Code: "InternalError", HTTPStatus: 500}
 			},
 			outcome: OutcomeDeadLettered, code: "InternalError", held: 2, dead: 1},
 		{name: "permanent: dead-lettered",
@@ -33,7 +34,7 @@ func TestSurplusDetachFailure(t *testing.T) {
 		{name: "transient once: retried and converged",
 			detach: func(n int) error {
 				if n == 1 {
-					return &APIError{Service: "ecs", API: "DetachNetworkInterface", Err: errors.New("connection reset")}
+					return &cloud.APIError{Service: "ecs", API: "DetachNetworkInterface", Err: errors.New("connection reset")}
 				}
 				return nil
 			},
@@ -44,8 +45,8 @@ func TestSurplusDetachFailure(t *testing.T) {
 			c := newFakeCloud()
 			c.addInstance(inst, "ecs.g7.large")
 			enis := c.addENIs("s", 2)
-			c.put(enis[0], StatusInUse, inst, 0)
-			c.put(enis[1], StatusInUse, inst, 0)
+			c.put(enis[0], cloud.StatusInUse, inst, 0)
+			c.put(enis[1], cloud.StatusInUse, inst, 0)
 			var mu sync.Mutex
 			n := 0
 			c.onDetach = func(string, string) (error, bool) {

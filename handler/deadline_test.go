@@ -2,6 +2,7 @@ package handler
 
 import (
 	"errors"
+	"github.com/enipool/enipool/cloud"
 	"testing"
 	"time"
 )
@@ -20,16 +21,16 @@ func TestDeadlineDuringALookIsNotATransportError(t *testing.T) {
 	// The work's deadline: the invocation's 1.5 s less the 200 ms dead-letter reserve.
 	deadline := time.Now().Add(1300 * time.Millisecond)
 	looks := 0
-	c.describeErr = func(InstanceQuery) error {
+	c.describeErr = func(cloud.InstanceQuery) error {
 		if looks++; looks == 1 {
 			return nil
 		}
 		time.Sleep(time.Until(deadline) + 20*time.Millisecond) // the call is cut by the deadline
-		return &APIError{Service: "ecs", API: "DescribeInstances",
+		return &cloud.APIError{Service: "ecs", API: "DescribeInstances",
 			Err: errors.New("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")}
 	}
 	resp, _ := invoke(t, h, directPayload(inst), 1500*time.Millisecond)
-	if r := resultFor(t, resp, inst); r.Code != CodeNotReady {
-		t.Fatalf("outcome %s %s (%s), want %s", r.Outcome, r.Code, r.Reason, CodeNotReady)
+	if r := resultFor(t, resp, inst); r.Code != cloud.CodeNotReady {
+		t.Fatalf("outcome %s %s (%s), want %s", r.Outcome, r.Code, r.Reason, cloud.CodeNotReady)
 	}
 }

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/json"
+	"github.com/enipool/enipool/cloud"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,8 @@ func TestFailuresAreResults(t *testing.T) {
 		c.addInstance(holder, "ecs.g7.large")
 		c.setStatus(holder, "Stopped") // a missed Stopped event: its ENI is a stray
 		enis := c.addENIs("x", 1)
-		c.put(enis[0], StatusInUse, holder, 0)
-		c.describeErr = func(q InstanceQuery) error {
+		c.put(enis[0], cloud.StatusInUse, holder, 0)
+		c.describeErr = func(q cloud.InstanceQuery) error {
 			if len(q.IDs) > 0 {
 				return fakeError("DescribeInstances", "Forbidden.RAM")
 			}
@@ -41,7 +42,7 @@ func TestFailuresAreResults(t *testing.T) {
 		if !strings.Contains(string(rep), `"errors"`) {
 			t.Errorf("report does not carry the failure: %s", rep)
 		}
-		if got := c.state(enis[0]); got.Status != StatusInUse {
+		if got := c.state(enis[0]); got.Status != cloud.StatusInUse {
 			t.Errorf("stray is %s: nothing should have been done without the look-up", got.Status)
 		}
 	})
@@ -54,7 +55,7 @@ func TestFailuresAreResults(t *testing.T) {
 			return fakeError("AttachNetworkInterface", "Throttling.User"), false
 		}
 		c.heartbeatErr = func() error { return fakeError("RecordLifecycleActionHeartbeat", "Forbidden.RAM") }
-		c.openAction(LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}, "asa-1",
+		c.openAction(cloud.LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}, "asa-1",
 			"9C2E9DA7-F794-449A-ACF6-CEE24444F7BB", inst)
 		h, _ := fakeHandler(t, c, func(o *Options) { o.PlatformRetries = 2 })
 		resp, err := invoke(t, h, scaleOut(inst), time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/enipool/enipool/cloud"
 	"log/slog"
 	"slices"
 	"sort"
@@ -21,8 +22,8 @@ import (
 // action, ENIs attaching for another invocation.
 type fakeCloud struct {
 	mu    sync.Mutex
-	insts map[string]*Instance
-	types map[string]InstanceType
+	insts map[string]*cloud.Instance
+	types map[string]cloud.InstanceType
 	enis  map[string]*fakeENI
 
 	attachTime time.Duration
@@ -42,13 +43,13 @@ type fakeCloud struct {
 	typesErr func(types []string) error
 	// heartbeatErr and describeErr script failures of those calls.
 	heartbeatErr func() error
-	describeErr  func(q InstanceQuery) error
+	describeErr  func(q cloud.InstanceQuery) error
 
 	// Auto Scaling: hooks by id, lifecycle actions by scaling activity, scaling instances
 	// by instance id (openAction sets them up); essErr, when set, answers the ESS reads.
-	hooks   map[string]LifecycleHook
-	actions map[string][]LifecycleAction
-	scaling map[string]ScalingInstance
+	hooks   map[string]cloud.LifecycleHook
+	actions map[string][]cloud.LifecycleAction
+	scaling map[string]cloud.ScalingInstance
 	essErr  func(api string) error
 
 	calls     map[string]int
@@ -59,14 +60,14 @@ type fakeCloud struct {
 }
 
 type fakeENI struct {
-	ENI
+	cloud.ENI
 	history []fakeState // every state it had, oldest first, for stale reads
 	readyAt time.Time   // when Attaching/Detaching settles
 }
 
 type fakeState struct {
 	at  time.Time
-	eni ENI
+	eni cloud.ENI
 }
 
 // changed records the ENI's current state as of now.
@@ -75,9 +76,9 @@ func (e *fakeENI) changed(now time.Time) {
 }
 
 func newFakeCloud() *fakeCloud {
-	return &fakeCloud{insts: map[string]*Instance{}, types: map[string]InstanceType{}, enis: map[string]*fakeENI{},
+	return &fakeCloud{insts: map[string]*cloud.Instance{}, types: map[string]cloud.InstanceType{}, enis: map[string]*fakeENI{},
 		attachTime: 30 * time.Millisecond, detachTime: 30 * time.Millisecond, calls: map[string]int{},
-		hooks: map[string]LifecycleHook{}, actions: map[string][]LifecycleAction{}, scaling: map[string]ScalingInstance{}}
+		hooks: map[string]cloud.LifecycleHook{}, actions: map[string][]cloud.LifecycleAction{}, scaling: map[string]cloud.ScalingInstance{}}
 }
 
 const (
@@ -91,10 +92,10 @@ const (
 func (c *fakeCloud) addInstance(id, typ string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.insts[id] = &Instance{ID: id, Region: fakeRegion, Zone: fakeZone, VpcID: fakeVPC, VSwitchID: "vsw-fake0001", Type: typ,
+	c.insts[id] = &cloud.Instance{ID: id, Region: fakeRegion, Zone: fakeZone, VpcID: fakeVPC, VSwitchID: "vsw-fake0001", Type: typ,
 		Status: "Running", Tags: map[string]string{"enipool": fakePool}, ENIs: []string{"eni-primary-" + id}}
 	if _, ok := c.types[typ]; !ok {
-		c.types[typ] = InstanceType{ID: typ, Family: "ecs.g7", ENIQuantity: 8}
+		c.types[typ] = cloud.InstanceType{ID: typ, Family: "ecs.g7", ENIQuantity: 8}
 	}
 }
 
@@ -105,7 +106,7 @@ func (c *fakeCloud) addENIs(prefix string, n int) []string {
 	var ids []string
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("eni-%s%02d", prefix, i)
-		e := ENI{ID: id, Status: StatusAvailable, Type: "Secondary", VpcID: fakeVPC, VSwitchID: "vsw-fake0001", Zone: fakeZone,
+		e := cloud.ENI{ID: id, Status: cloud.StatusAvailable, Type: "Secondary", VpcID: fakeVPC, VSwitchID: "vsw-fake0001", Zone: fakeZone,
 			PrivateIP: fmt.Sprintf("10.0.1.%d", len(c.enis)+10), Tags: map[string]string{"enipool": fakePool}}
 		c.enis[id] = &fakeENI{ENI: e, history: []fakeState{{time.Time{}, e}}}
 		ids = append(ids, id)
@@ -122,7 +123,7 @@ func (c *fakeCloud) put(eni, status, instance string, settleIn time.Duration) {
 	e.Status, e.InstanceID = status, instance
 	e.history = []fakeState{{time.Time{}, e.ENI}} // as it always was
 	e.readyAt = time.Time{}
-	if status == StatusAttaching || status == StatusDetaching {
+	if status == cloud.StatusAttaching || status == cloud.StatusDetaching {
 		e.readyAt = time.Now().Add(settleIn)
 	}
 }
@@ -135,7 +136,7 @@ func (c *fakeCloud) setStatus(instance, status string) {
 }
 
 // state returns the true state of an ENI (not what a stale read shows).
-func (c *fakeCloud) state(eni string) ENI {
+func (c *fakeCloud) state(eni string) cloud.ENI {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.settle(time.Now())
@@ -149,10 +150,10 @@ func (c *fakeCloud) settle(now time.Time) {
 			continue
 		}
 		switch e.Status {
-		case StatusAttaching:
-			e.Status = StatusInUse
-		case StatusDetaching:
-			e.Status, e.InstanceID = StatusAvailable, ""
+		case cloud.StatusAttaching:
+			e.Status = cloud.StatusInUse
+		case cloud.StatusDetaching:
+			e.Status, e.InstanceID = cloud.StatusAvailable, ""
 		}
 		e.changed(e.readyAt)
 		e.readyAt = time.Time{}
@@ -166,7 +167,7 @@ func (c *fakeCloud) held(instance string) []string {
 	c.settle(time.Now())
 	var out []string
 	for _, e := range c.enis {
-		if e.InstanceID == instance && (e.Status == StatusInUse || e.Status == StatusAttaching) {
+		if e.InstanceID == instance && (e.Status == cloud.StatusInUse || e.Status == cloud.StatusAttaching) {
 			out = append(out, e.ID)
 		}
 	}
@@ -183,17 +184,17 @@ func (c *fakeCloud) count(api string) int {
 // record counts a call (mu held) and returns its report, which the caller sends once mu is
 // released: the real adapters report calls concurrently, and so must the fake, or its lock
 // would hide races among the observers.
-func (c *fakeCloud) record(api string, err error) Call {
+func (c *fakeCloud) record(api string, err error) cloud.Call {
 	c.calls[api]++
-	return Call{Service: "ecs", API: api, RequestID: fmt.Sprintf("req-%s-%d", api, c.calls[api]), Err: err}
+	return cloud.Call{Service: "ecs", API: api, RequestID: fmt.Sprintf("req-%s-%d", api, c.calls[api]), Err: err}
 }
 
-func fakeError(api, code string) *APIError {
-	return &APIError{Service: "ecs", API: api, Code: code, HTTPStatus: 400, Message: code}
+func fakeError(api, code string) *cloud.APIError {
+	return &cloud.APIError{Service: "ecs", API: api, Code: code, HTTPStatus: 400, Message: code}
 }
 
 // view is what a read at now shows of e.
-func (c *fakeCloud) view(e *fakeENI, now time.Time) ENI {
+func (c *fakeCloud) view(e *fakeENI, now time.Time) cloud.ENI {
 	if c.lag == nil {
 		return e.ENI
 	}
@@ -208,9 +209,9 @@ func (c *fakeCloud) view(e *fakeENI, now time.Time) ENI {
 }
 
 // DescribeInstances implements ECS.
-func (c *fakeCloud) DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error) {
-	var report Call
-	defer func() { ReportCall(ctx, report) }()
+func (c *fakeCloud) DescribeInstances(ctx context.Context, q cloud.InstanceQuery) ([]cloud.Instance, error) {
+	var report cloud.Call
+	defer func() { cloud.ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
@@ -223,7 +224,7 @@ func (c *fakeCloud) DescribeInstances(ctx context.Context, q InstanceQuery) ([]I
 	}
 	now := time.Now()
 	c.settle(now)
-	var out []Instance
+	var out []cloud.Instance
 	for _, in := range c.insts {
 		if len(q.IDs) > 0 && !slices.Contains(q.IDs, in.ID) || q.Status != "" && in.Status != q.Status ||
 			q.TagKey != "" && q.TagValue != "" && in.Tags[q.TagKey] != q.TagValue {
@@ -243,9 +244,9 @@ func (c *fakeCloud) DescribeInstances(ctx context.Context, q InstanceQuery) ([]I
 }
 
 // DescribeInstanceTypes implements ECS, refusing more than 10 types as ECS does.
-func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error) {
-	var report Call
-	defer func() { ReportCall(ctx, report) }()
+func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) ([]cloud.InstanceType, error) {
+	var report cloud.Call
+	defer func() { cloud.ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.typeCalls = append(c.typeCalls, append([]string(nil), types...))
@@ -259,7 +260,7 @@ func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) (
 	if err != nil {
 		return nil, err
 	}
-	var out []InstanceType
+	var out []cloud.InstanceType
 	for _, t := range types {
 		if it, ok := c.types[t]; ok {
 			out = append(out, it)
@@ -269,15 +270,15 @@ func (c *fakeCloud) DescribeInstanceTypes(ctx context.Context, types []string) (
 }
 
 // DescribeENIs implements ECS.
-func (c *fakeCloud) DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error) {
-	var report Call
-	defer func() { ReportCall(ctx, report) }()
+func (c *fakeCloud) DescribeENIs(ctx context.Context, q cloud.ENIQuery) ([]cloud.ENI, error) {
+	var report cloud.Call
+	defer func() { cloud.ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	report = c.record("DescribeNetworkInterfaces", nil)
 	now := time.Now()
 	c.settle(now)
-	var out []ENI
+	var out []cloud.ENI
 	for _, e := range c.enis {
 		v := c.view(e, now)
 		if len(q.IDs) > 0 && !slices.Contains(q.IDs, v.ID) || q.InstanceID != "" && v.InstanceID != q.InstanceID ||
@@ -294,8 +295,8 @@ func (c *fakeCloud) DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error)
 
 // AttachENI implements ECS.
 func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) error {
-	var report Call
-	defer func() { ReportCall(ctx, report) }()
+	var report cloud.Call
+	defer func() { cloud.ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -312,14 +313,14 @@ func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) err
 	case err != nil && !lose:
 	case !ok:
 		err = fakeError("AttachNetworkInterface", "InvalidEniId.NotFound")
-	case e.Status != StatusAvailable:
+	case e.Status != cloud.StatusAvailable:
 		err = fakeError("AttachNetworkInterface", "InvalidOperation.InvalidEniState")
 	default:
 		d := c.attachTime
 		if s, ok := c.slow[eniID]; ok {
 			d = s
 		}
-		e.Status, e.InstanceID, e.readyAt = StatusAttaching, instanceID, now.Add(d)
+		e.Status, e.InstanceID, e.readyAt = cloud.StatusAttaching, instanceID, now.Add(d)
 		e.changed(now)
 	}
 	report = c.record("AttachNetworkInterface", err)
@@ -328,8 +329,8 @@ func (c *fakeCloud) AttachENI(ctx context.Context, eniID, instanceID string) err
 
 // DetachENI implements ECS: only an InUse ENI can be detached.
 func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) error {
-	var report Call
-	defer func() { ReportCall(ctx, report) }()
+	var report cloud.Call
+	defer func() { cloud.ReportCall(ctx, report) }()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -346,10 +347,10 @@ func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) err
 	case err != nil && !lose:
 	case !ok:
 		err = fakeError("DetachNetworkInterface", "InvalidEniId.NotFound")
-	case e.InstanceID != instanceID || e.Status != StatusInUse:
+	case e.InstanceID != instanceID || e.Status != cloud.StatusInUse:
 		err = fakeError("DetachNetworkInterface", "InvalidOperation.InvalidEniState")
 	default:
-		e.Status, e.readyAt = StatusDetaching, now.Add(c.detachTime)
+		e.Status, e.readyAt = cloud.StatusDetaching, now.Add(c.detachTime)
 		e.changed(now)
 	}
 	report = c.record("DetachNetworkInterface", err)
@@ -357,8 +358,8 @@ func (c *fakeCloud) DetachENI(ctx context.Context, eniID, instanceID string) err
 }
 
 // CreateENI implements ECS (unused by these tests).
-func (c *fakeCloud) CreateENI(ctx context.Context, spec ENISpec) (ENI, error) {
-	return ENI{}, fakeError("CreateNetworkInterface", "Forbidden.RAM")
+func (c *fakeCloud) CreateENI(ctx context.Context, spec cloud.ENISpec) (cloud.ENI, error) {
+	return cloud.ENI{}, fakeError("CreateNetworkInterface", "Forbidden.RAM")
 }
 
 // DeleteENI implements ECS (unused by these tests).
@@ -383,28 +384,28 @@ func (c *fakeCloud) Complete(ctx context.Context, hookID, token, result string) 
 
 // openAction opens a lifecycle action of a hook (created if new) for instances, which enter
 // the hook's group in the transition's wait state, as Auto Scaling would.
-func (c *fakeCloud) openAction(hook LifecycleHook, activity, token string, ids ...string) {
+func (c *fakeCloud) openAction(hook cloud.LifecycleHook, activity, token string, ids ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.hooks[hook.ID] = hook
-	c.actions[activity] = append(c.actions[activity], LifecycleAction{HookID: hook.ID, Token: token, Status: LifecyclePending, InstanceIDs: ids})
-	state := StatePendingWait
+	c.actions[activity] = append(c.actions[activity], cloud.LifecycleAction{HookID: hook.ID, Token: token, Status: cloud.LifecyclePending, InstanceIDs: ids})
+	state := cloud.StatePendingWait
 	if hook.Transition == "SCALE_IN" {
-		state = StateRemovingWait
+		state = cloud.StateRemovingWait
 	}
 	for _, id := range ids {
-		c.scaling[id] = ScalingInstance{InstanceID: id, ScalingGroupID: hook.ScalingGroupID, LifecycleState: state, ScalingActivityID: activity}
+		c.scaling[id] = cloud.ScalingInstance{InstanceID: id, ScalingGroupID: hook.ScalingGroupID, LifecycleState: state, ScalingActivityID: activity}
 	}
 }
 
 // LifecycleHook implements Lifecycle.
-func (c *fakeCloud) LifecycleHook(ctx context.Context, hookID string) (LifecycleHook, bool, error) {
+func (c *fakeCloud) LifecycleHook(ctx context.Context, hookID string) (cloud.LifecycleHook, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls["DescribeLifecycleHooks"]++
 	if c.essErr != nil {
 		if err := c.essErr("DescribeLifecycleHooks"); err != nil {
-			return LifecycleHook{}, false, err
+			return cloud.LifecycleHook{}, false, err
 		}
 	}
 	hk, ok := c.hooks[hookID]
@@ -412,11 +413,11 @@ func (c *fakeCloud) LifecycleHook(ctx context.Context, hookID string) (Lifecycle
 }
 
 // LifecycleActions implements Lifecycle.
-func (c *fakeCloud) LifecycleActions(ctx context.Context, activityID, status string) ([]LifecycleAction, error) {
+func (c *fakeCloud) LifecycleActions(ctx context.Context, activityID, status string) ([]cloud.LifecycleAction, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls["DescribeLifecycleActions"]++
-	var out []LifecycleAction
+	var out []cloud.LifecycleAction
 	for _, a := range c.actions[activityID] {
 		if status == "" || a.Status == status {
 			out = append(out, a)
@@ -426,11 +427,11 @@ func (c *fakeCloud) LifecycleActions(ctx context.Context, activityID, status str
 }
 
 // ScalingInstances implements Lifecycle.
-func (c *fakeCloud) ScalingInstances(ctx context.Context, groupID, activityID string, ids []string) ([]ScalingInstance, error) {
+func (c *fakeCloud) ScalingInstances(ctx context.Context, groupID, activityID string, ids []string) ([]cloud.ScalingInstance, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls["DescribeScalingInstances"]++
-	var out []ScalingInstance
+	var out []cloud.ScalingInstance
 	for _, id := range ids {
 		if si, ok := c.scaling[id]; ok && si.ScalingGroupID == groupID && (activityID == "" || si.ScalingActivityID == activityID) {
 			out = append(out, si)
@@ -459,7 +460,7 @@ func (c *fakeCloud) Send(ctx context.Context, body []byte) (string, error) {
 }
 
 // Receive implements DeadLetters (nothing to redrive in these tests).
-func (c *fakeCloud) Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error) {
+func (c *fakeCloud) Receive(ctx context.Context, max int, wait time.Duration) ([]cloud.Message, error) {
 	return nil, nil
 }
 
@@ -482,8 +483,8 @@ func (c *fakeCloud) deadLetters() []string {
 }
 
 // Connect implements Connector.
-func (c *fakeCloud) Connect(ctx context.Context, s Session) (*Clients, error) {
-	return &Clients{ECS: c, Lifecycle: c, DeadLetters: c}, nil
+func (c *fakeCloud) Connect(ctx context.Context, s cloud.Session) (*cloud.Clients, error) {
+	return &cloud.Clients{ECS: c, Lifecycle: c, DeadLetters: c}, nil
 }
 
 // syncBuffer is a log sink safe for concurrent writers.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/event"
 )
@@ -23,7 +24,7 @@ import (
 // how long attaches and detaches take, which ENIs this process is attaching).
 type Handler struct {
 	opts       Options
-	conn       Connector
+	conn       cloud.Connector
 	log        *slog.Logger
 	types      *typeCache
 	claims     *claims
@@ -33,7 +34,7 @@ type Handler struct {
 }
 
 // New returns a Handler that reaches the cloud through conn.
-func New(opts Options, conn Connector) (*Handler, error) {
+func New(opts Options, conn cloud.Connector) (*Handler, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("handler: invalid options: %w", err)
 	}
@@ -51,7 +52,7 @@ func New(opts Options, conn Connector) (*Handler, error) {
 		opts:       opts,
 		conn:       conn,
 		log:        log,
-		types:      &typeCache{m: map[string]InstanceType{}},
+		types:      &typeCache{m: map[string]cloud.InstanceType{}},
 		claims:     newClaims(time.Minute, opts.Now),
 		attachTime: newEstimator(opts.AttachTime),
 		detachTime: newEstimator(opts.DetachTime),
@@ -65,7 +66,7 @@ type Invocation struct {
 	FunctionName string
 	Region       string
 	AccountID    string
-	Credentials  Credentials
+	Credentials  cloud.Credentials
 	// RetryCount is how many times the platform already retried this event.
 	RetryCount int
 }
@@ -131,7 +132,7 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 		defer cancel()
 	}
 	var calls atomic.Int64
-	ctx = WithCallObserver(ctx, func(Call) { calls.Add(1) })
+	ctx = cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
 	ctx = withBudget(ctx, h.opts.MaxCalls)
 	deadline, _ := ctx.Deadline()
 	work, cancelWork := context.WithDeadline(ctx, deadline.Add(-h.opts.DeadLetterReserve))
@@ -215,7 +216,7 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	for _, it := range h.oneAction(actions) {
 		// Calls are reported from the action's concurrent attach goroutines.
 		var calls atomic.Int64
-		actx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
+		actx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
 		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
 		it.res.APICalls += int(calls.Load())
 	}
@@ -227,17 +228,17 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 func (h *Handler) plan(it *item, inv Invocation) {
 	r := it.req
 	if r.Err != nil {
-		code := CodeBadEvent
+		code := cloud.CodeBadEvent
 		if errors.Is(r.Err, event.ErrUnsupported) {
-			code = CodeUnsupported
+			code = cloud.CodeUnsupported
 		}
-		h.decide(it, OutcomeDeadLettered, &Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
+		h.decide(it, OutcomeDeadLettered, &cloud.Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
 		return
 	}
 	it.region = firstNonEmpty(inv.Region, h.opts.Region, r.Region)
 	switch r.Kind {
 	case event.KindLifecycleTest:
-		h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle hook test event acknowledged"))
+		h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle hook test event acknowledged"))
 		return
 	case event.KindECSStateChange, event.KindECSNotification:
 		switch {
@@ -246,7 +247,7 @@ func (h *Handler) plan(it *item, inv Invocation) {
 		case slices.Contains(h.opts.ReleaseOn, r.State):
 			it.op, it.check = opRelease, r.State
 		default:
-			h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s: nothing to do", r.InstanceID, r.State))
+			h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s: nothing to do", r.InstanceID, r.State))
 			return
 		}
 	case event.KindDirect:
@@ -259,12 +260,12 @@ func (h *Handler) plan(it *item, inv Invocation) {
 	case event.KindAction:
 		it.op = opAction
 	default:
-		h.decide(it, OutcomeDeadLettered, problem(CodeUnsupported, "event kind %q is not handled", r.Kind))
+		h.decide(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeUnsupported, "event kind %q is not handled", r.Kind))
 		return
 	}
 	if it.region == "" {
 		it.op = opDecided
-		h.decide(it, OutcomeDeadLettered, problem(CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
+		h.decide(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
 		return
 	}
 	h.authorise(it, inv)
@@ -281,7 +282,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 	clients, err := h.connect(ctx, inv, region)
 	if err != nil {
 		for _, it := range items {
-			h.decide(it, OutcomeRetry, &Problem{Code: CodeTransport, Msg: "cannot connect to region " + region, Err: err})
+			h.decide(it, OutcomeRetry, &cloud.Problem{Code: cloud.CodeTransport, Msg: "cannot connect to region " + region, Err: err})
 			it.op = opDecided
 		}
 		return
@@ -402,9 +403,9 @@ func (h *Handler) fill(it *item, start time.Time) {
 		}
 	}
 	if it.err != nil {
-		action, rule := Classify(it.err)
+		action, rule := cloud.Classify(it.err)
 		res.Code, res.Action = rule.Code, action
-		if code, _ := codeOf(it.err); code != "" {
+		if code, _ := cloud.CodeOf(it.err); code != "" {
 			res.Code = code
 		}
 		res.Reason = reason(it.err, rule)
@@ -412,8 +413,8 @@ func (h *Handler) fill(it *item, start time.Time) {
 }
 
 // reason is the human sentence for an outcome: what happened, then what to do.
-func reason(err error, rule Rule) string {
-	var p *Problem
+func reason(err error, rule cloud.Rule) string {
+	var p *cloud.Problem
 	if errors.As(err, &p) {
 		if p.Err == nil {
 			return p.Msg
@@ -481,7 +482,7 @@ func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item)
 	wg.Wait()
 }
 
-func (h *Handler) sendDeadLetter(ctx context.Context, dlq DeadLetters, env *deadletter.Envelope) (string, error) {
+func (h *Handler) sendDeadLetter(ctx context.Context, dlq cloud.DeadLetters, env *deadletter.Envelope) (string, error) {
 	body, err := deadletter.Marshal(env)
 	if err != nil {
 		return "", fmt.Errorf("encode envelope: %w", err)
@@ -539,7 +540,7 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 	// The result's code is the one the error table decided on; the API error behind it, if
 	// any, adds where it came from.
 	env.Error = &deadletter.Error{Code: res.Code, Message: res.Reason}
-	var ae *APIError
+	var ae *cloud.APIError
 	if errors.As(it.err, &ae) {
 		env.Error.Service, env.Error.API, env.Error.HTTPStatus, env.Error.RequestID = ae.Service, ae.API, ae.HTTPStatus, ae.RequestID
 		env.Error.Message = ae.Message
@@ -603,11 +604,11 @@ func firstNonEmpty(ss ...string) string {
 // ask ECS for the same type over and over.
 type typeCache struct {
 	mu       sync.Mutex
-	m        map[string]InstanceType
+	m        map[string]cloud.InstanceType
 	inflight map[string]chan struct{}
 }
 
-func (c *typeCache) get(id string) (InstanceType, bool) {
+func (c *typeCache) get(id string) (cloud.InstanceType, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, ok := c.m[id]
@@ -616,7 +617,7 @@ func (c *typeCache) get(id string) (InstanceType, bool) {
 
 // lookup makes sure the types are cached, calling fetch for those no one is fetching yet and
 // waiting for the others.
-func (c *typeCache) lookup(ctx context.Context, ids []string, fetch func(context.Context, []string) ([]InstanceType, error)) error {
+func (c *typeCache) lookup(ctx context.Context, ids []string, fetch func(context.Context, []string) ([]cloud.InstanceType, error)) error {
 	c.mu.Lock()
 	if c.inflight == nil {
 		c.inflight = map[string]chan struct{}{}
@@ -638,7 +639,7 @@ func (c *typeCache) lookup(ctx context.Context, ids []string, fetch func(context
 
 	var err error
 	if len(mine) > 0 {
-		var got []InstanceType
+		var got []cloud.InstanceType
 		got, err = fetch(ctx, mine)
 		c.mu.Lock()
 		for _, t := range got {

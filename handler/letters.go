@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 )
 
@@ -73,8 +74,8 @@ func cannotAct(it *item) bool {
 	if it.req.Err != nil {
 		return true
 	}
-	var p *Problem
-	return errors.As(it.err, &p) && (p.Code == CodeNotAllowed || p.Code == CodeForeign)
+	var p *cloud.Problem
+	return errors.As(it.err, &p) && (p.Code == cloud.CodeNotAllowed || p.Code == cloud.CodeForeign)
 }
 
 // fold makes one letter for the items of one carrier message: the first item's envelope,

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/event"
 )
 
@@ -52,7 +53,7 @@ func fingerprint(token string) string {
 // written) is not verified: a scale-out's instance is attached as a direct invocation would
 // be, and a scale-in's instance is released only if ECS no longer knows it
 // (checkLifecycleClosed).
-func (h *Handler) verifyLifecycles(ctx context.Context, lc Lifecycle, items []*item) {
+func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, items []*item) {
 	type claim struct {
 		lc    *event.Lifecycle
 		items []*item
@@ -90,19 +91,19 @@ func (h *Handler) verifyLifecycles(ctx context.Context, lc Lifecycle, items []*i
 				h.refuseClaim(it, err)
 			case err != nil:
 				it.op, it.proof = opDecided, proofRefused
-				h.decide(it, failOutcome(err), &Problem{Code: codeOrTransport(err), Err: err,
+				h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Err: err,
 					Msg: fmt.Sprintf("cannot check lifecycle action %s of hook %s with Auto Scaling: nothing done on its word", fp, c.lc.HookID)})
 			case !v.named[id]:
-				h.refuseClaim(it, problem(CodeLifecycleUnverified, "instance %s is not one lifecycle action %s of hook %s names (per Auto Scaling): nothing done on the notification's word",
+				h.refuseClaim(it, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s is not one lifecycle action %s of hook %s names (per Auto Scaling): nothing done on the notification's word",
 					id, fp, c.lc.HookID))
-			case v.status != LifecyclePending && it.op == opRelease:
+			case v.status != cloud.LifecyclePending && it.op == opRelease:
 				it.op, it.proof = opDecided, proofRefused
-				h.decide(it, OutcomeSkipped, problem(CodeStaleEvent, "lifecycle action %s of hook %s is %s (%s) already: Auto Scaling no longer holds instance %s for removal, its ENIs stay",
+				h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle action %s of hook %s is %s (%s) already: Auto Scaling no longer holds instance %s for removal, its ENIs stay",
 					fp, c.lc.HookID, v.status, firstNonEmpty(v.result, "no result"), id))
-			case v.status != LifecyclePending:
+			case v.status != cloud.LifecyclePending:
 				it.proof = proofClosed // attached as a direct invocation would be; nothing completed
 			case !v.waiting[id]:
-				h.refuseClaim(it, problem(CodeLifecycleUnverified, "instance %s is not in %s in scaling group %s, though lifecycle action %s of hook %s names it: nothing done on the notification's word",
+				h.refuseClaim(it, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s is not in %s in scaling group %s, though lifecycle action %s of hook %s names it: nothing done on the notification's word",
 					id, waitState(c.lc.Transition), v.group, fp, c.lc.HookID))
 			default:
 				it.proof = proofVerified
@@ -119,15 +120,15 @@ func (h *Handler) refuseClaim(it *item, err error) {
 
 // isRefusal reports whether err is a refusal of the claim, not a failed call.
 func isRefusal(err error) bool {
-	code, _ := codeOf(err)
-	return code == CodeLifecycleUnverified
+	code, _ := cloud.CodeOf(err)
+	return code == cloud.CodeLifecycleUnverified
 }
 
 func waitState(transition string) string {
 	if transition == event.TransitionScaleIn {
-		return StateRemovingWait
+		return cloud.StateRemovingWait
 	}
-	return StatePendingWait
+	return cloud.StatePendingWait
 }
 
 // verdict is what Auto Scaling says of one lifecycle notification.
@@ -140,9 +141,9 @@ type verdict struct {
 
 // verifyAction asks Auto Scaling about one lifecycle notification. A claim Auto Scaling does
 // not confirm is a *Problem with CodeLifecycleUnverified; a failed call is the call's error.
-func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifecycle) (*verdict, error) {
+func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event.Lifecycle) (*verdict, error) {
 	refused := func(format string, args ...any) (*verdict, error) {
-		return nil, problem(CodeLifecycleUnverified, "lifecycle action %s of hook %s: %s: nothing done on the notification's word, and it is not completed",
+		return nil, cloud.Problemf(cloud.CodeLifecycleUnverified, "lifecycle action %s of hook %s: %s: nothing done on the notification's word, and it is not completed",
 			fingerprint(l.Token), l.HookID, fmt.Sprintf(format, args...))
 	}
 	allowed := func(group string) bool {
@@ -151,7 +152,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifec
 	if l.ScalingGroupID != "" && !allowed(l.ScalingGroupID) {
 		return refused("scaling group %s is not one enipool serves (ENIPOOL_SCALING_GROUPS)", l.ScalingGroupID)
 	}
-	var hook LifecycleHook
+	var hook cloud.LifecycleHook
 	var found bool
 	if err := retry(ctx, func(ctx context.Context) (err error) {
 		hook, found, err = lc.LifecycleHook(ctx, l.HookID)
@@ -170,8 +171,8 @@ func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifec
 		return refused("the hook is a %s hook, not %s as claimed", hook.Transition, l.Transition)
 	}
 	v := &verdict{group: hook.ScalingGroupID, named: map[string]bool{}, waiting: map[string]bool{}}
-	instances := func(activity string) ([]ScalingInstance, error) {
-		var insts []ScalingInstance
+	instances := func(activity string) ([]cloud.ScalingInstance, error) {
+		var insts []cloud.ScalingInstance
 		err := retry(ctx, func(ctx context.Context) (err error) {
 			insts, err = lc.ScalingInstances(ctx, hook.ScalingGroupID, activity, l.InstanceIDs)
 			return err
@@ -179,8 +180,8 @@ func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifec
 		return insts, err
 	}
 	// find looks for the action among the scaling activity's.
-	find := func(activity string) (*LifecycleAction, error) {
-		var actions []LifecycleAction
+	find := func(activity string) (*cloud.LifecycleAction, error) {
+		var actions []cloud.LifecycleAction
 		if err := retry(ctx, func(ctx context.Context) (err error) {
 			actions, err = lc.LifecycleActions(ctx, activity, "")
 			return err
@@ -196,7 +197,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifec
 	}
 	// The action is looked for under the scaling activity the notification names, else
 	// under those Auto Scaling gives the claimed instances.
-	var action *LifecycleAction
+	var action *cloud.LifecycleAction
 	activity := l.ScalingActivityID
 	if activity != "" {
 		a, err := find(activity)
@@ -243,7 +244,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc Lifecycle, l *event.Lifec
 			v.named[id] = true
 		}
 	}
-	if v.status != LifecyclePending {
+	if v.status != cloud.LifecyclePending {
 		return v, nil
 	}
 	// Which of them the action holds now: the transition's wait state in the hook's group.
@@ -326,13 +327,13 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 			// The platform retries the event: leave the action open, and extend it so the
 			// hook does not time out before the retry. A heartbeat that fails is a result of
 			// its own: the hook may now time out on its default result.
-			clients, err := h.conn.Connect(ctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+			clients, err := h.conn.Connect(ctx, cloud.Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 			if err == nil {
 				err = h.heartbeat(ctx, clients, g.lc)
 			}
 			if err != nil {
 				it := h.lifecycleItem(g)
-				h.decide(it, failOutcome(err), &Problem{Code: codeOrTransport(err), Err: err,
+				h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Err: err,
 					Msg: fmt.Sprintf("lifecycle action %s of hook %s left open for the platform's retry, but its heartbeat failed: it may time out on its default result (%s)",
 						fingerprint(g.lc.Token), g.lc.HookID, firstNonEmpty(g.lc.DefaultResult, "unknown"))})
 				out = append(out, it)
@@ -345,8 +346,8 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		}
 		it := h.lifecycleItem(g)
 		var calls atomic.Int64
-		cctx := WithCallObserver(ctx, func(Call) { calls.Add(1) })
-		clients, err := h.conn.Connect(cctx, Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+		cctx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
+		clients, err := h.conn.Connect(cctx, cloud.Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
 			err = retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
@@ -366,7 +367,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 			h.decide(it, OutcomeCompleted, nil)
 			it.res.Reason = summary
 		default:
-			h.decide(it, failOutcome(err), &Problem{Code: codeOrTransport(err), Msg: summary + ": completion failed", Err: err})
+			h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Msg: summary + ": completion failed", Err: err})
 		}
 		out = append(out, it)
 	}
@@ -394,7 +395,7 @@ func (h *Handler) outcomeOf(it *item) Outcome {
 
 // heartbeatRetries extends the lifecycle actions of a retried or redriven event before
 // working on it again: the platform's retry delays may outlast the hook's timeout.
-func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients *Clients, items []*item) {
+func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients *cloud.Clients, items []*item) {
 	seen := map[string]bool{}
 	for _, it := range items {
 		lc := it.req.Lifecycle
@@ -414,15 +415,15 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 	}
 }
 
-func (h *Handler) heartbeat(ctx context.Context, clients *Clients, lc *event.Lifecycle) error {
+func (h *Handler) heartbeat(ctx context.Context, clients *cloud.Clients, lc *event.Lifecycle) error {
 	return retry(ctx, func(ctx context.Context) error {
 		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
 	})
 }
 
 func codeOrTransport(err error) string {
-	if code, _ := codeOf(err); code != "" {
+	if code, _ := cloud.CodeOf(err); code != "" {
 		return code
 	}
-	return CodeTransport
+	return cloud.CodeTransport
 }

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"github.com/enipool/enipool/cloud"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 // end-to-end twins in e2e/cloudproof_test.go were run there and fail.)
 func TestLifecycleVerification(t *testing.T) {
 	const token = "9C2E9DA7-F794-449A-ACF6-CEE24444F7BB"
-	hook := LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}
+	hook := cloud.LifecycleHook{ID: "ash-bp1hook", ScalingGroupID: "asg-bp1group", Transition: "SCALE_OUT"}
 	scaleOutOf := func(ids ...string) string {
 		return strings.Replace(scaleOut(ids[0]), `"instanceIds":["`+ids[0]+`"]`, `"instanceIds":["`+strings.Join(ids, `","`)+`"]`, 1)
 	}

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"github.com/enipool/enipool/cloud"
 	"hash/fnv"
 	"math/rand/v2"
 	"sort"
@@ -14,8 +15,8 @@ import (
 // every invocation that handles the same instance ranks the pool the same way, so duplicates
 // of one event go for the same ENI and the attach call itself settles who wins, while
 // different instances spread over the pool.
-func rank(key string, enis []ENI) []ENI {
-	out := append([]ENI(nil), enis...)
+func rank(key string, enis []cloud.ENI) []cloud.ENI {
+	out := append([]cloud.ENI(nil), enis...)
 	sort.SliceStable(out, func(i, j int) bool {
 		si, sj := score(key, out[i].ID), score(key, out[j].ID)
 		if si != sj {
@@ -31,9 +32,9 @@ func rank(key string, enis []ENI) []ENI {
 // that comes back (stop/start, or a replacement with the same id) tends to get the same ENI,
 // and its IP, again.
 func Rank(instanceID string, eniIDs []string) []string {
-	enis := make([]ENI, len(eniIDs))
+	enis := make([]cloud.ENI, len(eniIDs))
 	for i, id := range eniIDs {
-		enis[i] = ENI{ID: id}
+		enis[i] = cloud.ENI{ID: id}
 	}
 	out := make([]string, len(eniIDs))
 	for i, e := range rank(instanceID, enis) {
@@ -89,10 +90,10 @@ func retry(ctx context.Context, fn func(context.Context) error) error {
 		if err == nil {
 			return nil
 		}
-		if a, _ := Classify(err); a != ActionRetry {
+		if a, _ := cloud.Classify(err); a != cloud.VerdictRetry {
 			return err
 		}
-		if ae := (*APIError)(nil); errors.As(err, &ae) && ae.Code == "" {
+		if ae := (*cloud.APIError)(nil); errors.As(err, &ae) && ae.Code == "" {
 			if unreached++; unreached >= maxTransportTries {
 				return err
 			}

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"github.com/enipool/enipool/cloud"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,15 +49,15 @@ func TestEstimatorLearns(t *testing.T) {
 
 // Concurrent lookups of one instance type share a single call.
 func TestTypeLookupsShareOneCall(t *testing.T) {
-	c := &typeCache{m: map[string]InstanceType{}}
+	c := &typeCache{m: map[string]cloud.InstanceType{}}
 	var calls atomic.Int32
 	release := make(chan struct{})
-	fetch := func(_ context.Context, ids []string) ([]InstanceType, error) {
+	fetch := func(_ context.Context, ids []string) ([]cloud.InstanceType, error) {
 		calls.Add(1)
 		<-release
-		var out []InstanceType
+		var out []cloud.InstanceType
 		for _, id := range ids {
-			out = append(out, InstanceType{ID: id, ENIQuantity: 3})
+			out = append(out, cloud.InstanceType{ID: id, ENIQuantity: 3})
 		}
 		return out, nil
 	}

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"github.com/enipool/enipool/cloud"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ func TestNoPollWithoutWait(t *testing.T) {
 	c := newFakeCloud()
 	c.addInstance(inst, "ecs.g7.large")
 	enis := c.addENIs("w", 2)
-	c.put(enis[0], StatusAttaching, inst, time.Second) // another invocation's attach, slow
+	c.put(enis[0], cloud.StatusAttaching, inst, time.Second) // another invocation's attach, slow
 	h, _ := fakeHandler(t, c, nil)
 	resp, err := invoke(t, h, directPayload(inst), 3*time.Second)
 	if err != nil {

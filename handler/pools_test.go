@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"github.com/enipool/enipool/cloud"
 	"testing"
 	"time"
 )
@@ -21,9 +22,9 @@ func TestPoolsNotServedAreNotTouched(t *testing.T) {
 	}{
 		{"any pool, Running", nil, "Running", OutcomeAttached, ""},
 		{"listed pool, Running", []string{"db", fakePool}, "Running", OutcomeAttached, ""},
-		{"pool not listed, Running", []string{"db"}, "Running", OutcomeSkipped, CodeNotEligible},
+		{"pool not listed, Running", []string{"db"}, "Running", OutcomeSkipped, cloud.CodeNotEligible},
 		{"listed pool, Stopped", []string{fakePool}, "Stopped", OutcomeDetached, ""},
-		{"pool not listed, Stopped", []string{"db"}, "Stopped", OutcomeSkipped, CodeStaleEvent},
+		{"pool not listed, Stopped", []string{"db"}, "Stopped", OutcomeSkipped, cloud.CodeStaleEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -31,7 +32,7 @@ func TestPoolsNotServedAreNotTouched(t *testing.T) {
 			c.addInstance(inst, "ecs.g7.large")
 			enis := c.addENIs("p", 2)
 			if tt.event == "Stopped" {
-				c.put(enis[0], StatusInUse, inst, 0)
+				c.put(enis[0], cloud.StatusInUse, inst, 0)
 				c.setStatus(inst, "Stopped")
 			}
 			h, _ := fakeHandler(t, c, func(o *Options) { o.Pools = tt.pools })

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"github.com/enipool/enipool/cloud"
 	"slices"
 	"sort"
 	"strings"
@@ -47,7 +48,7 @@ func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true
 // releaseAll detaches the pool ENIs of the instances and waits until they are Available
 // again, so the pool can hand them out at once. An ENI still Detaching is never a candidate
 // for an attach (candidates must be Available).
-func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
+func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) {
 	call := func(r *release, fn func(context.Context) error) error {
 		return retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
@@ -61,12 +62,12 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		}
 	}
 	if len(ids) > 0 {
-		var insts []Instance
+		var insts []cloud.Instance
 		err := call(rs[0], func(ctx context.Context) (err error) {
-			insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
+			insts, err = ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 			return err
 		})
-		now := map[string]Instance{}
+		now := map[string]cloud.Instance{}
 		for _, in := range insts {
 			now[in.ID] = in
 		}
@@ -76,15 +77,15 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			case err != nil:
 				r.finish(failOutcome(err), err)
 			case found && in.Tags[h.opts.TagKey] == "":
-				r.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
 			case found && r.check == checkDeleted:
-				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
 			case found && r.check == checkLifecycleClosed:
-				r.finish(OutcomeDeadLettered, problem(CodeLifecycleUnverified, "instance %s (%s) is still known to ECS, and the scale-in's lifecycle action was ended when this dead letter was written, so Auto Scaling no longer vouches for it: its ENIs stay", r.id, in.Status))
+				r.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s (%s) is still known to ECS, and the scale-in's lifecycle action was ended when this dead letter was written, so Auto Scaling no longer vouches for it: its ENIs stay", r.id, in.Status))
 			case found && r.check == checkStopped && in.Status != "Stopped" && in.Status != "Stopping":
-				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
 			case found && r.check == checkStopped && !h.releasesOnStop(&in):
-				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
 			}
 		}
 	}
@@ -92,9 +93,9 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		if r.done {
 			continue
 		}
-		var held []ENI
+		var held []cloud.ENI
 		err := call(r, func(ctx context.Context) (err error) {
-			held, err = ecs.DescribeENIs(ctx, ENIQuery{InstanceID: r.id, TagKey: h.opts.TagKey})
+			held, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: r.id, TagKey: h.opts.TagKey})
 			return err
 		})
 		if err != nil {
@@ -112,16 +113,16 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			}
 			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
 			switch eni.Status {
-			case StatusDetaching:
+			case cloud.StatusDetaching:
 				r.pending[eni.ID] = time.Now()
-			case StatusAttaching:
+			case cloud.StatusAttaching:
 				// ECS refuses to detach an Attaching ENI: wait for it to be InUse, then
 				// detach it (awaitDetached).
 				r.pending[eni.ID] = time.Now()
-			case StatusInUse:
+			case cloud.StatusInUse:
 				err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, eni.ID, r.id) })
 				r.attempts++
-				if a, _ := Classify(err); err == nil || a == ActionNextENI || a == ActionSkip {
+				if a, _ := cloud.Classify(err); err == nil || a == cloud.VerdictNextENI || a == cloud.VerdictSkip {
 					// Not InUse any more (another invocation is detaching it) or gone: wait
 					// for it like for our own.
 					r.pending[eni.ID] = time.Now()
@@ -135,9 +136,9 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		}
 		if !r.done && len(r.pending) == 0 {
 			if r.only != "" {
-				r.finish(OutcomeDeadLettered, problem(CodeNotInPool, "ENI %s is not a pool ENI attached to %s", r.only, r.id))
+				r.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s is not a pool ENI attached to %s", r.only, r.id))
 			} else {
-				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s holds no pool ENI", r.id))
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s holds no pool ENI", r.id))
 			}
 		}
 	}
@@ -146,7 +147,7 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 
 // awaitDetached polls the detached ENIs until each is Available (or gone), first when a
 // detach is expected to be done.
-func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, call func(*release, func(context.Context) error) error) {
+func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*release, call func(*release, func(context.Context) error) error) {
 	wait := h.detachTime.get()
 	first := true
 	for {
@@ -171,14 +172,14 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 					what = append(what, id+" "+firstNonEmpty(r.waiting[id], "not yet seen"))
 				}
 				sort.Strings(what)
-				r.finish(OutcomeRetry, problem(CodeDeadline, "detach of %d ENI(s) from %s not confirmed before the deadline (%s; ECS detaches an ENI only once it is InUse)",
+				r.finish(OutcomeRetry, cloud.Problemf(cloud.CodeDeadline, "detach of %d ENI(s) from %s not confirmed before the deadline (%s; ECS detaches an ENI only once it is InUse)",
 					len(r.pending), r.id, strings.Join(what, ", ")))
 			}
 			return
 		}
-		var got []ENI
+		var got []cloud.ENI
 		err := call(active[0], func(ctx context.Context) (err error) {
-			got, err = ecs.DescribeENIs(ctx, ENIQuery{IDs: ids})
+			got, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{IDs: ids})
 			return err
 		})
 		if err != nil {
@@ -187,7 +188,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			}
 			return
 		}
-		now := map[string]ENI{}
+		now := map[string]cloud.ENI{}
 		for _, e := range got {
 			now[e.ID] = e
 		}
@@ -196,7 +197,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			for id := range r.pending {
 				eni, ok := now[id]
 				switch {
-				case !ok || eni.Status == StatusAvailable:
+				case !ok || eni.Status == cloud.StatusAvailable:
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
 					h.claims.drop(id)
@@ -204,12 +205,12 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 				case eni.InstanceID != "" && eni.InstanceID != r.id:
 					delete(r.pending, id) // moved on to another instance: not this release's
 					continue
-				case eni.Status == StatusInUse:
+				case eni.Status == cloud.StatusInUse:
 					// An attach that was under way (or a detach refused on a lagging read)
 					// settled: detach it now.
 					err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, id, r.id) })
 					r.attempts++
-					if a, _ := Classify(err); err != nil && a != ActionNextENI && a != ActionSkip {
+					if a, _ := cloud.Classify(err); err != nil && a != cloud.VerdictNextENI && a != cloud.VerdictSkip {
 						r.finish(failOutcome(err), err)
 					}
 				}
@@ -236,10 +237,10 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 
 // failOutcome is the outcome of a call that could not be made to succeed.
 func failOutcome(err error) Outcome {
-	switch a, _ := Classify(err); a {
-	case ActionRetry, ActionWaitInstance:
+	switch a, _ := cloud.Classify(err); a {
+	case cloud.VerdictRetry, cloud.VerdictWaitInstance:
 		return OutcomeRetry
-	case ActionSkip:
+	case cloud.VerdictSkip:
 		return OutcomeSkipped
 	default:
 		return OutcomeDeadLettered

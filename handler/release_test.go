@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"github.com/enipool/enipool/cloud"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ func TestStoppedDuringAttach(t *testing.T) {
 	c := newFakeCloud()
 	c.addInstance(inst, "ecs.g7.large")
 	enis := c.addENIs("t", 1)
-	c.put(enis[0], StatusAttaching, inst, 300*time.Millisecond)
+	c.put(enis[0], cloud.StatusAttaching, inst, 300*time.Millisecond)
 	c.setStatus(inst, "Stopped")
 	h, _ := fakeHandler(t, c, nil)
 	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 2*time.Second)
@@ -23,7 +24,7 @@ func TestStoppedDuringAttach(t *testing.T) {
 	if r.Outcome != OutcomeDetached || len(r.Detached) != 1 || r.Detached[0] != enis[0] {
 		t.Errorf("outcome %s %s (%s) detached %v, want %s detached", r.Outcome, r.Code, r.Reason, r.Detached, enis[0])
 	}
-	if e := c.state(enis[0]); e.Status != StatusAvailable || e.InstanceID != "" {
+	if e := c.state(enis[0]); e.Status != cloud.StatusAvailable || e.InstanceID != "" {
 		t.Errorf("ENI is %s on %q, want Available", e.Status, e.InstanceID)
 	}
 
@@ -31,12 +32,12 @@ func TestStoppedDuringAttach(t *testing.T) {
 	c2 := newFakeCloud()
 	c2.addInstance(inst, "ecs.g7.large")
 	enis = c2.addENIs("u", 1)
-	c2.put(enis[0], StatusAttaching, inst, time.Minute)
+	c2.put(enis[0], cloud.StatusAttaching, inst, time.Minute)
 	c2.setStatus(inst, "Stopped")
 	h2, _ := fakeHandler(t, c2, nil)
 	resp, _ = invoke(t, h2, stateEvent(inst, "Stopped"), time.Second)
 	r = resultFor(t, resp, inst)
-	if r.Outcome != OutcomeDeadLettered || !strings.Contains(r.Reason, StatusAttaching) {
+	if r.Outcome != OutcomeDeadLettered || !strings.Contains(r.Reason, cloud.StatusAttaching) {
 		t.Errorf("outcome %s (%s), want dead-lettered naming the Attaching ENI", r.Outcome, r.Reason)
 	}
 }
@@ -66,8 +67,8 @@ func TestInstanceStoppingDuringAttachRetries(t *testing.T) {
 	if held := c.held(inst); len(held) != 0 {
 		t.Fatalf("the Stopped instance holds %v after a Running event's retries (outcome %s %s)", held, r.Outcome, r.Code)
 	}
-	if r.Outcome != OutcomeSkipped || r.Code != CodeStaleEvent {
-		t.Errorf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, CodeStaleEvent)
+	if r.Outcome != OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+		t.Errorf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
 	}
 	if n := c.count("AttachNetworkInterface"); n != 1 {
 		t.Errorf("%d attaches, want the one refused", n)

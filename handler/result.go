@@ -1,5 +1,7 @@
 package handler
 
+import "github.com/enipool/enipool/cloud"
+
 // Outcome is how one event ended.
 type Outcome string
 
@@ -41,24 +43,24 @@ type Response struct {
 
 // Result is the end of one event.
 type Result struct {
-	InstanceID         string   `json:"instanceId,omitempty"`
-	NetworkInterfaceID string   `json:"networkInterfaceId,omitempty"`
-	PrivateIP          string   `json:"privateIpAddress,omitempty"`
-	ENIs               []ENIRef `json:"networkInterfaces,omitempty"`
-	Pool               string   `json:"pool,omitempty"`
-	Zone               string   `json:"zone,omitempty"`
-	Outcome            Outcome  `json:"outcome"`
-	Code               string   `json:"code,omitempty"`
-	Reason             string   `json:"reason,omitempty"`
-	Action             Action   `json:"action,omitempty"`
-	Attempts           int      `json:"attempts"`
-	APICalls           int      `json:"apiCalls"`
-	DurationMs         int64    `json:"durationMs"`
-	Detached           []string `json:"detached,omitempty"`
-	DeadLetterID       string   `json:"deadLetterMessageId,omitempty"`
-	Source             string   `json:"source,omitempty"`
-	EventID            string   `json:"eventId,omitempty"`
-	RequestIDs         []string `json:"requestIds,omitempty"`
+	InstanceID         string        `json:"instanceId,omitempty"`
+	NetworkInterfaceID string        `json:"networkInterfaceId,omitempty"`
+	PrivateIP          string        `json:"privateIpAddress,omitempty"`
+	ENIs               []ENIRef      `json:"networkInterfaces,omitempty"`
+	Pool               string        `json:"pool,omitempty"`
+	Zone               string        `json:"zone,omitempty"`
+	Outcome            Outcome       `json:"outcome"`
+	Code               string        `json:"code,omitempty"`
+	Reason             string        `json:"reason,omitempty"`
+	Action             cloud.Verdict `json:"action,omitempty"`
+	Attempts           int           `json:"attempts"`
+	APICalls           int           `json:"apiCalls"`
+	DurationMs         int64         `json:"durationMs"`
+	Detached           []string      `json:"detached,omitempty"`
+	DeadLetterID       string        `json:"deadLetterMessageId,omitempty"`
+	Source             string        `json:"source,omitempty"`
+	EventID            string        `json:"eventId,omitempty"`
+	RequestIDs         []string      `json:"requestIds,omitempty"`
 }
 
 // ENIRef names one ENI an instance holds.

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"errors"
+	"github.com/enipool/enipool/cloud"
 	"sync"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func TestStaleReadIsNotRollback(t *testing.T) {
 				defer mu.Unlock()
 				if tt.lose && !lost {
 					lost = true
-					return &APIError{Service: "ecs", API: "AttachNetworkInterface", Err: errors.New("read: connection reset by peer")}, true
+					return &cloud.APIError{Service: "ecs", API: "AttachNetworkInterface", Err: errors.New("read: connection reset by peer")}, true
 				}
 				return nil, false
 			}

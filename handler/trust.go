@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/event"
 )
 
@@ -24,25 +25,25 @@ import (
 func (h *Handler) authorise(it *item, inv Invocation) {
 	r := it.req
 	if own := firstNonEmpty(inv.Region, h.opts.Region); r.Region != "" && own != "" && r.Region != own {
-		h.refuse(it, OutcomeDeadLettered, problem(CodeForeign, "the event names region %s; this function serves %s", r.Region, own))
+		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names region %s; this function serves %s", r.Region, own))
 		return
 	}
 	if own := inv.AccountID; r.Account != "" && own != "" && r.Account != own {
-		h.refuse(it, OutcomeDeadLettered, problem(CodeForeign, "the event names account %s; this function serves account %s", r.Account, own))
+		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names account %s; this function serves account %s", r.Account, own))
 		return
 	}
 	letter := r.Redrive != nil
 	switch it.op {
 	case opAction:
 		if letter || (r.Channel != event.ChannelDirect && r.Channel != event.ChannelTimer) {
-			h.refuse(it, OutcomeDeadLettered, problem(CodeNotAllowed, "action %q came %s: actions are taken only from a direct invocation or the timer trigger",
+			h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "action %q came %s: actions are taken only from a direct invocation or the timer trigger",
 				r.Action.Name, carrier(r)))
 			return
 		}
 		h.capAction(it)
 	case opRelease:
 		if letter || r.Channel == event.ChannelQueue {
-			h.refuse(it, OutcomeSkipped, problem(CodeReleaseRefused, "a release of %s came %s, which may only ask for attaches: not acted on (reconcile sends back a stopped instance's ENIs; ECS detaches a released one's)",
+			h.refuse(it, OutcomeSkipped, cloud.Problemf(cloud.CodeReleaseRefused, "a release of %s came %s, which may only ask for attaches: not acted on (reconcile sends back a stopped instance's ENIs; ECS detaches a released one's)",
 				r.InstanceID, carrier(r)))
 		}
 	}
@@ -91,7 +92,7 @@ func (h *Handler) oneAction(actions []*item) []*item {
 		return actions
 	}
 	for _, it := range actions {
-		h.refuse(it, OutcomeDeadLettered, problem(CodeNotAllowed, "the payload asks for %d actions: one per invocation", len(actions)))
+		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "the payload asks for %d actions: one per invocation", len(actions)))
 	}
 	return nil
 }
@@ -111,7 +112,7 @@ func withBudget(ctx context.Context, max int) context.Context {
 		return ctx
 	}
 	b := &budget{max: int64(max)}
-	ctx = WithCallObserver(ctx, func(c Call) {
+	ctx = cloud.WithCallObserver(ctx, func(c cloud.Call) {
 		if c.Service == "ecs" {
 			b.used.Add(1)
 		}
@@ -125,28 +126,28 @@ func spent(ctx context.Context, api string) error {
 	if !ok || b.used.Load() < b.max {
 		return nil
 	}
-	return &APIError{Service: "ecs", API: api, Code: CodeBudget,
+	return &cloud.APIError{Service: "ecs", API: api, Code: cloud.CodeBudget,
 		Message: "the invocation used its " + strconv.FormatInt(b.max, 10) + " ECS calls (ENIPOOL_MAX_CALLS)"}
 }
 
 // budgeted is an ECS that refuses calls once the invocation's budget is spent.
-type budgeted struct{ ECS }
+type budgeted struct{ cloud.ECS }
 
-func (b budgeted) DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error) {
+func (b budgeted) DescribeInstances(ctx context.Context, q cloud.InstanceQuery) ([]cloud.Instance, error) {
 	if err := spent(ctx, "DescribeInstances"); err != nil {
 		return nil, err
 	}
 	return b.ECS.DescribeInstances(ctx, q)
 }
 
-func (b budgeted) DescribeInstanceTypes(ctx context.Context, types []string) ([]InstanceType, error) {
+func (b budgeted) DescribeInstanceTypes(ctx context.Context, types []string) ([]cloud.InstanceType, error) {
 	if err := spent(ctx, "DescribeInstanceTypes"); err != nil {
 		return nil, err
 	}
 	return b.ECS.DescribeInstanceTypes(ctx, types)
 }
 
-func (b budgeted) DescribeENIs(ctx context.Context, q ENIQuery) ([]ENI, error) {
+func (b budgeted) DescribeENIs(ctx context.Context, q cloud.ENIQuery) ([]cloud.ENI, error) {
 	if err := spent(ctx, "DescribeNetworkInterfaces"); err != nil {
 		return nil, err
 	}
@@ -167,9 +168,9 @@ func (b budgeted) DetachENI(ctx context.Context, eniID, instanceID string) error
 	return b.ECS.DetachENI(ctx, eniID, instanceID)
 }
 
-func (b budgeted) CreateENI(ctx context.Context, spec ENISpec) (ENI, error) {
+func (b budgeted) CreateENI(ctx context.Context, spec cloud.ENISpec) (cloud.ENI, error) {
 	if err := spent(ctx, "CreateNetworkInterface"); err != nil {
-		return ENI{}, err
+		return cloud.ENI{}, err
 	}
 	return b.ECS.CreateENI(ctx, spec)
 }
@@ -183,8 +184,8 @@ func (b budgeted) DeleteENI(ctx context.Context, eniID string) error {
 
 // connect returns the clients of the invocation's session in region, their ECS calls bound
 // by the invocation's budget.
-func (h *Handler) connect(ctx context.Context, inv Invocation, region string) (*Clients, error) {
-	c, err := h.conn.Connect(ctx, Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
+func (h *Handler) connect(ctx context.Context, inv Invocation, region string) (*cloud.Clients, error) {
+	c, err := h.conn.Connect(ctx, cloud.Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/enipool/enipool/cloud"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,7 @@ type WarmReport struct {
 // warm keeps the warm target of the configured pool, given a listing of the pool: per zone,
 // it creates ENIs until MinAvailable are Available (never beyond Max in the zone), and
 // deletes ENIs it created while the zone holds more than Max.
-func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
+func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *WarmReport {
 	w := h.opts.Warm
 	rep := &WarmReport{Pool: w.Pool, Created: []string{}, Deleted: []string{}}
 	zones := make([]string, 0, len(w.VSwitches))
@@ -37,13 +38,13 @@ func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
 	sort.Strings(zones)
 	for _, zone := range zones {
 		var avail, total int
-		var trimmable []ENI
+		var trimmable []cloud.ENI
 		for _, e := range enis {
 			if e.Tags[h.opts.TagKey] != w.Pool || e.Zone != zone {
 				continue
 			}
 			total++
-			if e.Status == StatusAvailable {
+			if e.Status == cloud.StatusAvailable {
 				avail++
 				if e.Tags[ManagedTag] == "true" && !e.Created.IsZero() && h.opts.Now().Sub(e.Created) >= w.Grace {
 					trimmable = append(trimmable, e)
@@ -53,7 +54,7 @@ func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
 		if n := min(w.MinAvailable-avail, w.Max-total); n > 0 {
 			vsws := w.VSwitches[zone]
 			for i := range n {
-				spec := ENISpec{
+				spec := cloud.ENISpec{
 					VSwitchID:        vsws[(total+i)%len(vsws)],
 					SecurityGroupIDs: w.SecurityGroups,
 					Tags:             map[string]string{h.opts.TagKey: w.Pool, ManagedTag: "true"},
@@ -62,7 +63,7 @@ func (h *Handler) warm(ctx context.Context, ecs ECS, enis []ENI) *WarmReport {
 					// the slot's ENI once.
 					ClientToken: clientToken(w.Pool, zone, strconv.Itoa(total+i)),
 				}
-				var eni ENI
+				var eni cloud.ENI
 				err := retry(ctx, func(ctx context.Context) (err error) {
 					eni, err = ecs.CreateENI(ctx, spec)
 					return err

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/internal/testenv"
@@ -556,7 +557,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	up := upkeep(t, c, upFn, cfg.instances, func(m dlqMessage) bool {
 		switch {
 		case m.Envelope != nil:
-			return m.Envelope.Error != nil && (m.Envelope.Error.Code == handler.CodeBadEvent || m.Envelope.Error.Code == handler.CodeUnsupported)
+			return m.Envelope.Error != nil && (m.Envelope.Error.Code == cloud.CodeBadEvent || m.Envelope.Error.Code == cloud.CodeUnsupported)
 		case m.Record != nil:
 			return junk[string(m.Record.RequestPayload)]
 		}
@@ -965,7 +966,7 @@ func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMs
 			during := st.during(inv.ev.instance, last.Start.Add(-stale), last.Start.Add(last.Duration))
 			why := rightEnd(inv.ev, !untagged[inv.ev.instance], during, end)
 			ended := last.Start.Add(last.Duration)
-			if code := strings.TrimPrefix(end, "dead-lettered "); why == "" && (code == "EniPerInstanceLimitExceeded" || code == handler.CodeENILimit) {
+			if code := strings.TrimPrefix(end, "dead-lettered "); why == "" && (code == "EniPerInstanceLimitExceeded" || code == cloud.CodeENILimit) {
 				if h := held(inv.ev.instance, ended); h >= n {
 					why = fmt.Sprintf("the instance held %d of its pool's ENIs (N=%d) when the attempt ended: the event's work was done", h, n)
 				}
@@ -1083,9 +1084,9 @@ func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMs
 // contradicting are the dead-letter codes that state a fact about an instance of the soak
 // that is false for every one of them (each is tagged or untagged from the start, in a VPC,
 // of a type that takes at least three ENIs while Running, and no event names an ENI).
-var contradicting = []string{handler.CodeNotEligible, handler.CodeNotFound, handler.CodeNoVPC, handler.CodeRequiresStopped,
-	handler.CodeENILimit, handler.CodeNotInPool, handler.CodeENIUnavailable, handler.CodeRebootRequired,
-	handler.CodeBadEvent, handler.CodeUnsupported}
+var contradicting = []string{cloud.CodeNotEligible, cloud.CodeNotFound, cloud.CodeNoVPC, cloud.CodeRequiresStopped,
+	cloud.CodeENILimit, cloud.CodeNotInPool, cloud.CodeENIUnavailable, cloud.CodeRebootRequired,
+	cloud.CodeBadEvent, cloud.CodeUnsupported}
 
 // rightEnd says why end ("outcome code", or "fc-destination") is not a right end for ev
 // when the instance was in the statuses during, "" when it is. FC's onFailure record is
@@ -1101,14 +1102,14 @@ func rightEnd(ev *soakEvent, tagged bool, during map[string]bool, end string) st
 	}
 	outcome, code, _ := strings.Cut(end, " ")
 	if ev.form == formJunk {
-		if outcome == "dead-lettered" && (code == handler.CodeBadEvent || code == handler.CodeUnsupported) {
+		if outcome == "dead-lettered" && (code == cloud.CodeBadEvent || code == cloud.CodeUnsupported) {
 			return ""
 		}
 		return "junk must be dead-lettered as a bad or unsupported event"
 	}
 	stopped := during[world.StatusStopped] || during[world.StatusStopping]
 	notRunning := stopped || during[world.StatusPending] || during[world.StatusStarting]
-	stale := outcome == "skipped" && code == handler.CodeStaleEvent
+	stale := outcome == "skipped" && code == cloud.CodeStaleEvent
 	deadOK := outcome == "dead-lettered" && !slices.Contains(contradicting, code)
 	switch ev.state {
 	case "Stopping":
@@ -1118,7 +1119,7 @@ func rightEnd(ev *soakEvent, tagged bool, during map[string]bool, end string) st
 		return "a Stopping event has nothing to do"
 	case "Running":
 		if !tagged {
-			if outcome == "skipped" && code == handler.CodeNotEligible {
+			if outcome == "skipped" && code == cloud.CodeNotEligible {
 				return ""
 			}
 			return "an untagged instance must be skipped as not eligible"
@@ -1137,7 +1138,7 @@ func rightEnd(ev *soakEvent, tagged bool, during map[string]bool, end string) st
 		if !tagged {
 			// Every release asks ECS first, and an instance without the pool tag is not
 			// enipool's: whatever its state, it is skipped as not eligible.
-			if outcome == "skipped" && code == handler.CodeNotEligible {
+			if outcome == "skipped" && code == cloud.CodeNotEligible {
 				return ""
 			}
 			return "a Stopped event for an untagged instance must be skipped as not eligible"

@@ -1,5 +1,5 @@
 // Command readmegen writes the README's generated sections from the code: the configuration
-// table (config.Variables) and the error-code table (handler.Rules). `make docs` runs it; a
+// table (config.Variables) and the error-code table (cloud.Rules). `make docs` runs it; a
 // test fails when the README is out of date.
 //
 //	go run ./internal/readmegen -readme README.md          # rewrite the sections
@@ -13,8 +13,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/config"
-	"github.com/enipool/enipool/handler"
 )
 
 func main() {
@@ -73,6 +73,6 @@ func sections() map[string]string {
 		fmt.Fprintf(&cfg, "| `%s` | %s | %s |\n", v.Name, def, v.Meaning)
 	}
 	var errs strings.Builder
-	handler.WriteMarkdownTable(&errs)
+	cloud.WriteMarkdownTable(&errs)
 	return map[string]string{"config": cfg.String(), "errors": errs.String()}
 }

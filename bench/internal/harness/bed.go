@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/alicloud"
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/config"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
@@ -142,7 +143,7 @@ func buildHandler(c *localcloud.Cloud, env map[string]string) (*handler.Handler,
 		FunctionName: "enipool",
 		Region:       c.Region,
 		AccountID:    c.AccountID,
-		Credentials:  handler.Credentials{AccessKeyID: key.ID, AccessKeySecret: key.Secret, SecurityToken: key.Token},
+		Credentials:  cloud.Credentials{AccessKeyID: key.ID, AccessKeySecret: key.Secret, SecurityToken: key.Token},
 	}
 	return h, inv, nil
 }

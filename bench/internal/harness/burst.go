@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/localcloud/record"
 )
 
@@ -176,7 +176,7 @@ func checkExhausted(a Audit, ids []string, c CloudParams) ExhaustedCheck {
 			code = env.Error.Code
 		}
 		switch {
-		case code != handler.CodePoolExhausted:
+		case code != cloud.CodePoolExhausted:
 			problem("%s: code %q: %s", env.InstanceID, code, env.Reason)
 		case env.Pool != PoolName || env.Zone == "":
 			problem("%s: pool %q zone %q", env.InstanceID, env.Pool, env.Zone)

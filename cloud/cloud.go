@@ -1,4 +1,9 @@
-package handler
+// Package cloud is what enipool needs of Alibaba Cloud, as interfaces and plain values: ECS,
+// Auto Scaling's lifecycle reads and completions, the dead-letter queue, the errors they
+// answer with, and the error table that says what to do about each. It imports no SDK: the
+// engine, the handler and the SDK adapters (alicloud) meet here, and a simulated cloud
+// implements the same interfaces.
+package cloud
 
 import (
 	"context"

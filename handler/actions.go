@@ -47,7 +47,7 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 		id := firstNonEmpty(a.InstanceID, it.req.InstanceID)
 		if id == "" && it.req.ENIID != "" {
 			var got []cloud.ENI
-			err := retry(ctx, func(ctx context.Context) (err error) {
+			err := h.retry(ctx, func(ctx context.Context) (err error) {
 				got, err = clients.ECS.DescribeENIs(ctx, cloud.ENIQuery{IDs: []string{it.req.ENIID}})
 				return err
 			})
@@ -77,7 +77,7 @@ func (h *Handler) runAction(ctx, finish context.Context, inv Invocation, it *ite
 // listPool lists the ENIs of one pool, or of every pool when pool is empty.
 func (h *Handler) listPool(ctx context.Context, ecs cloud.ECS, pool string) ([]cloud.ENI, error) {
 	var enis []cloud.ENI
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := h.retry(ctx, func(ctx context.Context) (err error) {
 		enis, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{TagKey: h.opts.TagKey, TagValue: pool})
 		return err
 	})
@@ -207,7 +207,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *cloud.
 		limit = h.opts.ReconcileMax
 	}
 	var insts []cloud.Instance
-	err := retry(ctx, func(ctx context.Context) (err error) {
+	err := h.retry(ctx, func(ctx context.Context) (err error) {
 		insts, err = clients.ECS.DescribeInstances(ctx, cloud.InstanceQuery{TagKey: h.opts.TagKey, TagValue: a.Pool, Status: "Running"})
 		return err
 	})
@@ -216,7 +216,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *cloud.
 		return rep, nil
 	}
 	sort.Slice(insts, func(i, j int) bool { return insts[i].ID < insts[j].ID })
-	insts, rep.Coverage = h.window(insts, limit, firstNonZero(it.req.TriggerTime, h.opts.Now()))
+	insts, rep.Coverage = h.window(insts, limit, firstNonZero(it.req.TriggerTime, h.clock.Now()))
 	rep.Truncated = rep.Coverage.Fleet - len(insts)
 	rep.Instances = len(insts)
 
@@ -226,7 +226,7 @@ func (h *Handler) reconcile(ctx context.Context, inv Invocation, clients *cloud.
 	for i := range insts {
 		in := insts[i]
 		t := newTarget(in.ID, "", false)
-		t.inst, t.lookedAt = &in, time.Now() // the listing just made
+		t.inst, t.lookedAt = &in, h.clock.Now() // the listing just made
 		ts = append(ts, t)
 		eligible[in.ID] = in.Tags[h.opts.TagKey]
 	}
@@ -349,7 +349,7 @@ func (h *Handler) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, e
 	}
 	sort.Strings(ids)
 	var insts []cloud.Instance
-	if err := retry(ctx, func(ctx context.Context) (err error) {
+	if err := h.retry(ctx, func(ctx context.Context) (err error) {
 		insts, err = ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 		return err
 	}); err != nil {
@@ -505,7 +505,7 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 				rep.Kept++
 				continue
 			}
-			if err := retry(ctx, func(ctx context.Context) error { return clients.DeadLetters.Delete(ctx, m.ReceiptHandle) }); err != nil {
+			if err := h.retry(ctx, func(ctx context.Context) error { return clients.DeadLetters.Delete(ctx, m.ReceiptHandle) }); err != nil {
 				rep.Kept++
 				h.log.Warn("redrive: could not delete a handled dead letter; it will be handled again", "messageId", m.ID, "error", err.Error())
 				continue
@@ -523,7 +523,7 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 // for an operator, and stops coming back to every redrive. A letter that cannot be hidden is
 // kept as it is.
 func (h *Handler) quarantine(ctx context.Context, dlq cloud.DeadLetters, m cloud.Message, rep *RedriveReport) {
-	if err := retry(ctx, func(ctx context.Context) error { return dlq.Hide(ctx, m.ReceiptHandle, quarantineFor) }); err != nil {
+	if err := h.retry(ctx, func(ctx context.Context) error { return dlq.Hide(ctx, m.ReceiptHandle, quarantineFor) }); err != nil {
 		rep.Kept++
 		h.log.Warn("enipool.quarantine-failed", "messageId", m.ID, "error", err.Error())
 		return

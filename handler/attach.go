@@ -106,7 +106,7 @@ func (e *engine) run(ctx context.Context) {
 			return
 		}
 		wait, look := e.nextWake(active)
-		if err := sleep(ctx, wait); err != nil {
+		if err := e.h.clock.Sleep(ctx, wait); err != nil {
 			e.expire(active, err)
 			return
 		}
@@ -129,7 +129,7 @@ func (e *engine) active() []*target {
 // call runs one ECS call with the retry policy, counting every attempt against the targets
 // it serves.
 func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context) error) error {
-	return retry(ctx, func(ctx context.Context) error {
+	return e.h.retry(ctx, func(ctx context.Context) error {
 		err := fn(ctx)
 		e.mu.Lock()
 		for _, t := range ts {
@@ -160,7 +160,7 @@ func (e *engine) describe(ctx context.Context) bool {
 		if len(starting) == 0 {
 			break
 		}
-		if err := sleep(ctx, retry.next()); err != nil {
+		if err := e.h.clock.Sleep(ctx, retry.next()); err != nil {
 			for _, t := range starting {
 				t.finish(OutcomeRetry, cloud.Problemf(cloud.CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
 			}
@@ -332,7 +332,7 @@ func (e *engine) listPools(ctx context.Context, ts []*target) bool {
 		for _, eni := range got {
 			e.view[eni.ID] = eni
 		}
-		e.listed[k] = time.Now()
+		e.listed[k] = e.h.clock.Now()
 	}
 	return len(e.active()) > 0
 }
@@ -401,7 +401,7 @@ type attachJob struct {
 func (e *engine) decideAndAttach(ctx context.Context) {
 	e.recheck(ctx)
 	n := e.h.opts.PerInstance
-	now := time.Now()
+	now := e.h.clock.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
 		held := e.holdings(t)
@@ -551,7 +551,7 @@ func (e *engine) recheck(ctx context.Context) {
 	}
 	starting, _ := e.lookInstances(ctx, ts)
 	for _, t := range starting {
-		t.retryAt = time.Now().Add(time.Second) // starting again: wait for it
+		t.retryAt = e.h.clock.Now().Add(time.Second) // starting again: wait for it
 	}
 }
 
@@ -563,7 +563,7 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 		ids = append(ids, t.id)
 	}
 	var got []cloud.Instance
-	sent := time.Now()
+	sent := e.h.clock.Now()
 	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
 		got, err = e.ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 		return err
@@ -693,7 +693,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 	}
 	var reqID string
 	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
-	now := time.Now()
+	now := e.h.clock.Now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -773,7 +773,7 @@ func maybeApplied(err error) bool {
 // when a poll found an attach unfinished, or when a lost race or a claimed pool asks for one.
 // A round that only retries a backed-off attach needs no look.
 func (e *engine) nextWake(active []*target) (time.Duration, bool) {
-	now := time.Now()
+	now := e.h.clock.Now()
 	est := e.h.attachTime.get()
 	var lookAt, retryAt time.Time
 	later := func(cur, at time.Time) time.Time {
@@ -835,7 +835,7 @@ func (e *engine) spaced(wait time.Duration, now time.Time) time.Duration {
 func (e *engine) observe(ctx context.Context, active []*target) bool {
 	// How long an attach had when looked at is counted to when the look was sent: the time
 	// the answer took to come back is not the attach's.
-	sent := time.Now()
+	sent := e.h.clock.Now()
 	e.lastLook = sent
 	relist := len(active) > 1
 	for _, t := range active {

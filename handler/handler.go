@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/event"
@@ -24,6 +25,7 @@ import (
 // how long attaches and detaches take, which ENIs this process is attaching).
 type Handler struct {
 	opts       Options
+	clock      clock.Clock
 	conn       cloud.Connector
 	log        *slog.Logger
 	types      *typeCache
@@ -41,8 +43,8 @@ func New(opts Options, conn cloud.Connector) (*Handler, error) {
 	if conn == nil {
 		return nil, errors.New("handler: nil Connector")
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
 	}
 	log := opts.Logger
 	if log == nil {
@@ -50,13 +52,14 @@ func New(opts Options, conn cloud.Connector) (*Handler, error) {
 	}
 	return &Handler{
 		opts:       opts,
+		clock:      opts.Clock,
 		conn:       conn,
 		log:        log,
 		types:      &typeCache{m: map[string]cloud.InstanceType{}},
-		claims:     newClaims(time.Minute, opts.Now),
+		claims:     newClaims(time.Minute, opts.Clock),
 		attachTime: newEstimator(opts.AttachTime),
 		detachTime: newEstimator(opts.DetachTime),
-		attachPace: newLimiter(opts.AttachQPS, opts.Now),
+		attachPace: newLimiter(opts.AttachQPS, opts.Clock),
 	}, nil
 }
 
@@ -125,10 +128,10 @@ type item struct {
 // Invoke handles one invocation's payload. It returns one result per event. The error is
 // non-nil only when the platform must keep the event (see InvocationError).
 func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*Response, error) {
-	start := h.opts.Now()
+	start := h.clock.Now()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.opts.DefaultTimeout)
+		ctx, cancel = clock.Deadline(ctx, h.clock, h.opts.DefaultTimeout)
 		defer cancel()
 	}
 	var calls atomic.Int64
@@ -162,7 +165,7 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 		h.logResult(inv, it.res)
 	}
 	resp.APICalls = int(calls.Load())
-	resp.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+	resp.DurationMs = h.clock.Now().Sub(start).Milliseconds()
 	if len(ierr.Retry)+len(ierr.Failed) > 0 {
 		return resp, &ierr
 	}
@@ -378,7 +381,7 @@ func singleEvent(items []*item) bool {
 func (h *Handler) fill(it *item, start time.Time) {
 	res := &it.res
 	if res.DurationMs == 0 {
-		res.DurationMs = h.opts.Now().Sub(start).Milliseconds()
+		res.DurationMs = h.clock.Now().Sub(start).Milliseconds()
 	}
 	if t := it.target; t != nil {
 		res.Outcome, it.err = t.outcome, t.err
@@ -488,7 +491,7 @@ func (h *Handler) sendDeadLetter(ctx context.Context, dlq cloud.DeadLetters, env
 		return "", fmt.Errorf("encode envelope: %w", err)
 	}
 	var id string
-	err = retry(ctx, func(ctx context.Context) (err error) {
+	err = h.retry(ctx, func(ctx context.Context) (err error) {
 		id, err = dlq.Send(ctx, body)
 		return err
 	})
@@ -511,7 +514,7 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		FunctionName:      inv.FunctionName,
 		FunctionRequestID: inv.RequestID,
 		FCRetryCount:      inv.RetryCount,
-		Time:              h.opts.Now().UTC(),
+		Time:              h.clock.Now().UTC(),
 		Source:            r.Source, // the carrier it really came on, never what a letter inside claims
 		Channel:           string(r.Channel),
 		EventID:           r.EventID,

@@ -154,7 +154,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	}
 	var hook cloud.LifecycleHook
 	var found bool
-	if err := retry(ctx, func(ctx context.Context) (err error) {
+	if err := h.retry(ctx, func(ctx context.Context) (err error) {
 		hook, found, err = lc.LifecycleHook(ctx, l.HookID)
 		return err
 	}); err != nil {
@@ -173,7 +173,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	v := &verdict{group: hook.ScalingGroupID, named: map[string]bool{}, waiting: map[string]bool{}}
 	instances := func(activity string) ([]cloud.ScalingInstance, error) {
 		var insts []cloud.ScalingInstance
-		err := retry(ctx, func(ctx context.Context) (err error) {
+		err := h.retry(ctx, func(ctx context.Context) (err error) {
 			insts, err = lc.ScalingInstances(ctx, hook.ScalingGroupID, activity, l.InstanceIDs)
 			return err
 		})
@@ -182,7 +182,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	// find looks for the action among the scaling activity's.
 	find := func(activity string) (*cloud.LifecycleAction, error) {
 		var actions []cloud.LifecycleAction
-		if err := retry(ctx, func(ctx context.Context) (err error) {
+		if err := h.retry(ctx, func(ctx context.Context) (err error) {
 			actions, err = lc.LifecycleActions(ctx, activity, "")
 			return err
 		}); err != nil {
@@ -349,7 +349,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		cctx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
 		clients, err := h.conn.Connect(cctx, cloud.Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
-			err = retry(cctx, func(ctx context.Context) error {
+			err = h.retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}
@@ -416,7 +416,7 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 }
 
 func (h *Handler) heartbeat(ctx context.Context, clients *cloud.Clients, lc *event.Lifecycle) error {
-	return retry(ctx, func(ctx context.Context) error {
+	return h.retry(ctx, func(ctx context.Context) error {
 		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
 	})
 }

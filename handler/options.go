@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/enipool/enipool/clock"
 )
 
 // Options configure a Handler. The config package fills them from the environment.
@@ -84,8 +86,8 @@ type Options struct {
 	MaxDeadLetters int
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock of every wait, deadline and timestamp; nil means clock.Real().
+	Clock clock.Clock
 }
 
 // WarmOptions configure the warm target: enipool creates pool ENIs (tagged, with a client

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 	"hash/fnv"
 	"math/rand/v2"
@@ -79,10 +80,15 @@ func (b *backoff) next() time.Duration {
 // there and says when to come back.
 const maxTransportTries = 4
 
+// retry runs fn on the handler's clock (see retry).
+func (h *Handler) retry(ctx context.Context, fn func(context.Context) error) error {
+	return retry(ctx, h.clock, fn)
+}
+
 // retry runs fn until it succeeds, fails with an error that is not transient (see
 // Classify), fails to complete maxTransportTries times, or ctx ends; it then returns fn's
 // last error. Transient errors back off, capped and jittered.
-func retry(ctx context.Context, fn func(context.Context) error) error {
+func retry(ctx context.Context, clk clock.Clock, fn func(context.Context) error) error {
 	b := backoff{base: 100 * time.Millisecond, max: 2 * time.Second}
 	unreached := 0
 	for {
@@ -98,24 +104,9 @@ func retry(ctx context.Context, fn func(context.Context) error) error {
 				return err
 			}
 		}
-		if sleep(ctx, b.next()) != nil {
+		if clk.Sleep(ctx, b.next()) != nil {
 			return err
 		}
-	}
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 
@@ -127,15 +118,15 @@ type limiter struct {
 	interval time.Duration
 	next     time.Time
 	burst    time.Duration
-	now      func() time.Time
+	clock    clock.Clock
 }
 
-func newLimiter(qps float64, now func() time.Time) *limiter {
+func newLimiter(qps float64, clk clock.Clock) *limiter {
 	if qps <= 0 {
 		return nil
 	}
 	iv := time.Duration(float64(time.Second) / qps)
-	return &limiter{interval: iv, burst: time.Second / 2, now: now}
+	return &limiter{interval: iv, burst: time.Second / 2, clock: clk}
 }
 
 // wait blocks until a call may go, or ctx is done.
@@ -144,7 +135,7 @@ func (l *limiter) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	l.mu.Lock()
-	now := l.now()
+	now := l.clock.Now()
 	// burst/interval calls may go at once: the first at floor, the last at now.
 	if floor := now.Add(l.interval - l.burst); l.next.Before(floor) {
 		l.next = floor
@@ -152,7 +143,7 @@ func (l *limiter) wait(ctx context.Context) error {
 	at := l.next
 	l.next = l.next.Add(l.interval)
 	l.mu.Unlock()
-	if err := sleep(ctx, at.Sub(now)); err != nil {
+	if err := l.clock.Sleep(ctx, at.Sub(now)); err != nil {
 		// Give the slot back so a cancelled waiter does not slow the others.
 		l.mu.Lock()
 		l.next = l.next.Add(-l.interval)
@@ -212,10 +203,10 @@ func (e *estimator) observe(waited time.Duration, done bool) {
 // invocations in one process do not race each other for the same ENI. Across processes the
 // attach call itself is the claim.
 type claims struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	m   map[string]claim
-	now func() time.Time
+	mu    sync.Mutex
+	ttl   time.Duration
+	m     map[string]claim
+	clock clock.Clock
 }
 
 type claim struct {
@@ -223,15 +214,15 @@ type claim struct {
 	until    time.Time
 }
 
-func newClaims(ttl time.Duration, now func() time.Time) *claims {
-	return &claims{ttl: ttl, m: make(map[string]claim), now: now}
+func newClaims(ttl time.Duration, clk clock.Clock) *claims {
+	return &claims{ttl: ttl, m: make(map[string]claim), clock: clk}
 }
 
 // take claims eni for instance unless another instance holds a live claim on it.
 func (c *claims) take(eni, instance string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
+	now := c.clock.Now()
 	if cl, ok := c.m[eni]; ok && cl.instance != instance && now.Before(cl.until) {
 		return false
 	}

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,7 @@ func TestTypeLookupsShareOneCall(t *testing.T) {
 // The pacer lets at most half a second's worth through at once, then paces.
 func TestLimiterBurst(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(20, func() time.Time { return now })
+	l := newLimiter(20, stopped{now})
 	// The clock stands still: a call that would have to wait (50 ms apart at 20/s) runs
 	// out of this context first.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -121,4 +122,13 @@ func TestEstimatorClusterOfMisses(t *testing.T) {
 	if hits < 100 {
 		t.Fatalf("the estimate fell back below the attach time after %d hits, want a long run", hits)
 	}
+}
+
+// stopped is a clock whose time stands still; its waits are real.
+type stopped struct{ at time.Time }
+
+func (s stopped) Now() time.Time { return s.at }
+
+func (s stopped) Sleep(ctx context.Context, d time.Duration) error {
+	return clock.Real().Sleep(ctx, d)
 }

@@ -50,7 +50,7 @@ func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true
 // for an attach (candidates must be Available).
 func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) {
 	call := func(r *release, fn func(context.Context) error) error {
-		return retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
+		return h.retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
 	// ECS decides, not the event: every release looks at its instance first. State events
 	// can arrive out of order (act on the state the instance is in now), and any event can be
@@ -114,18 +114,18 @@ func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) 
 			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
 			switch eni.Status {
 			case cloud.StatusDetaching:
-				r.pending[eni.ID] = time.Now()
+				r.pending[eni.ID] = h.clock.Now()
 			case cloud.StatusAttaching:
 				// ECS refuses to detach an Attaching ENI: wait for it to be InUse, then
 				// detach it (awaitDetached).
-				r.pending[eni.ID] = time.Now()
+				r.pending[eni.ID] = h.clock.Now()
 			case cloud.StatusInUse:
 				err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, eni.ID, r.id) })
 				r.attempts++
 				if a, _ := cloud.Classify(err); err == nil || a == cloud.VerdictNextENI || a == cloud.VerdictSkip {
 					// Not InUse any more (another invocation is detaching it) or gone: wait
 					// for it like for our own.
-					r.pending[eni.ID] = time.Now()
+					r.pending[eni.ID] = h.clock.Now()
 					continue
 				}
 				r.finish(failOutcome(err), err)
@@ -165,7 +165,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 		if len(active) == 0 {
 			return
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := h.clock.Sleep(ctx, wait); err != nil {
 			for _, r := range active {
 				var what []string
 				for id := range r.pending {

@@ -46,7 +46,7 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 			total++
 			if e.Status == cloud.StatusAvailable {
 				avail++
-				if e.Tags[ManagedTag] == "true" && !e.Created.IsZero() && h.opts.Now().Sub(e.Created) >= w.Grace {
+				if e.Tags[ManagedTag] == "true" && !e.Created.IsZero() && h.clock.Now().Sub(e.Created) >= w.Grace {
 					trimmable = append(trimmable, e)
 				}
 			}
@@ -64,7 +64,7 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 					ClientToken: clientToken(w.Pool, zone, strconv.Itoa(total+i)),
 				}
 				var eni cloud.ENI
-				err := retry(ctx, func(ctx context.Context) (err error) {
+				err := h.retry(ctx, func(ctx context.Context) (err error) {
 					eni, err = ecs.CreateENI(ctx, spec)
 					return err
 				})
@@ -78,7 +78,7 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 		if excess := total - w.Max; excess > 0 {
 			sort.Slice(trimmable, func(i, j int) bool { return trimmable[i].Created.Before(trimmable[j].Created) })
 			for _, e := range trimmable[:min(excess, len(trimmable))] {
-				err := retry(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
+				err := h.retry(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
 				if err != nil {
 					rep.Errors = append(rep.Errors, fmt.Sprintf("delete %s: %v", e.ID, err))
 					continue

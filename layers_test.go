@@ -86,6 +86,7 @@ func TestLayering(t *testing.T) {
 		"clock":      {},
 		"event":      {"deadletter"},
 		"deadletter": {},
+		"engine":     {"cloud", "clock"},
 		"handler":    {"cloud", "clock", "engine", "event", "deadletter"},
 		"alicloud":   {"cloud"},
 		".":          {"cloud", "clock", "engine", "handler", "event", "deadletter", "alicloud", "config"},

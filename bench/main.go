@@ -32,6 +32,7 @@ import (
 	"github.com/enipool/enipool/bench/internal/harness"
 	"github.com/enipool/enipool/bench/internal/report"
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 )
 
@@ -520,7 +521,7 @@ func (b *bench) coldstart(ctx context.Context) error {
 		b.add(big, att)
 	}
 	for _, s := range r.Enipool {
-		if !s.ColdFlag || s.Outcome != string(handler.OutcomeAttached) {
+		if !s.ColdFlag || s.Outcome != string(engine.OutcomeAttached) {
 			b.note("4: a cold start's first invocation was not a cold attach: cold=%v outcome=%s", s.ColdFlag, s.Outcome)
 		}
 	}

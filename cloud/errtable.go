@@ -212,6 +212,15 @@ func CodeOf(err error) (string, int) {
 	return "", 0
 }
 
+// CodeOrTransport returns the code err carries, or CodeTransport for a call that did not
+// complete.
+func CodeOrTransport(err error) string {
+	if code, _ := CodeOf(err); code != "" {
+		return code
+	}
+	return CodeTransport
+}
+
 // WriteMarkdownTable writes the error table as Markdown; the README carries its output.
 func WriteMarkdownTable(w io.Writer) error {
 	var b strings.Builder

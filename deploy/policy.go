@@ -11,7 +11,7 @@ import (
 )
 
 // ManagedTag is the tag the warm target puts (value "true") on the ENIs it creates; it
-// deletes no other ENI. It is handler.ManagedTag, repeated here so that this package
+// deletes no other ENI. It is engine.ManagedTag, repeated here so that this package
 // depends on nothing (package localcloud/world imports it); a test keeps the two equal.
 const ManagedTag = "enipool:managed"
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/enipool/enipool/deploy"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/ram"
 )
@@ -115,7 +115,7 @@ func onGroup(action, id string) ram.Call {
 	return ram.Call{Action: action, Resources: []ram.Resource{{ARN: arn("ess", "scalinggroup/"+id)}}}
 }
 
-// warmCalls are the warm target's calls (handler/warm.go): a create tagged with the warm
+// warmCalls are the warm target's calls (engine/warm.go): a create tagged with the warm
 // pool and the managed tag, in a configured vSwitch and security group, and the delete of an
 // ENI it created.
 func warmCalls() []namedCall {
@@ -475,7 +475,7 @@ func TestTrustPolicy(t *testing.T) {
 
 // The warm target's managed tag is the handler's.
 func TestManagedTag(t *testing.T) {
-	if deploy.ManagedTag != handler.ManagedTag {
-		t.Errorf("deploy.ManagedTag %q, handler.ManagedTag %q", deploy.ManagedTag, handler.ManagedTag)
+	if deploy.ManagedTag != engine.ManagedTag {
+		t.Errorf("deploy.ManagedTag %q, engine.ManagedTag %q", deploy.ManagedTag, engine.ManagedTag)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -38,7 +38,7 @@ func TestAttachOutcomes(t *testing.T) {
 		name       string
 		spec       spec
 		event      string
-		outcome    handler.Outcome
+		outcome    engine.Outcome
 		code       string
 		held       int    // pool ENIs InUse on the instance afterwards
 		dead       int    // envelopes in the dead-letter queue
@@ -46,40 +46,40 @@ func TestAttachOutcomes(t *testing.T) {
 		attachCall int    // AttachNetworkInterface calls, -1 to skip the check
 	}{
 		{"running event attaches", spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 3)},
-			running(a), handler.OutcomeAttached, "", 1, 0, "", 1},
+			running(a), engine.OutcomeAttached, "", 1, 0, "", 1},
 		{"direct invocation attaches", spec{instances: []world.Instance{inst(a, zoneI)}, enis: poolENIs("p", zoneI, 2)},
-			direct(a), handler.OutcomeAttached, "", 1, 0, "", 1},
+			direct(a), engine.OutcomeAttached, "", 1, 0, "", 1},
 		{"untagged instance is not ours", spec{instances: []world.Instance{untagged}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, cloud.CodeNotEligible, 0, 0, "no enipool tag", 0},
+			running(a), engine.OutcomeSkipped, cloud.CodeNotEligible, 0, 0, "no enipool tag", 0},
 		{"instance gone", spec{enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, cloud.CodeNotFound, 0, 0, "does not exist", 0},
+			running(a), engine.OutcomeSkipped, cloud.CodeNotFound, 0, 0, "does not exist", 0},
 		{"pool empty in the instance's zone", spec{instances: []world.Instance{inst(a, zoneI)}, enis: poolENIs("p", zoneH, 3)},
-			running(a), handler.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, `pool "web" has no Available ENI in zone cn-hangzhou-i`, 0},
+			running(a), engine.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, `pool "web" has no Available ENI in zone cn-hangzhou-i`, 0},
 		{"pool ENIs of another VPC are never used", spec{instances: []world.Instance{inst(a, zoneH)}, enis: otherVPC},
-			running(a), handler.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, "vpc-test0001", 0},
+			running(a), engine.OutcomeDeadLettered, cloud.CodePoolExhausted, 0, 1, "vpc-test0001", 0},
 		{"type that needs Stopped, Running", spec{instances: []world.Instance{stoppedOnly}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeDeadLettered, cloud.CodeRequiresStopped, 0, 1, "requires the instance to be Stopped", 0},
+			running(a), engine.OutcomeDeadLettered, cloud.CodeRequiresStopped, 0, 1, "requires the instance to be Stopped", 0},
 		{"type that needs Stopped, Stopped, direct", spec{instances: []world.Instance{stoppedOnlyStopped}, enis: poolENIs("p", zoneH, 2)},
-			direct(a), handler.OutcomeAttached, "", 1, 0, "", 1},
+			direct(a), engine.OutcomeAttached, "", 1, 0, "", 1},
 		{"last start before 2018-04-01", spec{instances: []world.Instance{old}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeDeadLettered, cloud.CodeRebootRequired, 0, 1, "reboot it", 0},
+			running(a), engine.OutcomeDeadLettered, cloud.CodeRebootRequired, 0, 1, "reboot it", 0},
 		{"Running event for a Stopped instance is stale", spec{instances: []world.Instance{stopped}, enis: poolENIs("p", zoneH, 2)},
-			running(a), handler.OutcomeSkipped, cloud.CodeStaleEvent, 0, 0, "out of date", 0},
+			running(a), engine.OutcomeSkipped, cloud.CodeStaleEvent, 0, 0, "out of date", 0},
 		{"no room for another ENI", spec{instances: []world.Instance{small},
 			enis: append(poolENIs("p", zoneH, 2), world.ENI{ID: "eni-busy000001", VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
 				Status: "InUse", InstanceID: a})},
-			running(a), handler.OutcomeDeadLettered, cloud.CodeENILimit, 0, 1, "allows 2 ENIs and holds 2", 0},
+			running(a), engine.OutcomeDeadLettered, cloud.CodeENILimit, 0, 1, "allows 2 ENIs and holds 2", 0},
 		{"requested ENI outside the pool is refused", spec{instances: []world.Instance{inst(a, zoneH)}, enis: append(poolENIs("p", zoneH, 2), plain)},
 			fmt.Sprintf(`{"instanceId":%q,"regionId":%q,"networkInterfaceId":"eni-plain00001"}`, a, region),
-			handler.OutcomeDeadLettered, cloud.CodeNotInPool, 0, 1, "eni-plain00001 is not in pool", 0},
+			engine.OutcomeDeadLettered, cloud.CodeNotInPool, 0, 1, "eni-plain00001 is not in pool", 0},
 		{"requested pool ENI is honoured", spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 5)},
 			fmt.Sprintf(`{"instanceId":%q,"regionId":%q,"networkInterfaceId":"eni-p04"}`, a, region),
-			handler.OutcomeAttached, "", 1, 0, "", 1},
+			engine.OutcomeAttached, "", 1, 0, "", 1},
 		{"malformed payload is dead-lettered with its bytes", spec{},
-			`{"instanceId": "i-bp1case0000000001", oops}`, handler.OutcomeDeadLettered, cloud.CodeBadEvent, 0, 1, "cannot handle", 0},
+			`{"instanceId": "i-bp1case0000000001", oops}`, engine.OutcomeDeadLettered, cloud.CodeBadEvent, 0, 1, "cannot handle", 0},
 		{"unknown event type is dead-lettered", spec{},
 			`{"id":"x","source":"acs.oss","specversion":"1.0","type":"oss:ObjectCreated:PutObject","data":{}}`,
-			handler.OutcomeDeadLettered, cloud.CodeUnsupported, 0, 1, "oss:ObjectCreated:PutObject", 0},
+			engine.OutcomeDeadLettered, cloud.CodeUnsupported, 0, 1, "oss:ObjectCreated:PutObject", 0},
 	}
 
 	for _, tt := range tests {
@@ -100,7 +100,7 @@ func TestAttachOutcomes(t *testing.T) {
 			if got := len(b.inUse(a)); got != tt.held {
 				t.Errorf("instance holds %d pool ENIs InUse, want %d", got, tt.held)
 			}
-			if tt.outcome == handler.OutcomeAttached && (len(b.inUse(a)) != 1 || b.inUse(a)[0] != r.NetworkInterfaceID || r.PrivateIP == "") {
+			if tt.outcome == engine.OutcomeAttached && (len(b.inUse(a)) != 1 || b.inUse(a)[0] != r.NetworkInterfaceID || r.PrivateIP == "") {
 				t.Errorf("result names %s (%s), the cloud says %v", r.NetworkInterfaceID, r.PrivateIP, b.inUse(a))
 			}
 			dl := b.deadLetters()
@@ -133,7 +133,7 @@ func TestRedeliveryIsCheap(t *testing.T) {
 	before := len(b.cloud.Calls.Calls())
 	second := result(t, b.mustInvoke(running(a)), a)
 	calls := b.cloud.Calls.Calls()[before:]
-	if second.Outcome != handler.OutcomeAlreadyAttached || second.NetworkInterfaceID != first.NetworkInterfaceID {
+	if second.Outcome != engine.OutcomeAlreadyAttached || second.NetworkInterfaceID != first.NetworkInterfaceID {
 		t.Fatalf("redelivery: %s %s, want already-attached %s", second.Outcome, second.NetworkInterfaceID, first.NetworkInterfaceID)
 	}
 	if len(calls) > 2 {
@@ -198,7 +198,7 @@ func TestSimultaneousLaunches(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := result(t, b.mustInvoke(running(in.ID)), in.ID)
-			if r.Outcome != handler.OutcomeAttached {
+			if r.Outcome != engine.OutcomeAttached {
 				t.Errorf("%s: %s %s %s", in.ID, r.Outcome, r.Code, r.Reason)
 			}
 		}()

@@ -6,7 +6,7 @@ import (
 
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/ess"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -55,7 +55,7 @@ func TestLifecycleTrust(t *testing.T) {
 		// want: a's ENI still attached, a's result, the action's result ("" = left open),
 		// the dead letters' codes.
 		keepsENI   bool
-		outcome    handler.Outcome
+		outcome    engine.Outcome
 		code       string
 		action     string
 		deadCodes  []string
@@ -66,7 +66,7 @@ func TestLifecycleTrust(t *testing.T) {
 			// LifecycleHookIdAndLifecycleActionToken.Invalid (skipped, no dead letter).
 			name:     "forged scale-in token",
 			setup:    func(t *testing.T, b *bed) string { return hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}) },
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			keepsENI: true, outcome: engine.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
 			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
@@ -76,7 +76,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return envelope(t, a, hookEvent(hookIn, forgedToken, "SCALE_IN", []string{a}))
 			},
-			keepsENI: true, outcome: handler.OutcomeSkipped, code: cloud.CodeReleaseRefused,
+			keepsENI: true, outcome: engine.OutcomeSkipped, code: cloud.CodeReleaseRefused,
 		},
 		{
 			// On main: a's ENI was detached and the scale-out completed with CONTINUE, so
@@ -85,7 +85,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookOut, b.startAction(hookOut, a), "SCALE_IN", []string{a})
 			},
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			keepsENI: true, outcome: engine.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
 			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
@@ -95,7 +95,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookOut, b.startAction(hookOut, a), "SCALE_OUT", []string{a, b2})
 			},
-			keepsENI: true, outcome: handler.OutcomeAlreadyAttached, action: "CONTINUE",
+			keepsENI: true, outcome: engine.OutcomeAlreadyAttached, action: "CONTINUE",
 			deadCodes: []string{cloud.CodeLifecycleUnverified}, completion: true,
 		},
 		{
@@ -106,7 +106,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookIn, b.startAction(hookIn, a), "SCALE_IN", []string{a})
 			},
-			keepsENI: true, outcome: handler.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
+			keepsENI: true, outcome: engine.OutcomeDeadLettered, code: cloud.CodeLifecycleUnverified,
 			deadCodes: []string{cloud.CodeLifecycleUnverified},
 		},
 		{
@@ -116,7 +116,7 @@ func TestLifecycleTrust(t *testing.T) {
 			setup: func(t *testing.T, b *bed) string {
 				return hookEvent(hookIn, b.startAction(hookIn, a), "SCALE_IN", []string{a})
 			},
-			keepsENI: false, outcome: handler.OutcomeDetached, action: "CONTINUE", completion: true,
+			keepsENI: false, outcome: engine.OutcomeDetached, action: "CONTINUE", completion: true,
 		},
 	}
 	for _, tt := range tests {
@@ -184,7 +184,7 @@ func TestLifecycleLateDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := b.mustInvoke(ev)
-	if r := result(t, resp, a); r.Outcome != handler.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+	if r := result(t, resp, a); r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
 		t.Errorf("late duplicate: %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
 	}
 	if got := b.inUse(a); len(got) != 1 {
@@ -206,7 +206,7 @@ func TestLifecycleTokenNotLogged(t *testing.T) {
 	token := b.startAction(hookOut, ids...)
 	resp := b.mustInvoke(hookEvent(hookOut, token, "SCALE_OUT", ids))
 	last := resp.Results[len(resp.Results)-1]
-	if last.Outcome != handler.OutcomeCompleted || !strings.Contains(last.Reason, "token#") {
+	if last.Outcome != engine.OutcomeCompleted || !strings.Contains(last.Reason, "token#") {
 		t.Errorf("completion %s %q, want completed with the token's fingerprint", last.Outcome, last.Reason)
 	}
 	b.waitLines(2, "")
@@ -260,7 +260,7 @@ func TestReleaseTrust(t *testing.T) {
 			tt.mutate(&in)
 			b := newBed(t, newWorld(t, spec{instances: []world.Instance{in}, enis: []world.ENI{e}}), bedOptions{})
 			r := result(t, b.mustInvoke(tt.payload(id)), id)
-			if r.Outcome != handler.OutcomeSkipped || r.Code != tt.code {
+			if r.Outcome != engine.OutcomeSkipped || r.Code != tt.code {
 				t.Errorf("%s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, tt.code)
 			}
 			if got, _ := b.cloud.Store.ENI(e.ID); got.Status != "InUse" || got.InstanceID != id {

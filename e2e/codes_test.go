@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/internal/apidoc"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
@@ -22,7 +22,7 @@ func firstRanked(instance, prefix string, others []world.ENI) string {
 	}
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("eni-%s%03d", prefix, i)
-		if handler.Rank(instance, append([]string{id}, ids...))[0] == id {
+		if engine.Rank(instance, append([]string{id}, ids...))[0] == id {
 			return id
 		}
 	}
@@ -187,7 +187,7 @@ func TestSeedErrorCodes(t *testing.T) {
 			dl := b.deadLetters()
 			switch tt.action {
 			case cloud.VerdictDeadLetter, cloud.VerdictWaitInstance:
-				if r.Outcome != handler.OutcomeDeadLettered || r.Code != tt.code || r.Action != tt.action {
+				if r.Outcome != engine.OutcomeDeadLettered || r.Code != tt.code || r.Action != tt.action {
 					t.Fatalf("got %s %s (%s), want dead-lettered %s (%s): %s", r.Outcome, r.Code, r.Action, tt.code, tt.action, r.Reason)
 				}
 				if len(dl) != 1 || dl[0].Error.Code != tt.code || dl[0].InstanceID != a {
@@ -197,18 +197,18 @@ func TestSeedErrorCodes(t *testing.T) {
 					t.Fatalf("instance holds %v after a dead letter", b.inUse(a))
 				}
 			case cloud.VerdictNextENI:
-				if r.Outcome != handler.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts < 2 {
+				if r.Outcome != engine.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts < 2 {
 					t.Fatalf("got %s %s after %d attempts, want the next ENI %s attached: %s", r.Outcome, r.NetworkInterfaceID, r.Attempts, good[0].ID, r.Reason)
 				}
 				if got := b.inUse(a); len(got) != 1 || got[0] != good[0].ID || len(dl) != 0 {
 					t.Fatalf("instance holds %v, dead letters %d", got, len(dl))
 				}
 			case cloud.VerdictSkip:
-				if r.Outcome != handler.OutcomeSkipped || r.Code != tt.code || len(dl) != 0 {
+				if r.Outcome != engine.OutcomeSkipped || r.Code != tt.code || len(dl) != 0 {
 					t.Fatalf("got %s %s with %d dead letters, want skipped %s", r.Outcome, r.Code, len(dl), tt.code)
 				}
 			case cloud.VerdictRetry:
-				if r.Outcome != handler.OutcomeAttached || r.Attempts < 2 || len(dl) != 0 {
+				if r.Outcome != engine.OutcomeAttached || r.Attempts < 2 || len(dl) != 0 {
 					t.Fatalf("got %s after %d attempts (%d dead letters), want attached after retrying", r.Outcome, r.Attempts, len(dl))
 				}
 			}
@@ -239,7 +239,7 @@ func TestClosedAccountLosesNothing(t *testing.T) {
 		mutate: func(w *world.World) { w.Account.Closed = true }})
 	b := newBed(t, w, bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "1"}, timeout: 6e9})
 	resp, ferr := b.invoke(direct(a))
-	if ferr == nil || len(resp.Results) != 0 && resp.Results[0].Outcome != handler.OutcomeFailed {
+	if ferr == nil || len(resp.Results) != 0 && resp.Results[0].Outcome != engine.OutcomeFailed {
 		t.Fatalf("want a function error and a failed outcome; got %v %+v", ferr, resp.Results)
 	}
 	if !strings.Contains(ferr.ErrorMessage, "Abs.InvalidAccount.NotFound") {
@@ -275,7 +275,7 @@ func TestSharedENIIsNotACandidate(t *testing.T) {
 		Tags: map[string]string{"enipool": pool}, OwnerID: "9999999999999999", SharedWithAccount: true}
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: append([]world.ENI{shared}, good...)}), bedOptions{})
 	r := result(t, b.mustInvoke(direct(a)), a)
-	if r.Outcome != handler.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts != 1 {
+	if r.Outcome != engine.OutcomeAttached || r.NetworkInterfaceID != good[0].ID || r.Attempts != 1 {
 		t.Fatalf("got %s %s after %d attempts, want %s at once", r.Outcome, r.NetworkInterfaceID, r.Attempts, good[0].ID)
 	}
 }

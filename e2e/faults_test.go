@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/world"
@@ -21,10 +21,10 @@ func TestAttachRollbackTakesNextENI(t *testing.T) {
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 3),
 		mutate: func(w *world.World) { w.Faults.AttachRollback, w.Faults.AttachRollbackLimit = 1, 1 }}), bedOptions{})
 	r := result(t, b.mustInvoke(running(a)), a)
-	if r.Outcome != handler.OutcomeAttached || r.Attempts != 2 {
+	if r.Outcome != engine.OutcomeAttached || r.Attempts != 2 {
 		t.Fatalf("got %s after %d attempts, want attached after 2", r.Outcome, r.Attempts)
 	}
-	first := handler.Rank(a, []string{"eni-p01", "eni-p02", "eni-p03"})[0]
+	first := engine.Rank(a, []string{"eni-p01", "eni-p02", "eni-p03"})[0]
 	if r.NetworkInterfaceID == first {
 		t.Fatalf("attached %s, the ENI whose attach rolled back", first)
 	}
@@ -51,7 +51,7 @@ func TestThrottlingStorm(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := result(t, b.mustInvoke(running(id)), id); r.Outcome != handler.OutcomeAttached {
+			if r := result(t, b.mustInvoke(running(id)), id); r.Outcome != engine.OutcomeAttached {
 				t.Errorf("%s: %s %s", id, r.Outcome, r.Reason)
 			}
 		}()
@@ -90,7 +90,7 @@ func TestDeadLetterQueueOutage(t *testing.T) {
 
 	// Synchronously: an error, and nothing in the queue.
 	resp, ferr := b.invoke(running(a))
-	if ferr == nil || len(resp.Results) == 1 && resp.Results[0].Outcome != handler.OutcomeFailed {
+	if ferr == nil || len(resp.Results) == 1 && resp.Results[0].Outcome != engine.OutcomeFailed {
 		t.Fatalf("during the outage: error %v, results %+v; want an error and a failed outcome", ferr, resp.Results)
 	}
 	if n := len(b.cloud.MNS.Messages(dlq)); n != 0 {
@@ -132,7 +132,7 @@ func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
 		t.Fatalf("function error %s: a queue event must not bounce back to the stream", ferr.ErrorMessage)
 	}
 	r := result(t, resp, a)
-	if r.Outcome != handler.OutcomeDeadLettered || r.Action != cloud.VerdictRetry || r.Code != "ServiceUnavailable" {
+	if r.Outcome != engine.OutcomeDeadLettered || r.Action != cloud.VerdictRetry || r.Code != "ServiceUnavailable" {
 		t.Fatalf("got %s %s (%s)", r.Outcome, r.Code, r.Action)
 	}
 	dl := b.deadLetters()

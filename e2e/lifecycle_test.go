@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/record"
@@ -77,7 +78,7 @@ func TestScaleOutHook(t *testing.T) {
 		t.Errorf("%d completions, want 1", n)
 	}
 	last := resp.Results[len(resp.Results)-1]
-	if last.Outcome != handler.OutcomeCompleted || !strings.Contains(last.Reason, "CONTINUE; 10 of 10") {
+	if last.Outcome != engine.OutcomeCompleted || !strings.Contains(last.Reason, "CONTINUE; 10 of 10") {
 		t.Errorf("completion result %+v", last)
 	}
 }
@@ -158,7 +159,7 @@ func TestScaleInHook(t *testing.T) {
 		t.Fatalf("scale-in action ended %q", a.Result)
 	}
 	for _, id := range ids {
-		if r := result(t, resp, id); r.Outcome != handler.OutcomeDetached {
+		if r := result(t, resp, id); r.Outcome != engine.OutcomeDetached {
 			t.Errorf("%s: %s", id, r.Outcome)
 		}
 	}
@@ -337,7 +338,7 @@ func TestScaleOutHookUnknownToken(t *testing.T) {
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 3), mutate: withHooks}), bedOptions{})
 	resp := b.mustInvoke(hookEvent(hookOut, "00000000-DEAD-BEEF-0000-000000000000", "SCALE_OUT", ids))
 	for _, id := range ids {
-		if r := result(t, resp, id); r.Outcome != handler.OutcomeDeadLettered || r.Code != cloud.CodeLifecycleUnverified {
+		if r := result(t, resp, id); r.Outcome != engine.OutcomeDeadLettered || r.Code != cloud.CodeLifecycleUnverified {
 			t.Errorf("%s: %s %s, want dead-lettered %s", id, r.Outcome, r.Code, cloud.CodeLifecycleUnverified)
 		}
 		if len(b.inUse(id)) != 0 {

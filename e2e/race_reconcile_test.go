@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -18,7 +18,7 @@ func TestReconcileRepairsSeveral(t *testing.T) {
 	}
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("s", zoneH, 5)}), bedOptions{})
 	resp := b.mustInvoke(`{"action":"reconcile"}`)
-	if resp.Results[0].Outcome != handler.OutcomeCompleted || resp.Results[0].APICalls != resp.APICalls {
+	if resp.Results[0].Outcome != engine.OutcomeCompleted || resp.Results[0].APICalls != resp.APICalls {
 		t.Errorf("reconcile %+v: counted %d calls of the invocation's %d", resp.Results[0], resp.Results[0].APICalls, resp.APICalls)
 	}
 	for _, in := range insts {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
@@ -98,7 +99,7 @@ func TestUnderRealism(t *testing.T) {
 			wg.Wait()
 			took := time.Since(start)
 			for _, r := range results {
-				if r.Outcome != handler.OutcomeAttached && r.Outcome != handler.OutcomeAlreadyAttached {
+				if r.Outcome != engine.OutcomeAttached && r.Outcome != engine.OutcomeAlreadyAttached {
 					t.Errorf("outcome %s (%s: %s), want attached or already-attached", r.Outcome, r.Code, r.Reason)
 				}
 			}
@@ -150,7 +151,7 @@ func TestAnswersLostAfterTheAction(t *testing.T) {
 		plan.AfterAction = append(plan.AfterAction, loseRule("ecs", "DetachNetworkInterface", fault.AfterError))
 		b.cloud.Faults.SetPlan(plan)
 		r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a)
-		if r.Outcome != handler.OutcomeDetached {
+		if r.Outcome != engine.OutcomeDetached {
 			t.Fatalf("outcome %s (%s: %s), want detached", r.Outcome, r.Code, r.Reason)
 		}
 		if held := b.atRest(a); len(held) != 0 {
@@ -171,7 +172,7 @@ func TestAnswersLostAfterTheAction(t *testing.T) {
 			t.Fatalf("lifecycle action %+v, want CONTINUE by the function", a)
 		}
 		last := resp.Results[len(resp.Results)-1]
-		if last.Outcome != handler.OutcomeCompleted {
+		if last.Outcome != engine.OutcomeCompleted {
 			t.Fatalf("completion result %+v, want completed", last)
 		}
 		for _, id := range ids {
@@ -196,7 +197,7 @@ func TestAnswersLostAfterTheAction(t *testing.T) {
 			t.Fatalf("function error %s: %s", ferr.ErrorType, ferr.ErrorMessage)
 		}
 		r := result(t, resp, a)
-		if r.Outcome != handler.OutcomeDeadLettered || r.Code != cloud.CodePoolExhausted {
+		if r.Outcome != engine.OutcomeDeadLettered || r.Code != cloud.CodePoolExhausted {
 			t.Fatalf("outcome %s %s, want dead-lettered %s", r.Outcome, r.Code, cloud.CodePoolExhausted)
 		}
 		// The first send was enqueued and its answer lost; the retry may enqueue it again.

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -26,7 +26,7 @@ func TestPoolENIsReleasedWithInstanceAreReported(t *testing.T) {
 		"ENIPOOL_WARM_VSWITCHES": "cn-hangzhou-i:" + vswI, "ENIPOOL_WARM_SECURITY_GROUPS": "sg-testweb001"}})
 
 	resp := b.mustInvoke(`{"action":"status","pool":"web"}`)
-	var rep handler.StatusReport
+	var rep engine.StatusReport
 	raw, _ := json.Marshal(resp.Report) // decoded generically with the response
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		t.Fatalf("status report: %v (%s)", err, raw)

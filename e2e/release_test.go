@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -19,12 +19,12 @@ func TestStoppedEventReleases(t *testing.T) {
 		name    string
 		status  string
 		release string
-		outcome handler.Outcome
+		outcome engine.Outcome
 		avail   bool // the ENI is Available afterwards
 	}{
-		{"instance stopped", "Stopped", "", handler.OutcomeDetached, true},
-		{"instance running again: the event is stale", "Running", "", handler.OutcomeSkipped, false},
-		{"Stopped instances keep their ENIs when so configured", "Stopped", "Deleted", handler.OutcomeSkipped, false},
+		{"instance stopped", "Stopped", "", engine.OutcomeDetached, true},
+		{"instance running again: the event is stale", "Running", "", engine.OutcomeSkipped, false},
+		{"Stopped instances keep their ENIs when so configured", "Stopped", "Deleted", engine.OutcomeSkipped, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +90,7 @@ func TestDeletedEventOfReleasedInstance(t *testing.T) {
 	gone.Released = true
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{gone}, enis: poolENIs("p", zoneH, 1)}), bedOptions{})
 	r := result(t, b.mustInvoke(stateEvent(a, "Deleted")), a)
-	if r.Outcome != handler.OutcomeSkipped || len(b.deadLetters()) != 0 || b.calls("ecs", "DetachNetworkInterface") != 0 {
+	if r.Outcome != engine.OutcomeSkipped || len(b.deadLetters()) != 0 || b.calls("ecs", "DetachNetworkInterface") != 0 {
 		t.Fatalf("got %s %s, %d dead letters, %d detaches", r.Outcome, r.Reason, len(b.deadLetters()), b.calls("ecs", "DetachNetworkInterface"))
 	}
 }

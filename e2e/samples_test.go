@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -15,40 +15,40 @@ import (
 func TestSampleEvents(t *testing.T) {
 	type want struct {
 		instance string // "" for the lifecycle completion or action result
-		outcome  handler.Outcome
+		outcome  engine.Outcome
 		code     string
 	}
 	const (
 		i1, i2, i3 = "i-bp1demo00000000001", "i-bp1demo00000000002", "i-bp1demo00000000003"
 		i4, i5, i6 = "i-bp1demo00000000004", "i-bp1demo00000000005", "i-bp1demo00000000006"
 	)
-	attached := func(id string) want { return want{id, handler.OutcomeAttached, ""} }
-	completed := want{"", handler.OutcomeCompleted, ""}
+	attached := func(id string) want { return want{id, engine.OutcomeAttached, ""} }
+	completed := want{"", engine.OutcomeCompleted, ""}
 	tests := map[string]struct {
 		results   []want
 		dead      int
 		lifecycle string // the result the hook's action ends with
 	}{
 		"ecs-running.json":          {results: []want{attached(i1)}},
-		"ecs-stopped.json":          {results: []want{{i2, handler.OutcomeSkipped, cloud.CodeStaleEvent}}},
+		"ecs-stopped.json":          {results: []want{{i2, engine.OutcomeSkipped, cloud.CodeStaleEvent}}},
 		"ecs-notification-mns.json": {results: []want{attached(i3)}},
-		"ess-scale-out.json": {results: []want{attached(i4), {i5, handler.OutcomeDeadLettered, cloud.CodeRequiresStopped}, completed},
+		"ess-scale-out.json": {results: []want{attached(i4), {i5, engine.OutcomeDeadLettered, cloud.CodeRequiresStopped}, completed},
 			dead: 1, lifecycle: "ABANDON"},
 		"ess-scale-out-mns.json":  {results: []want{attached(i4), completed}, lifecycle: "CONTINUE"},
-		"ess-scale-in.json":       {results: []want{{i4, handler.OutcomeSkipped, cloud.CodeStaleEvent}, completed}, lifecycle: "CONTINUE"},
+		"ess-scale-in.json":       {results: []want{{i4, engine.OutcomeSkipped, cloud.CodeStaleEvent}, completed}, lifecycle: "CONTINUE"},
 		"mns-single.json":         {results: []want{attached(i1)}},
-		"mns-batch.json":          {results: []want{attached(i2), attached(i3), {i6, handler.OutcomeSkipped, cloud.CodeNotEligible}}},
+		"mns-batch.json":          {results: []want{attached(i2), attached(i3), {i6, engine.OutcomeSkipped, cloud.CodeNotEligible}}},
 		"direct.json":             {results: []want{attached(i1)}},
 		"direct-list.json":        {results: []want{attached(i1), attached(i2), attached(i3)}},
 		"deadletter-redrive.json": {results: []want{attached(i1)}},
 		"fc-destination.json":     {results: []want{attached(i3)}},
 		"action-status.json":      {results: []want{completed}},
 		"action-redrive.json":     {results: []want{completed}},
-		"action-detach.json":      {results: []want{{i3, handler.OutcomeSkipped, cloud.CodeStaleEvent}}},
+		"action-detach.json":      {results: []want{{i3, engine.OutcomeSkipped, cloud.CodeStaleEvent}}},
 		"action-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
-			{i5, handler.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
+			{i5, engine.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
 		"timer-reconcile.json": {results: []want{completed, attached(i1), attached(i2), attached(i3), attached(i4),
-			{i5, handler.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
+			{i5, engine.OutcomeUnresolved, cloud.CodeRequiresStopped}}},
 	}
 	files, err := filepath.Glob("../events/*.json")
 	if err != nil {
@@ -85,7 +85,7 @@ func TestSampleEvents(t *testing.T) {
 				if r.InstanceID != w.instance || r.Outcome != w.outcome || r.Code != w.code {
 					t.Errorf("result %d: %s %s %q (%s), want %s %s %q", i, r.InstanceID, r.Outcome, r.Code, r.Reason, w.instance, w.outcome, w.code)
 				}
-				if r.Outcome == handler.OutcomeAttached {
+				if r.Outcome == engine.OutcomeAttached {
 					if got := b.inUse(r.InstanceID); len(got) != 1 || got[0] != r.NetworkInterfaceID {
 						t.Errorf("%s: the cloud says %v, the result %s", r.InstanceID, got, r.NetworkInterfaceID)
 					}

@@ -8,7 +8,7 @@ import (
 	"github.com/aliyun/fc-runtime-go-sdk/events"
 
 	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -33,7 +33,7 @@ func TestTimerTrigger(t *testing.T) {
 	t.Run("reconcile", func(t *testing.T) {
 		b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(lost, zoneH)}, enis: poolENIs("t", zoneH, 2)}), bedOptions{})
 		resp := b.mustInvoke(timerPayload(t, `{"action":"reconcile"}`))
-		if len(resp.Results) == 0 || resp.Results[0].Outcome != handler.OutcomeCompleted {
+		if len(resp.Results) == 0 || resp.Results[0].Outcome != engine.OutcomeCompleted {
 			t.Fatalf("results %+v, want the reconcile completed first", resp.Results)
 		}
 		if got := b.inUse(lost); len(got) != 1 {
@@ -47,7 +47,7 @@ func TestTimerTrigger(t *testing.T) {
 		b := newBed(t, newWorld(t, spec{}), bedOptions{})
 		raw := timerPayload(t, "TestPayload")
 		resp := b.mustInvoke(raw)
-		if len(resp.Results) != 1 || resp.Results[0].Outcome != handler.OutcomeDeadLettered || resp.Results[0].Code != cloud.CodeUnsupported {
+		if len(resp.Results) != 1 || resp.Results[0].Outcome != engine.OutcomeDeadLettered || resp.Results[0].Code != cloud.CodeUnsupported {
 			t.Fatalf("results %+v, want one dead letter %s", resp.Results, cloud.CodeUnsupported)
 		}
 		dl := b.deadLetters()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/mns"
 	"github.com/enipool/enipool/localcloud/record"
@@ -122,7 +123,7 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 			t.Run(cname+"/"+aname, func(t *testing.T) {
 				mark := b.lastSeq()
 				resp, _ := b.invoke(wrap(action))
-				if len(resp.Results) != 1 || resp.Results[0].Code != cloud.CodeNotAllowed || resp.Results[0].Outcome != handler.OutcomeDeadLettered {
+				if len(resp.Results) != 1 || resp.Results[0].Code != cloud.CodeNotAllowed || resp.Results[0].Outcome != engine.OutcomeDeadLettered {
 					t.Fatalf("results %+v, want one dead-lettered %s", resp.Results, cloud.CodeNotAllowed)
 				}
 				if resp.Report != nil {
@@ -143,7 +144,7 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 	}
 	// The same detach invoked directly is an operator's: it is done.
 	r := result(t, b.mustInvoke(actions["detach"]), a)
-	if r.Outcome != handler.OutcomeDetached {
+	if r.Outcome != engine.OutcomeDetached {
 		t.Fatalf("direct detach: %s (%s), want detached", r.Outcome, r.Reason)
 	}
 }
@@ -168,7 +169,7 @@ func TestOneActionPerInvocation(t *testing.T) {
 	if got := len(b.deadLetters()); got != 1 {
 		t.Fatalf("%d dead letters for one message, want 1", got)
 	}
-	var rep handler.ReconcileReport
+	var rep engine.ReconcileReport
 	resp = b.mustInvoke(`{"action":"reconcile","max":100000}`)
 	raw, _ := json.Marshal(resp.Report)
 	if err := json.Unmarshal(raw, &rep); err != nil || rep.Coverage == nil {
@@ -192,7 +193,7 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 		"queued FC record": queued(t, inFCRecord(t, stateEvent(a, "Stopped"))),
 	} {
 		r := result(t, b.mustInvoke(payload), a)
-		if r.Outcome != handler.OutcomeSkipped || r.Code != cloud.CodeReleaseRefused {
+		if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeReleaseRefused {
 			t.Errorf("%s: %s %s (%s), want skipped %s", name, r.Outcome, r.Code, r.Reason, cloud.CodeReleaseRefused)
 		}
 	}
@@ -203,7 +204,7 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 		t.Fatalf("%d detaches", n)
 	}
 	// From EventBridge, the same event releases: the instance is Stopped.
-	if r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a); r.Outcome != handler.OutcomeDetached {
+	if r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a); r.Outcome != engine.OutcomeDetached {
 		t.Fatalf("EventBridge Stopped: %s (%s), want detached", r.Outcome, r.Reason)
 	}
 }
@@ -225,7 +226,7 @@ func TestOwnRegionAndAccountOnly(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mark := b.lastSeq()
 			r := result(t, b.mustInvoke(tt.payload), a)
-			if r.Code != cloud.CodeForeign || r.Outcome != handler.OutcomeDeadLettered {
+			if r.Code != cloud.CodeForeign || r.Outcome != engine.OutcomeDeadLettered {
 				t.Fatalf("%s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, cloud.CodeForeign)
 			}
 			if n := b.ecsCallsSince(mark, nil); n != 0 {
@@ -235,7 +236,7 @@ func TestOwnRegionAndAccountOnly(t *testing.T) {
 	}
 	// A foreign element does not hold back a real one in the same batch.
 	resp := b.mustInvoke(queued(t, fmt.Sprintf(`[{"instanceId":%q,"regionId":"aa-aa"},{"instanceId":%q}]`, a, c)))
-	if r := result(t, resp, c); r.Outcome != handler.OutcomeAttached {
+	if r := result(t, resp, c); r.Outcome != engine.OutcomeAttached {
 		t.Fatalf("the real instance: %s (%s)", r.Outcome, r.Reason)
 	}
 	if got := b.inUse(a); len(got) != 0 {
@@ -311,7 +312,7 @@ func TestLetterRecordsItsCarrier(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(b.deadLetters())
-			if r := result(t, b.mustInvoke(tt.payload), a); r.Outcome != handler.OutcomeDeadLettered {
+			if r := result(t, b.mustInvoke(tt.payload), a); r.Outcome != engine.OutcomeDeadLettered {
 				t.Fatalf("%s (%s), want dead-lettered", r.Outcome, r.Reason)
 			}
 			envs := b.deadLetters()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -29,7 +29,7 @@ func TestBatchOfManyInstanceTypes(t *testing.T) {
 	b := newBed(t, w, bedOptions{})
 	resp := b.mustInvoke(fmt.Sprintf(`{"instanceIds":[%s],"regionId":%q}`, strings.Join(quoted, ","), region))
 	for _, id := range ids {
-		if r := result(t, resp, id); r.Outcome != handler.OutcomeAttached {
+		if r := result(t, resp, id); r.Outcome != engine.OutcomeAttached {
 			t.Errorf("%s: %s %s (%s)", id, r.Outcome, r.Code, r.Reason)
 		}
 		if got := b.inUse(id); len(got) != 1 {

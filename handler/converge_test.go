@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +18,7 @@ func TestSurplusDetachFailure(t *testing.T) {
 	tests := []struct {
 		name     string
 		detach   func(calls int) error
-		outcome  Outcome
+		outcome  engine.Outcome
 		code     string
 		held     int
 		dead     int
@@ -27,10 +28,10 @@ func TestSurplusDetachFailure(t *testing.T) {
 			detach: func(int) error {
 				return &cloud.APIError{Service: "ecs", API: "DetachNetworkInterface", Code: "InternalError", HTTPStatus: 500}
 			},
-			outcome: OutcomeDeadLettered, code: "InternalError", held: 2, dead: 1},
+			outcome: engine.OutcomeDeadLettered, code: "InternalError", held: 2, dead: 1},
 		{name: "permanent: dead-lettered",
 			detach:  func(int) error { return fakeError("DetachNetworkInterface", "Forbidden.RAM") },
-			outcome: OutcomeDeadLettered, code: "Forbidden.RAM", held: 2, dead: 1},
+			outcome: engine.OutcomeDeadLettered, code: "Forbidden.RAM", held: 2, dead: 1},
 		{name: "transient once: retried and converged",
 			detach: func(n int) error {
 				if n == 1 {
@@ -38,7 +39,7 @@ func TestSurplusDetachFailure(t *testing.T) {
 				}
 				return nil
 			},
-			outcome: OutcomeAlreadyAttached, held: 1, detached: true},
+			outcome: engine.OutcomeAlreadyAttached, held: 1, detached: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,7 +86,7 @@ func TestConcurrentInvocationsAgree(t *testing.T) {
 	c := newFakeCloud()
 	c.addInstance(inst, "ecs.g7.large")
 	ids := c.addENIs("a", 3)
-	ranked := Rank(inst, ids)
+	ranked := engine.Rank(inst, ids)
 	first, other := ranked[0], ranked[1]
 	c.slow = map[string]time.Duration{first: 400 * time.Millisecond}
 	// Both invocations list the pool before either attach lands: each attach waits for the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/engine"
 )
 
 // Reconcile runs bounded by ReconcileMax reach the whole fleet over successive timer runs,
@@ -31,7 +33,7 @@ func TestReconcileCoversFleet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep ReconcileReport
+		var rep engine.ReconcileReport
 		b, _ := json.Marshal(resp.Report)
 		if err := json.Unmarshal(b, &rep); err != nil || rep.Coverage == nil {
 			t.Fatalf("run %d: report %s has no coverage (%v)", run, b, err)

@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/json"
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func TestFailuresAreResults(t *testing.T) {
 		h, _ := fakeHandler(t, c, nil)
 		resp, _ := invoke(t, h, `{"action":"reconcile"}`, 2*time.Second)
 		r := resp.Results[0]
-		if r.Outcome == OutcomeCompleted || r.Code != "Forbidden.RAM" || !strings.Contains(r.Reason, "holders") {
+		if r.Outcome == engine.OutcomeCompleted || r.Code != "Forbidden.RAM" || !strings.Contains(r.Reason, "holders") {
 			t.Errorf("reconcile %s %s (%s), want its failure to look up the holders", r.Outcome, r.Code, r.Reason)
 		}
 		rep, _ := json.Marshal(resp.Report)
@@ -68,7 +69,7 @@ func TestFailuresAreResults(t *testing.T) {
 				beat = &resp.Results[i]
 			}
 		}
-		if beat == nil || beat.Code != "Forbidden.RAM" || beat.Outcome != OutcomeDeadLettered {
+		if beat == nil || beat.Code != "Forbidden.RAM" || beat.Outcome != engine.OutcomeDeadLettered {
 			t.Fatalf("results %+v: want one for the failed heartbeat, dead-lettered Forbidden.RAM", resp.Results)
 		}
 		if c.beats == 0 {

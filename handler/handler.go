@@ -17,6 +17,7 @@ import (
 	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/event"
 )
 
@@ -24,15 +25,11 @@ import (
 // concurrent use, and it keeps what is worth keeping between invocations (instance types,
 // how long attaches and detaches take, which ENIs this process is attaching).
 type Handler struct {
-	opts       Options
-	clock      clock.Clock
-	conn       cloud.Connector
-	log        *slog.Logger
-	types      *typeCache
-	claims     *claims
-	attachTime *estimator
-	detachTime *estimator
-	attachPace *limiter
+	opts   Options
+	clock  clock.Clock
+	conn   cloud.Connector
+	log    *slog.Logger
+	engine *engine.Engine
 }
 
 // New returns a Handler that reaches the cloud through conn.
@@ -51,15 +48,11 @@ func New(opts Options, conn cloud.Connector) (*Handler, error) {
 		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
 	return &Handler{
-		opts:       opts,
-		clock:      opts.Clock,
-		conn:       conn,
-		log:        log,
-		types:      &typeCache{m: map[string]cloud.InstanceType{}},
-		claims:     newClaims(time.Minute, opts.Clock),
-		attachTime: newEstimator(opts.AttachTime),
-		detachTime: newEstimator(opts.DetachTime),
-		attachPace: newLimiter(opts.AttachQPS, opts.Clock),
+		opts:   opts,
+		clock:  opts.Clock,
+		conn:   conn,
+		log:    log,
+		engine: engine.New(opts.engineConfig(log)),
 	}, nil
 }
 
@@ -107,11 +100,14 @@ type item struct {
 	req    event.Request
 	op     op
 	region string
-	check  string // opRelease from a state event: release only if the instance is in this state (or gone)
-	target *target
-	rel    *release
-	res    Result
-	err    error // the error behind a non-success outcome
+	check  engine.Check // what ECS must say of the instance before a release
+	// res is the item's result, its outcome included: planning, the engine's result
+	// (settle) and conclude write it, and nothing else holds an outcome.
+	res Result
+	err error // the error behind a non-success outcome
+	// tried and vpc are what the engine's work tells a dead letter.
+	tried []string
+	vpc   string
 	// held marks an event that already sits in the dead-letter queue (a redrive): it is
 	// never dead-lettered again; it stays where it is until it succeeds.
 	held    bool
@@ -157,9 +153,9 @@ func (h *Handler) Invoke(ctx context.Context, inv Invocation, payload []byte) (*
 	for i, it := range items {
 		resp.Results[i] = it.res
 		switch it.res.Outcome {
-		case OutcomeRetry:
+		case engine.OutcomeRetry:
 			ierr.Retry = append(ierr.Retry, it.res.InstanceID+": "+it.res.Reason)
-		case OutcomeFailed:
+		case engine.OutcomeFailed:
 			ierr.Failed = append(ierr.Failed, it.res.InstanceID+": "+it.res.Reason)
 		}
 		h.logResult(inv, it.res)
@@ -196,15 +192,33 @@ func (h *Handler) newItems(reqs []event.Request) []*item {
 // the reserve at the end of the invocation: the work may have used all of ctx, and an action
 // left neither completed nor extended would time out on Auto Scaling's default result.
 func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*item, resp *Response) []*item {
-	byRegion := map[string][]*item{}
 	var actions []*item
 	for _, it := range items {
 		h.plan(it, inv)
-		switch it.op {
-		case opAttach, opRelease:
-			byRegion[it.region] = append(byRegion[it.region], it)
-		case opAction:
+		if it.op == opAction {
 			actions = append(actions, it)
+		}
+	}
+	items = h.runEvents(ctx, finish, inv, items)
+	for _, it := range h.oneAction(actions) {
+		// Calls are reported from the action's concurrent attach goroutines.
+		var calls atomic.Int64
+		actx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
+		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
+		it.res.APICalls += int(calls.Load())
+	}
+	return items
+}
+
+// runEvents does the attaches and releases of planned items, region by region, then
+// completes their lifecycle actions; it returns the items with one item per completion.
+// Actions are not its business: process runs them, and redrive, which runs the letters of
+// the dead-letter queue through here, never runs one.
+func (h *Handler) runEvents(ctx, finish context.Context, inv Invocation, items []*item) []*item {
+	byRegion := map[string][]*item{}
+	for _, it := range items {
+		if it.op == opAttach || it.op == opRelease {
+			byRegion[it.region] = append(byRegion[it.region], it)
 		}
 	}
 	regions := make([]string, 0, len(byRegion))
@@ -215,15 +229,7 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 	for _, region := range regions {
 		h.runRegion(ctx, inv, region, byRegion[region])
 	}
-	items = append(items, h.completeLifecycles(finish, inv, items)...)
-	for _, it := range h.oneAction(actions) {
-		// Calls are reported from the action's concurrent attach goroutines.
-		var calls atomic.Int64
-		actx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
-		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
-		it.res.APICalls += int(calls.Load())
-	}
-	return items
+	return append(items, h.completeLifecycles(finish, inv, items)...)
 }
 
 // plan decides what an event needs, settling right away what needs no cloud call, and what
@@ -235,22 +241,22 @@ func (h *Handler) plan(it *item, inv Invocation) {
 		if errors.Is(r.Err, event.ErrUnsupported) {
 			code = cloud.CodeUnsupported
 		}
-		h.decide(it, OutcomeDeadLettered, &cloud.Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
+		h.decide(it, engine.OutcomeDeadLettered, &cloud.Problem{Code: code, Msg: "cannot handle the payload", Err: r.Err})
 		return
 	}
 	it.region = firstNonEmpty(inv.Region, h.opts.Region, r.Region)
 	switch r.Kind {
 	case event.KindLifecycleTest:
-		h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle hook test event acknowledged"))
+		h.decide(it, engine.OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle hook test event acknowledged"))
 		return
 	case event.KindECSStateChange, event.KindECSNotification:
 		switch {
 		case r.State == "Running":
 			it.op = opAttach
 		case slices.Contains(h.opts.ReleaseOn, r.State):
-			it.op, it.check = opRelease, r.State
+			it.op, it.check = opRelease, engine.Check(r.State)
 		default:
-			h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s: nothing to do", r.InstanceID, r.State))
+			h.decide(it, engine.OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s: nothing to do", r.InstanceID, r.State))
 			return
 		}
 	case event.KindDirect:
@@ -263,18 +269,18 @@ func (h *Handler) plan(it *item, inv Invocation) {
 	case event.KindAction:
 		it.op = opAction
 	default:
-		h.decide(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeUnsupported, "event kind %q is not handled", r.Kind))
+		h.decide(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeUnsupported, "event kind %q is not handled", r.Kind))
 		return
 	}
 	if it.region == "" {
 		it.op = opDecided
-		h.decide(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
+		h.decide(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeBadEvent, "no region: the event names none and ENIPOOL_REGION is unset"))
 		return
 	}
 	h.authorise(it, inv)
 }
 
-func (h *Handler) decide(it *item, o Outcome, err error) {
+func (h *Handler) decide(it *item, o engine.Outcome, err error) {
 	it.res.Outcome, it.err = o, err
 }
 
@@ -285,52 +291,63 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 	clients, err := h.connect(ctx, inv, region)
 	if err != nil {
 		for _, it := range items {
-			h.decide(it, OutcomeRetry, &cloud.Problem{Code: cloud.CodeTransport, Msg: "cannot connect to region " + region, Err: err})
+			h.decide(it, engine.OutcomeRetry, &cloud.Problem{Code: cloud.CodeTransport, Msg: "cannot connect to region " + region, Err: err})
 			it.op = opDecided
 		}
 		return
 	}
 	h.verifyLifecycles(ctx, clients.Lifecycle, items)
 	h.heartbeatRetries(ctx, inv, clients, items)
-	byID := map[string]*target{}
-	var ts []*target
-	rels := map[string]*release{}
-	var rs []*release
+	// One attach per instance and one release per instance and check, whatever the number
+	// of events asking: the engine's result settles every item that asked.
+	var attaches []engine.AttachRequest
+	attachers := map[string][]*item{}
+	var releases []engine.ReleaseRequest
+	releasers := map[engine.ReleaseRequest][]*item{}
 	for _, it := range items {
 		switch it.op {
 		case opAttach:
-			t, ok := byID[it.req.InstanceID]
-			if !ok {
+			id := it.req.InstanceID
+			if _, ok := attachers[id]; !ok {
 				direct := it.req.Kind != event.KindECSStateChange && it.req.Kind != event.KindECSNotification
-				t = newTarget(it.req.InstanceID, it.req.ENIID, direct)
-				byID[t.id] = t
-				ts = append(ts, t)
+				attaches = append(attaches, engine.AttachRequest{InstanceID: id, ENIID: it.req.ENIID, AllowStopped: direct})
 			}
-			it.target = t
+			attachers[id] = append(attachers[id], it)
 		case opRelease:
-			key := it.req.InstanceID + "|" + it.check
-			r, ok := rels[key]
-			if !ok {
-				r = &release{id: it.req.InstanceID, check: it.check}
-				rels[key] = r
-				rs = append(rs, r)
+			q := engine.ReleaseRequest{InstanceID: it.req.InstanceID, Check: it.check}
+			if _, ok := releasers[q]; !ok {
+				releases = append(releases, q)
 			}
-			it.rel = r
+			releasers[q] = append(releasers[q], it)
 		}
 	}
-	if len(ts) > 0 {
-		(&engine{h: h, ecs: clients.ECS, account: inv.AccountID, targets: ts}).run(ctx)
+	if len(attaches) > 0 {
+		for _, r := range h.engine.Attach(ctx, clients.ECS, inv.AccountID, attaches) {
+			for _, it := range attachers[r.InstanceID] {
+				settle(it, r)
+			}
+		}
 	}
-	if len(rs) > 0 {
-		h.releaseAll(ctx, clients.ECS, rs)
+	if len(releases) > 0 {
+		for i, r := range h.engine.Release(ctx, clients.ECS, releases) {
+			for _, it := range releasers[releases[i]] {
+				settle(it, r)
+			}
+		}
 	}
 }
 
-func newTarget(id, hint string, allowStopped bool) *target {
-	return &target{id: id, hint: hint, allowStopped: allowStopped,
-		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
-		contested: map[string]time.Time{},
-		retry:     backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+// settle writes the engine's result for the item's instance into the item's result.
+func settle(it *item, r engine.Result) {
+	res := &it.res
+	res.Outcome, it.err = r.Outcome, r.Err
+	res.Attempts, res.APICalls, res.RequestIDs = r.Attempts, r.Calls, r.RequestIDs
+	res.Pool, res.Zone, res.Detached = r.Pool, r.Zone, r.Detached
+	res.ENIs = nil
+	for _, k := range r.ENIs {
+		res.ENIs = append(res.ENIs, ENIRef{ID: k.ID, PrivateIP: k.PrivateIP})
+	}
+	it.tried, it.vpc = r.Tried, r.VpcID
 }
 
 // conclude turns transient failures the platform will not retry into dead letters, sends
@@ -339,21 +356,21 @@ func (h *Handler) conclude(ctx context.Context, inv Invocation, items []*item, s
 	single := singleEvent(items)
 	for _, it := range items {
 		h.fill(it, start)
-		if it.reportOnly && (it.res.Outcome == OutcomeRetry || it.res.Outcome == OutcomeDeadLettered) {
-			it.res.Outcome = OutcomeUnresolved
+		if it.reportOnly && (it.res.Outcome == engine.OutcomeRetry || it.res.Outcome == engine.OutcomeDeadLettered) {
+			it.res.Outcome = engine.OutcomeUnresolved
 			continue
 		}
 		if it.held {
-			if it.res.Outcome == OutcomeRetry || it.res.Outcome == OutcomeDeadLettered {
-				it.res.Outcome, it.res.DeadLetterID = OutcomeDeadLettered, it.message
+			if it.res.Outcome == engine.OutcomeRetry || it.res.Outcome == engine.OutcomeDeadLettered {
+				it.res.Outcome, it.res.DeadLetterID = engine.OutcomeDeadLettered, it.message
 				it.res.Reason = "kept in the dead-letter queue: " + it.res.Reason
 			}
 			continue
 		}
-		if it.res.Outcome == OutcomeRetry && !(single && inv.RetryCount < h.opts.PlatformRetries) {
+		if it.res.Outcome == engine.OutcomeRetry && !(single && inv.RetryCount < h.opts.PlatformRetries) {
 			// The platform will not retry this one (part of a batch, or its retries are
 			// spent): dead-letter it with its own reason, so nothing is lost.
-			it.res.Outcome = OutcomeDeadLettered
+			it.res.Outcome = engine.OutcomeDeadLettered
 			it.res.Reason = "gave up retrying: " + it.res.Reason
 		}
 	}
@@ -377,27 +394,12 @@ func singleEvent(items []*item) bool {
 	return true
 }
 
-// fill copies the end of an item's work into its result.
+// fill completes an item's result from its outcome: the ENI it names first, the code, the
+// verdict and the reason.
 func (h *Handler) fill(it *item, start time.Time) {
 	res := &it.res
 	if res.DurationMs == 0 {
 		res.DurationMs = h.clock.Now().Sub(start).Milliseconds()
-	}
-	if t := it.target; t != nil {
-		res.Outcome, it.err = t.outcome, t.err
-		res.Attempts, res.APICalls, res.RequestIDs = t.attempts, t.calls, t.requestIDs
-		res.Pool, res.Detached = t.pool, t.dropped
-		if t.inst != nil {
-			res.Zone = t.inst.Zone
-		}
-		res.ENIs = nil
-		for _, k := range t.kept {
-			res.ENIs = append(res.ENIs, ENIRef{ID: k.ID, PrivateIP: k.PrivateIP})
-		}
-	}
-	if r := it.rel; r != nil {
-		res.Outcome, it.err = r.outcome, r.err
-		res.Attempts, res.APICalls, res.Detached, res.Zone, res.Pool = r.attempts, r.calls, r.detached, r.zone, r.pool
 	}
 	if len(res.ENIs) > 0 {
 		res.NetworkInterfaceID, res.PrivateIP = res.ENIs[0].ID, res.ENIs[0].PrivateIP
@@ -437,7 +439,7 @@ func reason(err error, rule cloud.Rule) string {
 func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item) {
 	var todo []*item
 	for _, it := range items {
-		if it.res.Outcome == OutcomeDeadLettered && !it.held {
+		if it.res.Outcome == engine.OutcomeDeadLettered && !it.held {
 			todo = append(todo, it)
 		}
 	}
@@ -447,7 +449,7 @@ func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item)
 	letters := h.letters(inv, todo)
 	fail := func(l *letter, why string) {
 		for _, it := range l.items {
-			it.res.Outcome = OutcomeFailed
+			it.res.Outcome = engine.OutcomeFailed
 			it.res.Reason += " (" + why + ")"
 		}
 	}
@@ -491,7 +493,7 @@ func (h *Handler) sendDeadLetter(ctx context.Context, dlq cloud.DeadLetters, env
 		return "", fmt.Errorf("encode envelope: %w", err)
 	}
 	var id string
-	err = h.retry(ctx, func(ctx context.Context) (err error) {
+	err = h.engine.Retry(ctx, func(ctx context.Context) (err error) {
 		id, err = dlq.Send(ctx, body)
 		return err
 	})
@@ -520,21 +522,8 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 		EventID:           r.EventID,
 		Event:             r.Raw,
 	}
-	if t := it.target; t != nil {
-		if t.inst != nil {
-			env.VPCID = t.inst.VpcID
-		}
-		tried := map[string]bool{}
-		for id := range t.tried {
-			tried[id] = true
-		}
-		for id := range t.ours {
-			tried[id] = true
-		}
-		for id := range tried {
-			env.ENIsTried = append(env.ENIsTried, id)
-		}
-		sort.Strings(env.ENIsTried)
+	if it.tried != nil {
+		env.VPCID, env.ENIsTried = it.vpc, it.tried
 	}
 	if rd := r.Redrive; rd != nil {
 		env.RedriveCount = rd.RedriveCount
@@ -558,9 +547,9 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 func (h *Handler) logResult(inv Invocation, res Result) {
 	level := slog.LevelInfo
 	switch res.Outcome {
-	case OutcomeDeadLettered, OutcomeRetry, OutcomeUnresolved:
+	case engine.OutcomeDeadLettered, engine.OutcomeRetry, engine.OutcomeUnresolved:
 		level = slog.LevelWarn
-	case OutcomeFailed:
+	case engine.OutcomeFailed:
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
@@ -600,66 +589,4 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// typeCache keeps instance types for the life of the process: they do not change. Lookups of
-// the same type at the same time share one call, so a burst of first invocations does not
-// ask ECS for the same type over and over.
-type typeCache struct {
-	mu       sync.Mutex
-	m        map[string]cloud.InstanceType
-	inflight map[string]chan struct{}
-}
-
-func (c *typeCache) get(id string) (cloud.InstanceType, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.m[id]
-	return t, ok
-}
-
-// lookup makes sure the types are cached, calling fetch for those no one is fetching yet and
-// waiting for the others.
-func (c *typeCache) lookup(ctx context.Context, ids []string, fetch func(context.Context, []string) ([]cloud.InstanceType, error)) error {
-	c.mu.Lock()
-	if c.inflight == nil {
-		c.inflight = map[string]chan struct{}{}
-	}
-	var mine []string
-	var wait []chan struct{}
-	for _, id := range ids {
-		if _, ok := c.m[id]; ok {
-			continue
-		}
-		if ch, ok := c.inflight[id]; ok {
-			wait = append(wait, ch)
-			continue
-		}
-		c.inflight[id] = make(chan struct{})
-		mine = append(mine, id)
-	}
-	c.mu.Unlock()
-
-	var err error
-	if len(mine) > 0 {
-		var got []cloud.InstanceType
-		got, err = fetch(ctx, mine)
-		c.mu.Lock()
-		for _, t := range got {
-			c.m[t.ID] = t
-		}
-		for _, id := range mine {
-			close(c.inflight[id])
-			delete(c.inflight, id)
-		}
-		c.mu.Unlock()
-	}
-	for _, ch := range wait {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/event"
 )
 
@@ -68,7 +69,7 @@ func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, item
 		if rd := it.req.Redrive; rd != nil && rd.InstanceID != "" {
 			it.proof = proofRedriven
 			if it.op == opRelease {
-				it.check = checkLifecycleClosed
+				it.check = engine.CheckLifecycleClosed
 			}
 			continue
 		}
@@ -91,14 +92,14 @@ func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, item
 				h.refuseClaim(it, err)
 			case err != nil:
 				it.op, it.proof = opDecided, proofRefused
-				h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Err: err,
+				h.decide(it, engine.FailOutcome(err), &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
 					Msg: fmt.Sprintf("cannot check lifecycle action %s of hook %s with Auto Scaling: nothing done on its word", fp, c.lc.HookID)})
 			case !v.named[id]:
 				h.refuseClaim(it, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s is not one lifecycle action %s of hook %s names (per Auto Scaling): nothing done on the notification's word",
 					id, fp, c.lc.HookID))
 			case v.status != cloud.LifecyclePending && it.op == opRelease:
 				it.op, it.proof = opDecided, proofRefused
-				h.decide(it, OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle action %s of hook %s is %s (%s) already: Auto Scaling no longer holds instance %s for removal, its ENIs stay",
+				h.decide(it, engine.OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "lifecycle action %s of hook %s is %s (%s) already: Auto Scaling no longer holds instance %s for removal, its ENIs stay",
 					fp, c.lc.HookID, v.status, firstNonEmpty(v.result, "no result"), id))
 			case v.status != cloud.LifecyclePending:
 				it.proof = proofClosed // attached as a direct invocation would be; nothing completed
@@ -115,7 +116,7 @@ func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, item
 // refuseClaim settles an item whose lifecycle claim Auto Scaling did not confirm.
 func (h *Handler) refuseClaim(it *item, err error) {
 	it.op, it.proof = opDecided, proofRefused
-	h.decide(it, OutcomeDeadLettered, err)
+	h.decide(it, engine.OutcomeDeadLettered, err)
 }
 
 // isRefusal reports whether err is a refusal of the claim, not a failed call.
@@ -154,7 +155,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	}
 	var hook cloud.LifecycleHook
 	var found bool
-	if err := h.retry(ctx, func(ctx context.Context) (err error) {
+	if err := h.engine.Retry(ctx, func(ctx context.Context) (err error) {
 		hook, found, err = lc.LifecycleHook(ctx, l.HookID)
 		return err
 	}); err != nil {
@@ -173,7 +174,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	v := &verdict{group: hook.ScalingGroupID, named: map[string]bool{}, waiting: map[string]bool{}}
 	instances := func(activity string) ([]cloud.ScalingInstance, error) {
 		var insts []cloud.ScalingInstance
-		err := h.retry(ctx, func(ctx context.Context) (err error) {
+		err := h.engine.Retry(ctx, func(ctx context.Context) (err error) {
 			insts, err = lc.ScalingInstances(ctx, hook.ScalingGroupID, activity, l.InstanceIDs)
 			return err
 		})
@@ -182,7 +183,7 @@ func (h *Handler) verifyAction(ctx context.Context, lc cloud.Lifecycle, l *event
 	// find looks for the action among the scaling activity's.
 	find := func(activity string) (*cloud.LifecycleAction, error) {
 		var actions []cloud.LifecycleAction
-		if err := h.retry(ctx, func(ctx context.Context) (err error) {
+		if err := h.engine.Retry(ctx, func(ctx context.Context) (err error) {
 			actions, err = lc.LifecycleActions(ctx, activity, "")
 			return err
 		}); err != nil {
@@ -314,10 +315,10 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 	for _, g := range lifecycleGroups(items) {
 		ready, failed, pending := 0, 0, 0
 		for _, it := range g.items {
-			switch h.outcomeOf(it) {
-			case OutcomeAttached, OutcomeAlreadyAttached, OutcomeDetached, OutcomeSkipped:
+			switch it.res.Outcome {
+			case engine.OutcomeAttached, engine.OutcomeAlreadyAttached, engine.OutcomeDetached, engine.OutcomeSkipped:
 				ready++
-			case OutcomeRetry:
+			case engine.OutcomeRetry:
 				pending++
 			default:
 				failed++
@@ -333,7 +334,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 			}
 			if err != nil {
 				it := h.lifecycleItem(g)
-				h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Err: err,
+				h.decide(it, engine.FailOutcome(err), &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
 					Msg: fmt.Sprintf("lifecycle action %s of hook %s left open for the platform's retry, but its heartbeat failed: it may time out on its default result (%s)",
 						fingerprint(g.lc.Token), g.lc.HookID, firstNonEmpty(g.lc.DefaultResult, "unknown"))})
 				out = append(out, it)
@@ -349,7 +350,7 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		cctx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
 		clients, err := h.conn.Connect(cctx, cloud.Session{Region: g.region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 		if err == nil {
-			err = h.retry(cctx, func(ctx context.Context) error {
+			err = h.engine.Retry(cctx, func(ctx context.Context) error {
 				return clients.Lifecycle.Complete(ctx, g.lc.HookID, g.lc.Token, result)
 			})
 		}
@@ -364,10 +365,10 @@ func (h *Handler) completeLifecycles(ctx context.Context, inv Invocation, items 
 		}
 		switch {
 		case err == nil:
-			h.decide(it, OutcomeCompleted, nil)
+			h.decide(it, engine.OutcomeCompleted, nil)
 			it.res.Reason = summary
 		default:
-			h.decide(it, failOutcome(err), &cloud.Problem{Code: codeOrTransport(err), Msg: summary + ": completion failed", Err: err})
+			h.decide(it, engine.FailOutcome(err), &cloud.Problem{Code: cloud.CodeOrTransport(err), Msg: summary + ": completion failed", Err: err})
 		}
 		out = append(out, it)
 	}
@@ -380,17 +381,6 @@ func (h *Handler) lifecycleItem(g *lifecycleGroup) *item {
 	it.req.InstanceID = ""
 	it.res = Result{Source: it.req.Source, EventID: it.req.EventID}
 	return it
-}
-
-// outcomeOf reads an item's outcome before conclude has filled its result.
-func (h *Handler) outcomeOf(it *item) Outcome {
-	switch {
-	case it.target != nil:
-		return it.target.outcome
-	case it.rel != nil:
-		return it.rel.outcome
-	}
-	return it.res.Outcome
 }
 
 // heartbeatRetries extends the lifecycle actions of a retried or redriven event before
@@ -416,14 +406,7 @@ func (h *Handler) heartbeatRetries(ctx context.Context, inv Invocation, clients 
 }
 
 func (h *Handler) heartbeat(ctx context.Context, clients *cloud.Clients, lc *event.Lifecycle) error {
-	return h.retry(ctx, func(ctx context.Context) error {
+	return h.engine.Retry(ctx, func(ctx context.Context) error {
 		return clients.Lifecycle.Heartbeat(ctx, lc.HookID, lc.Token, h.opts.LifecycleHeartbeat)
 	})
-}
-
-func codeOrTransport(err error) string {
-	if code, _ := cloud.CodeOf(err); code != "" {
-		return code
-	}
-	return cloud.CodeTransport
 }

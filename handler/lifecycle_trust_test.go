@@ -2,6 +2,7 @@ package handler
 
 import (
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +21,11 @@ func TestLifecycleVerification(t *testing.T) {
 	tests := []struct {
 		name      string
 		essErr    bool
-		outcomes  map[string]Outcome
+		outcomes  map[string]engine.Outcome
 		completes int
 	}{
-		{"Auto Scaling unreachable", true, map[string]Outcome{"i-bp1real0000001": OutcomeRetry, "i-bp1extra000001": OutcomeRetry}, 0},
-		{"an extra instance", false, map[string]Outcome{"i-bp1real0000001": OutcomeAttached, "i-bp1extra000001": OutcomeDeadLettered}, 1},
+		{"Auto Scaling unreachable", true, map[string]engine.Outcome{"i-bp1real0000001": engine.OutcomeRetry, "i-bp1extra000001": engine.OutcomeRetry}, 0},
+		{"an extra instance", false, map[string]engine.Outcome{"i-bp1real0000001": engine.OutcomeAttached, "i-bp1extra000001": engine.OutcomeDeadLettered}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

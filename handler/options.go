@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/clock"
+	"github.com/enipool/enipool/engine"
 )
 
 // Options configure a Handler. The config package fills them from the environment.
@@ -69,7 +70,7 @@ type Options struct {
 	// warning.
 	LowWatermark int
 	// Warm keeps a minimum of Available ENIs per zone in one pool (optional).
-	Warm WarmOptions
+	Warm engine.WarmOptions
 	// RedriveMax bounds the dead letters one redrive handles, unless the action says.
 	RedriveMax int
 	// ReconcileMax bounds the instances one reconcile looks at, unless the action says.
@@ -90,26 +91,31 @@ type Options struct {
 	Clock clock.Clock
 }
 
-// WarmOptions configure the warm target: enipool creates pool ENIs (tagged, with a client
-// token) until each configured zone has MinAvailable Available ones, never beyond Max pool
-// ENIs per zone, and deletes only ENIs it created, only when Available, older than Grace and
-// beyond Max.
-type WarmOptions struct {
-	Pool           string              // the pool to keep warm; empty disables the warm target
-	MinAvailable   int                 // per zone
-	Max            int                 // pool ENIs per zone, all states
-	VSwitches      map[string][]string // zone -> vSwitches to create ENIs in
-	SecurityGroups []string
-	Grace          time.Duration
-}
-
 // Serves reports whether the deployment serves pool (any pool when Pools is empty).
 func (o Options) Serves(pool string) bool {
 	return pool != "" && (len(o.Pools) == 0 || slices.Contains(o.Pools, pool))
 }
 
-// Enabled reports whether the warm target is on.
-func (w WarmOptions) Enabled() bool { return w.Pool != "" && len(w.VSwitches) > 0 }
+// engineConfig is the part of the options the engine works by.
+func (o Options) engineConfig(log *slog.Logger) engine.Config {
+	return engine.Config{
+		TagKey:              o.TagKey,
+		Pools:               o.Pools,
+		PerInstance:         o.PerInstance,
+		AttachTime:          o.AttachTime,
+		DetachTime:          o.DetachTime,
+		Concurrency:         o.Concurrency,
+		AttachQPS:           o.AttachQPS,
+		StoppedOnlyFamilies: o.StoppedOnlyFamilies,
+		ReleaseOn:           o.ReleaseOn,
+		StaleReadBound:      o.StaleReadBound,
+		LowWatermark:        o.LowWatermark,
+		Warm:                o.Warm,
+		ReconcileInterval:   o.ReconcileInterval,
+		Clock:               o.Clock,
+		Logger:              log,
+	}
+}
 
 // DefaultStoppedOnlyFamilies are the shared and burstable families (ECS docs "Shared instance
 // families" and "Burstable instance overview") whose instances must be Stopped to take an ENI.
@@ -134,7 +140,7 @@ func DefaultOptions() Options {
 		LifecycleFailureResult: "ABANDON",
 		LifecycleHeartbeat:     300 * time.Second,
 		LowWatermark:           2,
-		Warm:                   WarmOptions{Grace: 10 * time.Minute},
+		Warm:                   engine.WarmOptions{Grace: 10 * time.Minute},
 		RedriveMax:             10,
 		ReconcileMax:           200,
 		ReconcileInterval:      5 * time.Minute,

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
 )
@@ -21,7 +22,7 @@ func TestNoPollWithoutWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := resultFor(t, resp, inst)
-	if r.Outcome != OutcomeAlreadyAttached || r.NetworkInterfaceID != enis[0] {
+	if r.Outcome != engine.OutcomeAlreadyAttached || r.NetworkInterfaceID != enis[0] {
 		t.Errorf("%s %s (%s) on %s, want already-attached on %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, enis[0])
 	}
 	// Over the second the other attach takes, polls back off from a quarter of the attach

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
 )
@@ -17,14 +18,14 @@ func TestPoolsNotServedAreNotTouched(t *testing.T) {
 		name    string
 		pools   []string
 		event   string // "Running" or "Stopped"
-		outcome Outcome
+		outcome engine.Outcome
 		code    string
 	}{
-		{"any pool, Running", nil, "Running", OutcomeAttached, ""},
-		{"listed pool, Running", []string{"db", fakePool}, "Running", OutcomeAttached, ""},
-		{"pool not listed, Running", []string{"db"}, "Running", OutcomeSkipped, cloud.CodeNotEligible},
-		{"listed pool, Stopped", []string{fakePool}, "Stopped", OutcomeDetached, ""},
-		{"pool not listed, Stopped", []string{"db"}, "Stopped", OutcomeSkipped, cloud.CodeStaleEvent},
+		{"any pool, Running", nil, "Running", engine.OutcomeAttached, ""},
+		{"listed pool, Running", []string{"db", fakePool}, "Running", engine.OutcomeAttached, ""},
+		{"pool not listed, Running", []string{"db"}, "Running", engine.OutcomeSkipped, cloud.CodeNotEligible},
+		{"listed pool, Stopped", []string{fakePool}, "Stopped", engine.OutcomeDetached, ""},
+		{"pool not listed, Stopped", []string{"db"}, "Stopped", engine.OutcomeSkipped, cloud.CodeStaleEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,9 +44,9 @@ func TestPoolsNotServedAreNotTouched(t *testing.T) {
 			}
 			held := c.held(inst)
 			switch {
-			case tt.outcome == OutcomeSkipped && tt.event == "Running" && len(held) != 0:
+			case tt.outcome == engine.OutcomeSkipped && tt.event == "Running" && len(held) != 0:
 				t.Errorf("instance of a pool not served holds %v", held)
-			case tt.outcome == OutcomeSkipped && tt.event == "Stopped" && len(held) != 1:
+			case tt.outcome == engine.OutcomeSkipped && tt.event == "Stopped" && len(held) != 1:
 				t.Errorf("Stopped instance of a pool not served holds %v, want its ENI kept", held)
 			}
 		})
@@ -65,7 +66,7 @@ func TestOptionsValidatePoolsAndGroups(t *testing.T) {
 		{"not a scaling group id", func(o *Options) { o.ScalingGroups = []string{"group-1"} }, false},
 		{"warm pool not served", func(o *Options) {
 			o.Pools = []string{"web"}
-			o.Warm = WarmOptions{Pool: "db", Max: 1, VSwitches: map[string][]string{"z": {"vsw-1"}}, SecurityGroups: []string{"sg-1"}}
+			o.Warm = engine.WarmOptions{Pool: "db", Max: 1, VSwitches: map[string][]string{"z": {"vsw-1"}}, SecurityGroups: []string{"sg-1"}}
 		}, false},
 	}
 	for _, tt := range tests {

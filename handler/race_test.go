@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func TestReconcileCountsCallsWithoutRace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Results[0].Outcome != OutcomeCompleted {
+	if resp.Results[0].Outcome != engine.OutcomeCompleted {
 		t.Fatalf("reconcile: %+v", resp.Results[0])
 	}
 	if got, want := resp.Results[0].APICalls, resp.APICalls; got != want {

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestStoppedDuringAttach(t *testing.T) {
 	h, _ := fakeHandler(t, c, nil)
 	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 2*time.Second)
 	r := resultFor(t, resp, inst)
-	if r.Outcome != OutcomeDetached || len(r.Detached) != 1 || r.Detached[0] != enis[0] {
+	if r.Outcome != engine.OutcomeDetached || len(r.Detached) != 1 || r.Detached[0] != enis[0] {
 		t.Errorf("outcome %s %s (%s) detached %v, want %s detached", r.Outcome, r.Code, r.Reason, r.Detached, enis[0])
 	}
 	if e := c.state(enis[0]); e.Status != cloud.StatusAvailable || e.InstanceID != "" {
@@ -37,7 +38,7 @@ func TestStoppedDuringAttach(t *testing.T) {
 	h2, _ := fakeHandler(t, c2, nil)
 	resp, _ = invoke(t, h2, stateEvent(inst, "Stopped"), time.Second)
 	r = resultFor(t, resp, inst)
-	if r.Outcome != OutcomeDeadLettered || !strings.Contains(r.Reason, cloud.StatusAttaching) {
+	if r.Outcome != engine.OutcomeDeadLettered || !strings.Contains(r.Reason, cloud.StatusAttaching) {
 		t.Errorf("outcome %s (%s), want dead-lettered naming the Attaching ENI", r.Outcome, r.Reason)
 	}
 }
@@ -67,7 +68,7 @@ func TestInstanceStoppingDuringAttachRetries(t *testing.T) {
 	if held := c.held(inst); len(held) != 0 {
 		t.Fatalf("the Stopped instance holds %v after a Running event's retries (outcome %s %s)", held, r.Outcome, r.Code)
 	}
-	if r.Outcome != OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+	if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
 		t.Errorf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
 	}
 	if n := c.count("AttachNetworkInterface"); n != 1 {
@@ -104,7 +105,7 @@ func TestNoAttachOnAnOldLook(t *testing.T) {
 	if held := c.held(inst); len(held) != 0 {
 		t.Fatalf("the Stopped instance holds %v (outcome %s %s, %d attaches)", held, r.Outcome, r.Code, attaches)
 	}
-	if r.Outcome != OutcomeSkipped {
+	if r.Outcome != engine.OutcomeSkipped {
 		t.Errorf("outcome %s %s (%s), want skipped once the instance is Stopped", r.Outcome, r.Code, r.Reason)
 	}
 }

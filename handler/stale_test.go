@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestStaleReadIsNotRollback(t *testing.T) {
 			time.Sleep(400 * time.Millisecond) // anything attached meanwhile becomes visible
 			r := resultFor(t, resp, inst)
 			held := c.held(inst)
-			if len(held) != 1 || r.NetworkInterfaceID != held[0] || r.Outcome != OutcomeAttached {
+			if len(held) != 1 || r.NetworkInterfaceID != held[0] || r.Outcome != engine.OutcomeAttached {
 				t.Errorf("outcome %s (%s) reported %s, instance holds %v; want attached, holding exactly that one", r.Outcome, r.Reason, r.NetworkInterfaceID, held)
 			}
 		})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/event"
 )
 
@@ -25,31 +26,31 @@ import (
 func (h *Handler) authorise(it *item, inv Invocation) {
 	r := it.req
 	if own := firstNonEmpty(inv.Region, h.opts.Region); r.Region != "" && own != "" && r.Region != own {
-		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names region %s; this function serves %s", r.Region, own))
+		h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names region %s; this function serves %s", r.Region, own))
 		return
 	}
 	if own := inv.AccountID; r.Account != "" && own != "" && r.Account != own {
-		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names account %s; this function serves account %s", r.Account, own))
+		h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names account %s; this function serves account %s", r.Account, own))
 		return
 	}
 	letter := r.Redrive != nil
 	switch it.op {
 	case opAction:
 		if letter || (r.Channel != event.ChannelDirect && r.Channel != event.ChannelTimer) {
-			h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "action %q came %s: actions are taken only from a direct invocation or the timer trigger",
+			h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "action %q came %s: actions are taken only from a direct invocation or the timer trigger",
 				r.Action.Name, carrier(r)))
 			return
 		}
 		h.capAction(it)
 	case opRelease:
 		if letter || r.Channel == event.ChannelQueue {
-			h.refuse(it, OutcomeSkipped, cloud.Problemf(cloud.CodeReleaseRefused, "a release of %s came %s, which may only ask for attaches: not acted on (reconcile sends back a stopped instance's ENIs; ECS detaches a released one's)",
+			h.refuse(it, engine.OutcomeSkipped, cloud.Problemf(cloud.CodeReleaseRefused, "a release of %s came %s, which may only ask for attaches: not acted on (reconcile sends back a stopped instance's ENIs; ECS detaches a released one's)",
 				r.InstanceID, carrier(r)))
 		}
 	}
 }
 
-func (h *Handler) refuse(it *item, o Outcome, err error) {
+func (h *Handler) refuse(it *item, o engine.Outcome, err error) {
 	it.op = opDecided
 	h.decide(it, o, err)
 }
@@ -92,7 +93,7 @@ func (h *Handler) oneAction(actions []*item) []*item {
 		return actions
 	}
 	for _, it := range actions {
-		h.refuse(it, OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "the payload asks for %d actions: one per invocation", len(actions)))
+		h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotAllowed, "the payload asks for %d actions: one per invocation", len(actions)))
 	}
 	return nil
 }

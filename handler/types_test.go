@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"github.com/enipool/enipool/engine"
 	"slices"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestInstanceTypesLookedUpTenAtATime(t *testing.T) {
 				t.Fatalf("invocation error: %v", err)
 			}
 			for _, id := range ids {
-				if r := resultFor(t, resp, id); r.Outcome != OutcomeAttached {
+				if r := resultFor(t, resp, id); r.Outcome != engine.OutcomeAttached {
 					t.Errorf("%s: %s %s (%s), want attached", id, r.Outcome, r.Code, r.Reason)
 				}
 				if got := c.held(id); len(got) != 1 {

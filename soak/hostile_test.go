@@ -15,6 +15,7 @@ import (
 
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/event"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
@@ -49,7 +50,7 @@ func sharedFirst() string {
 	}
 	for i := 0; ; i++ {
 		id := fmt.Sprintf("i-sharedfirst%03d", i)
-		if handler.Rank(id, zoneH)[0] == sharedENI {
+		if engine.Rank(id, zoneH)[0] == sharedENI {
 			return id
 		}
 	}
@@ -101,7 +102,7 @@ type hostileCase struct {
 	payload []byte
 	// outcomes every result must have one of; code, when set, is the code of every result
 	// that is not a success.
-	outcomes []handler.Outcome
+	outcomes []engine.Outcome
 	code     string
 	reason   string // words every non-success reason must carry
 	results  int    // exact number of results; 0 means at least one
@@ -154,10 +155,10 @@ func envelopeAround(t *testing.T, instance string, ev []byte) []byte {
 // earlier ones left: an instance of the pool "db" still without its ENI, for instance).
 // primary is the primary ENI of i-gen000000003.
 func hostileCases(t *testing.T, primary string) []hostileCase {
-	refused := []handler.Outcome{handler.OutcomeDeadLettered}
-	notOurs := []handler.Outcome{handler.OutcomeSkipped}
-	handled := []handler.Outcome{handler.OutcomeAttached, handler.OutcomeAlreadyAttached}
-	anyButLost := []handler.Outcome{handler.OutcomeAttached, handler.OutcomeAlreadyAttached, handler.OutcomeSkipped, handler.OutcomeDeadLettered}
+	refused := []engine.Outcome{engine.OutcomeDeadLettered}
+	notOurs := []engine.Outcome{engine.OutcomeSkipped}
+	handled := []engine.Outcome{engine.OutcomeAttached, engine.OutcomeAlreadyAttached}
+	anyButLost := []engine.Outcome{engine.OutcomeAttached, engine.OutcomeAlreadyAttached, engine.OutcomeSkipped, engine.OutcomeDeadLettered}
 	limit := event.DefaultMaxBytes
 	var bigBatch strings.Builder
 	bigBatch.WriteByte('[')
@@ -289,7 +290,7 @@ func hostileCases(t *testing.T, primary string) []hostileCase {
 		{name: "detach of another instance's primary ENI", payload: fmt.Appendf(nil, `{"action":"detach","networkInterfaceId":%q}`, primary),
 			outcomes: refused, code: cloud.CodeNotInPool, results: 1},
 		{name: "detach of an ENI of no pool", payload: fmt.Appendf(nil, `{"action":"detach","networkInterfaceId":%q}`, plainENI),
-			outcomes: []handler.Outcome{handler.OutcomeSkipped, handler.OutcomeDeadLettered}, results: 1},
+			outcomes: []engine.Outcome{engine.OutcomeSkipped, engine.OutcomeDeadLettered}, results: 1},
 		{name: "action with a misspelt field", payload: []byte(`{"action":"reconcile","instanceID":"i-gen000000002"}`), outcomes: refused,
 			results: 1},
 
@@ -393,14 +394,14 @@ func TestHostileInputs(t *testing.T) {
 					ck.Errorf("result %d (%s): outcome %s %s (%s), want one of %v", i, r.InstanceID, r.Outcome, r.Code, clip(r.Reason, 300), tc.outcomes)
 					continue
 				}
-				success := r.Outcome == handler.OutcomeAttached || r.Outcome == handler.OutcomeAlreadyAttached
+				success := r.Outcome == engine.OutcomeAttached || r.Outcome == engine.OutcomeAlreadyAttached
 				if !success && tc.code != "" && r.Code != tc.code {
 					ck.Errorf("result %d (%s): code %q, want %q (%s)", i, r.InstanceID, r.Code, tc.code, clip(r.Reason, 300))
 				}
 				if !success && (r.Reason == "" || !strings.Contains(r.Reason, tc.reason)) {
 					ck.Errorf("result %d: reason %q lacks %q", i, clip(r.Reason, 300), tc.reason)
 				}
-				if r.Outcome != handler.OutcomeDeadLettered {
+				if r.Outcome != engine.OutcomeDeadLettered {
 					continue
 				}
 				checkDeadLetter(ck.Errorf, dlqByID[r.DeadLetterID], r, res.RequestID, tc.payload)
@@ -482,7 +483,7 @@ func TestHostileInputs(t *testing.T) {
 		}
 		var redriven []string
 		for _, r := range resp.Results {
-			if r.Source != "direct" && r.Outcome != handler.OutcomeDeadLettered {
+			if r.Source != "direct" && r.Outcome != engine.OutcomeDeadLettered {
 				redriven = append(redriven, fmt.Sprintf("%s %s %s %s", r.Outcome, r.InstanceID, r.NetworkInterfaceID, r.Code))
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/world"
@@ -72,7 +73,7 @@ func TestStopWhileAttachUnconfirmed(t *testing.T) {
 	}
 	stopped := invoke(stateChange(id, "Stopped", ""))
 	run := <-running
-	if stopped.Outcome != handler.OutcomeDetached {
+	if stopped.Outcome != engine.OutcomeDetached {
 		t.Fatalf("Stopped event: %s %s, want detached (the race was not set up)", stopped.Outcome, stopped.Reason)
 	}
 	settle(c, 5*time.Second)

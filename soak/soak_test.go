@@ -19,6 +19,7 @@ import (
 
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deploy"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/internal/testenv"
 	"github.com/enipool/enipool/localcloud"
@@ -42,7 +43,7 @@ const platformRetries = 2
 const realisticWorld = "../localcloud/worlds/demo.yaml"
 
 // pollCap is the longest wait of the function between two looks at an attach it waits
-// for (handler/attach.go caps its poll back-off at 2 s). "One poll" in the bound on how
+// for (engine/attach.go caps its poll back-off at 2 s). "One poll" in the bound on how
 // long an instance may hold more than N is this wait.
 const pollCap = 2 * time.Second
 
@@ -1360,7 +1361,7 @@ type upkeepRun struct {
 	redriven   int
 	received   int
 	kept       int
-	reconciles []handler.ReconcileReport
+	reconciles []engine.ReconcileReport
 	left       []dlqMessage // dead letters still in the queue at the end
 	repaired   []string     // instances the reconcile attached or detached an ENI for
 	text       string       // every result, for the secret check
@@ -1414,7 +1415,7 @@ func upkeep(t *testing.T, c *localcloud.Cloud, fn *fcrt.Runtime, instances int, 
 				break
 			}
 		}
-		var rec handler.ReconcileReport
+		var rec engine.ReconcileReport
 		// What the reconcile repaired: every attach or detach the cloud accepted while it
 		// ran (nothing else runs then), answered or not.
 		from := c.Store.Now()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/deadletter"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -206,7 +206,7 @@ func Tally(done []Done) Outcomes {
 		}
 		for _, r := range d.Resp.Results {
 			key := string(r.Outcome)
-			if r.Outcome != handler.OutcomeAttached && r.Code != "" {
+			if r.Outcome != engine.OutcomeAttached && r.Code != "" {
 				key += ":" + r.Code
 			}
 			o.ByOutcome[key]++

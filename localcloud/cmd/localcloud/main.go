@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
@@ -349,7 +350,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 func printReport(out io.Writer, report any) {
 	b, _ := json.Marshal(report)
 	var rep struct {
-		Pools []handler.PoolStatus `json:"pools"`
+		Pools []engine.PoolStatus `json:"pools"`
 	}
 	json.Unmarshal(b, &rep)
 	var rest map[string]any
@@ -391,12 +392,12 @@ func describe(r handler.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-17s %-21s", r.Outcome, orDash(r.InstanceID))
 	switch r.Outcome {
-	case handler.OutcomeAttached, handler.OutcomeAlreadyAttached:
+	case engine.OutcomeAttached, engine.OutcomeAlreadyAttached:
 		fmt.Fprintf(&b, " %s %s  zone %s  pool %s", r.NetworkInterfaceID, r.PrivateIP, r.Zone, r.Pool)
 		for _, e := range r.ENIs[min(1, len(r.ENIs)):] {
 			fmt.Fprintf(&b, " + %s %s", e.ID, e.PrivateIP)
 		}
-	case handler.OutcomeDetached:
+	case engine.OutcomeDetached:
 		fmt.Fprintf(&b, " back to the pool: %s", strings.Join(r.Detached, ", "))
 	default:
 		if r.Code != "" {

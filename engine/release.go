@@ -1,4 +1,4 @@
-package handler
+package engine
 
 import (
 	"context"
@@ -9,26 +9,31 @@ import (
 	"time"
 )
 
-// What ECS must say of an instance before its pool ENIs are released (release.check). A
+// Check is what ECS must say of an instance before its pool ENIs are released. A
 // release without a check (a scale-in Auto Scaling confirmed, the detach action, a
 // reconcile's stray) still needs the instance to carry the pool tag, as every release does.
+type Check string
+
+// The checks of a release.
 const (
-	// checkStopped: ECS says the instance is Stopped (or Stopping) and its family gives
+	// CheckTag: the instance carries the pool tag, as every release needs.
+	CheckTag Check = ""
+	// CheckStopped: ECS says the instance is Stopped (or Stopping) and its family gives
 	// ENIs back when Stopped (releasesOnStop), or ECS no longer knows it.
-	checkStopped = "Stopped"
-	// checkDeleted: ECS no longer knows the instance. A Deleted event about an instance ECS
+	CheckStopped Check = "Stopped"
+	// CheckDeleted: ECS no longer knows the instance. A Deleted event about an instance ECS
 	// still has is out of date, or forged.
-	checkDeleted = "Deleted"
-	// checkLifecycleClosed: the dead letter of one instance of a scale-in, whose action was
+	CheckDeleted Check = "Deleted"
+	// CheckLifecycleClosed: the dead letter of one instance of a scale-in, whose action was
 	// ended when the letter was written, so Auto Scaling can no longer vouch for it: as
-	// checkDeleted, but refused with CodeLifecycleUnverified.
-	checkLifecycleClosed = "lifecycle-closed"
+	// CheckDeleted, but refused with CodeLifecycleUnverified.
+	CheckLifecycleClosed Check = "lifecycle-closed"
 )
 
 // release is one instance whose pool ENIs go back to the pool.
 type release struct {
 	id    string
-	check string // checkStopped, checkDeleted, checkLifecycleClosed, or "" (tag check only)
+	check Check
 	only  string // release just this ENI (the detach action naming one)
 
 	pool, zone string
@@ -45,12 +50,44 @@ type release struct {
 
 func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true, o, err }
 
+func (r *release) result() Result {
+	return Result{InstanceID: r.id, Outcome: r.outcome, Err: r.err, Pool: r.pool, Zone: r.zone,
+		Detached: r.detached, Attempts: r.attempts, Calls: r.calls}
+}
+
+// ReleaseRequest names an instance whose pool ENIs go back to the pool.
+type ReleaseRequest struct {
+	InstanceID string
+	// Check is what ECS must say of the instance first.
+	Check Check
+	// Only, when set, releases just this ENI (the detach action naming one, a reconcile's
+	// stray).
+	Only string
+}
+
+// Release detaches the pool ENIs of the instances and waits until they are Available again.
+// It returns one Result per request, in order.
+func (eng *Engine) Release(ctx context.Context, ecs cloud.ECS, reqs []ReleaseRequest) []Result {
+	rs := make([]*release, len(reqs))
+	for i, q := range reqs {
+		rs[i] = &release{id: q.InstanceID, check: q.Check, only: q.Only}
+	}
+	if len(rs) > 0 {
+		eng.releaseAll(ctx, ecs, rs)
+	}
+	out := make([]Result, len(rs))
+	for i, r := range rs {
+		out[i] = r.result()
+	}
+	return out
+}
+
 // releaseAll detaches the pool ENIs of the instances and waits until they are Available
 // again, so the pool can hand them out at once. An ENI still Detaching is never a candidate
 // for an attach (candidates must be Available).
-func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) {
+func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) {
 	call := func(r *release, fn func(context.Context) error) error {
-		return h.retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
+		return eng.Retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
 	// ECS decides, not the event: every release looks at its instance first. State events
 	// can arrive out of order (act on the state the instance is in now), and any event can be
@@ -75,16 +112,16 @@ func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) 
 			in, found := now[r.id]
 			switch {
 			case err != nil:
-				r.finish(failOutcome(err), err)
-			case found && in.Tags[h.opts.TagKey] == "":
-				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
-			case found && r.check == checkDeleted:
+				r.finish(FailOutcome(err), err)
+			case found && in.Tags[eng.cfg.TagKey] == "":
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, eng.cfg.TagKey))
+			case found && r.check == CheckDeleted:
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
-			case found && r.check == checkLifecycleClosed:
+			case found && r.check == CheckLifecycleClosed:
 				r.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s (%s) is still known to ECS, and the scale-in's lifecycle action was ended when this dead letter was written, so Auto Scaling no longer vouches for it: its ENIs stay", r.id, in.Status))
-			case found && r.check == checkStopped && in.Status != "Stopped" && in.Status != "Stopping":
+			case found && r.check == CheckStopped && in.Status != "Stopped" && in.Status != "Stopping":
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
-			case found && r.check == checkStopped && !h.releasesOnStop(&in):
+			case found && r.check == CheckStopped && !eng.releasesOnStop(&in):
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
 			}
 		}
@@ -95,11 +132,11 @@ func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) 
 		}
 		var held []cloud.ENI
 		err := call(r, func(ctx context.Context) (err error) {
-			held, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: r.id, TagKey: h.opts.TagKey})
+			held, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: r.id, TagKey: eng.cfg.TagKey})
 			return err
 		})
 		if err != nil {
-			r.finish(failOutcome(err), err)
+			r.finish(FailOutcome(err), err)
 			continue
 		}
 		r.pending, r.waiting = map[string]time.Time{}, map[string]string{}
@@ -108,27 +145,27 @@ func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) 
 			if (r.only != "" && eni.ID != r.only) || eni.Type == "Primary" {
 				continue // a primary ENI never leaves its instance, pool tag or not
 			}
-			if !h.opts.Serves(eni.Tags[h.opts.TagKey]) {
+			if !eng.cfg.Serves(eni.Tags[eng.cfg.TagKey]) {
 				continue // another deployment's pool (ENIPOOL_POOLS)
 			}
-			r.pool, r.zone = eni.Tags[h.opts.TagKey], eni.Zone
+			r.pool, r.zone = eni.Tags[eng.cfg.TagKey], eni.Zone
 			switch eni.Status {
 			case cloud.StatusDetaching:
-				r.pending[eni.ID] = h.clock.Now()
+				r.pending[eni.ID] = eng.clock.Now()
 			case cloud.StatusAttaching:
 				// ECS refuses to detach an Attaching ENI: wait for it to be InUse, then
 				// detach it (awaitDetached).
-				r.pending[eni.ID] = h.clock.Now()
+				r.pending[eni.ID] = eng.clock.Now()
 			case cloud.StatusInUse:
 				err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, eni.ID, r.id) })
 				r.attempts++
 				if a, _ := cloud.Classify(err); err == nil || a == cloud.VerdictNextENI || a == cloud.VerdictSkip {
 					// Not InUse any more (another invocation is detaching it) or gone: wait
 					// for it like for our own.
-					r.pending[eni.ID] = h.clock.Now()
+					r.pending[eni.ID] = eng.clock.Now()
 					continue
 				}
-				r.finish(failOutcome(err), err)
+				r.finish(FailOutcome(err), err)
 			}
 			if r.done {
 				break
@@ -142,13 +179,13 @@ func (h *Handler) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) 
 			}
 		}
 	}
-	h.awaitDetached(ctx, ecs, rs, call)
+	eng.awaitDetached(ctx, ecs, rs, call)
 }
 
 // awaitDetached polls the detached ENIs until each is Available (or gone), first when a
 // detach is expected to be done.
-func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*release, call func(*release, func(context.Context) error) error) {
-	wait := h.detachTime.get()
+func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*release, call func(*release, func(context.Context) error) error) {
+	wait := eng.detachTime.get()
 	first := true
 	for {
 		var ids []string
@@ -165,7 +202,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 		if len(active) == 0 {
 			return
 		}
-		if err := h.clock.Sleep(ctx, wait); err != nil {
+		if err := eng.clock.Sleep(ctx, wait); err != nil {
 			for _, r := range active {
 				var what []string
 				for id := range r.pending {
@@ -184,7 +221,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 		})
 		if err != nil {
 			for _, r := range active {
-				r.finish(failOutcome(err), err)
+				r.finish(FailOutcome(err), err)
 			}
 			return
 		}
@@ -200,7 +237,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 				case !ok || eni.Status == cloud.StatusAvailable:
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
-					h.claims.drop(id)
+					eng.claims.drop(id)
 					continue
 				case eni.InstanceID != "" && eni.InstanceID != r.id:
 					delete(r.pending, id) // moved on to another instance: not this release's
@@ -211,7 +248,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 					err := call(r, func(ctx context.Context) error { return ecs.DetachENI(ctx, id, r.id) })
 					r.attempts++
 					if a, _ := cloud.Classify(err); err != nil && a != cloud.VerdictNextENI && a != cloud.VerdictSkip {
-						r.finish(failOutcome(err), err)
+						r.finish(FailOutcome(err), err)
 					}
 				}
 				r.waiting[id] = eni.Status
@@ -226,7 +263,7 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 			}
 		}
 		if first {
-			h.detachTime.observe(wait, allDone) // the poll was sent after waiting `wait`
+			eng.detachTime.observe(wait, allDone) // the poll was sent after waiting `wait`
 			first = false
 			wait = max(wait/4, 50*time.Millisecond)
 		} else {
@@ -235,8 +272,8 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*releas
 	}
 }
 
-// failOutcome is the outcome of a call that could not be made to succeed.
-func failOutcome(err error) Outcome {
+// FailOutcome is the outcome of a call that could not be made to succeed.
+func FailOutcome(err error) Outcome {
 	switch a, _ := cloud.Classify(err); a {
 	case cloud.VerdictRetry, cloud.VerdictWaitInstance:
 		return OutcomeRetry

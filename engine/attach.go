@@ -1,4 +1,4 @@
-package handler
+package engine
 
 import (
 	"context"
@@ -66,14 +66,74 @@ type target struct {
 	dropped []string
 }
 
+// newTarget makes the target of one instance; hint is an ENI the event asked for.
+func newTarget(id, hint string, allowStopped bool) *target {
+	return &target{id: id, hint: hint, allowStopped: allowStopped,
+		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
+		contested: map[string]time.Time{},
+		retry:     backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+}
+
+// AttachRequest names an instance to give its pool ENIs.
+type AttachRequest struct {
+	InstanceID string
+	// ENIID is the ENI the event asked for, if any: then only it may be attached.
+	ENIID string
+	// AllowStopped lets the attach go to a Stopped instance, as ECS allows: direct requests
+	// may; a Running event about an instance that has stopped since is out of date.
+	AllowStopped bool
+}
+
+// Attach gives each instance its N pool ENIs, sharing the instance and pool look-ups between
+// them, until each has an outcome or ctx is done. account is the caller's: only its own ENIs
+// are candidates. It returns one Result per request, in order; requests name distinct
+// instances.
+func (eng *Engine) Attach(ctx context.Context, ecs cloud.ECS, account string, reqs []AttachRequest) []Result {
+	ts := make([]*target, len(reqs))
+	for i, q := range reqs {
+		ts[i] = newTarget(q.InstanceID, q.ENIID, q.AllowStopped)
+	}
+	eng.attach(ctx, ecs, account, ts)
+	out := make([]Result, len(ts))
+	for i, t := range ts {
+		out[i] = t.result()
+	}
+	return out
+}
+
+func (eng *Engine) attach(ctx context.Context, ecs cloud.ECS, account string, ts []*target) {
+	if len(ts) > 0 {
+		(&attachRun{eng: eng, ecs: ecs, account: account, targets: ts}).run(ctx)
+	}
+}
+
+// result is the end of the target's work.
+func (t *target) result() Result {
+	r := Result{InstanceID: t.id, Outcome: t.outcome, Err: t.err, Pool: t.pool, ENIs: t.kept, Detached: t.dropped,
+		Attempts: t.attempts, Calls: t.calls, RequestIDs: t.requestIDs, Tried: []string{}}
+	if t.inst != nil {
+		r.Zone, r.VpcID = t.inst.Zone, t.inst.VpcID
+	}
+	for id := range t.tried {
+		r.Tried = append(r.Tried, id)
+	}
+	for id := range t.ours {
+		if !t.tried[id] {
+			r.Tried = append(r.Tried, id)
+		}
+	}
+	sort.Strings(r.Tried)
+	return r
+}
+
 func (t *target) finish(o Outcome, err error) {
 	t.done, t.outcome, t.err = true, o, err
 }
 
 // engine runs the attach path of docs/attach.md over a set of instances of one region, sharing
 // the instance and pool look-ups between them.
-type engine struct {
-	h       *Handler
+type attachRun struct {
+	eng     *Engine
 	ecs     cloud.ECS
 	account string // the invocation's account: only its own ENIs are candidates
 
@@ -90,7 +150,7 @@ type groupKey struct{ pool, vpc string }
 func (t *target) group() groupKey { return groupKey{t.pool, t.inst.VpcID} }
 
 // run drives every target to an outcome or until ctx is done.
-func (e *engine) run(ctx context.Context) {
+func (e *attachRun) run(ctx context.Context) {
 	e.view = make(map[string]cloud.ENI)
 	e.listed = make(map[groupKey]time.Time)
 	if !e.describe(ctx) {
@@ -106,7 +166,7 @@ func (e *engine) run(ctx context.Context) {
 			return
 		}
 		wait, look := e.nextWake(active)
-		if err := e.h.clock.Sleep(ctx, wait); err != nil {
+		if err := e.eng.clock.Sleep(ctx, wait); err != nil {
 			e.expire(active, err)
 			return
 		}
@@ -116,7 +176,7 @@ func (e *engine) run(ctx context.Context) {
 	}
 }
 
-func (e *engine) active() []*target {
+func (e *attachRun) active() []*target {
 	var out []*target
 	for _, t := range e.targets {
 		if !t.done {
@@ -128,8 +188,8 @@ func (e *engine) active() []*target {
 
 // call runs one ECS call with the retry policy, counting every attempt against the targets
 // it serves.
-func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context) error) error {
-	return e.h.retry(ctx, func(ctx context.Context) error {
+func (e *attachRun) call(ctx context.Context, ts []*target, fn func(context.Context) error) error {
+	return e.eng.Retry(ctx, func(ctx context.Context) error {
 		err := fn(ctx)
 		e.mu.Lock()
 		for _, t := range ts {
@@ -142,7 +202,7 @@ func (e *engine) call(ctx context.Context, ts []*target, fn func(context.Context
 
 // describe looks the instances up (unless the caller already did) and checks what can be
 // checked before an attach: eligibility, state, VPC, the instance type's rules and ENI limit.
-func (e *engine) describe(ctx context.Context) bool {
+func (e *attachRun) describe(ctx context.Context) bool {
 	retry := backoff{base: time.Second, max: 5 * time.Second}
 	var todo []*target
 	for _, t := range e.active() {
@@ -160,7 +220,7 @@ func (e *engine) describe(ctx context.Context) bool {
 		if len(starting) == 0 {
 			break
 		}
-		if err := e.h.clock.Sleep(ctx, retry.next()); err != nil {
+		if err := e.eng.clock.Sleep(ctx, retry.next()); err != nil {
 			for _, t := range starting {
 				t.finish(OutcomeRetry, cloud.Problemf(cloud.CodeNotReady, "instance %s is still %s", t.id, t.inst.Status))
 			}
@@ -177,8 +237,8 @@ func isStarting(i *cloud.Instance) bool {
 
 // precheck settles what the instance record alone decides; it reports true when the
 // instance is still starting and must be looked up again.
-func (e *engine) precheck(t *target) bool {
-	i, o := t.inst, e.h.opts
+func (e *attachRun) precheck(t *target) bool {
+	i, o := t.inst, e.eng.cfg
 	switch {
 	case i == nil:
 		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotFound, "instance %s does not exist", t.id))
@@ -195,7 +255,7 @@ func (e *engine) precheck(t *target) bool {
 	case i.Status == "Stopped" && !t.allowStopped:
 		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is Stopped now; the Running event is out of date", t.id))
 		return false
-	case i.Status == "Stopped" && e.h.releasesOnStop(i):
+	case i.Status == "Stopped" && e.eng.releasesOnStop(i):
 		t.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent,
 			"instance %s is Stopped, and Stopped instances give their ENIs back (ENIPOOL_RELEASE_ON): it gets them when it runs", t.id))
 		return false
@@ -208,7 +268,7 @@ func (e *engine) precheck(t *target) bool {
 	}
 	t.pool = i.Tags[o.TagKey]
 	if i.Status == "Running" {
-		if e.h.stoppedOnly(i) {
+		if e.eng.stoppedOnly(i) {
 			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeRequiresStopped,
 				"instance type %s (family %s) requires the instance to be Stopped to attach an ENI; stop %s and redrive, or use another type",
 				i.Type, family(i), t.id))
@@ -225,14 +285,14 @@ func (e *engine) precheck(t *target) bool {
 }
 
 // stoppedOnly reports whether the instance's family takes ENIs only while Stopped.
-func (h *Handler) stoppedOnly(i *cloud.Instance) bool {
-	return slices.Contains(h.opts.StoppedOnlyFamilies, family(i))
+func (eng *Engine) stoppedOnly(i *cloud.Instance) bool {
+	return slices.Contains(eng.cfg.StoppedOnlyFamilies, family(i))
 }
 
 // releasesOnStop reports whether a Stopped instance gives its pool ENIs back. Instances of
 // families that take ENIs only while Stopped keep them: they could not get them back running.
-func (h *Handler) releasesOnStop(i *cloud.Instance) bool {
-	return slices.Contains(h.opts.ReleaseOn, "Stopped") && !h.stoppedOnly(i)
+func (eng *Engine) releasesOnStop(i *cloud.Instance) bool {
+	return slices.Contains(eng.cfg.ReleaseOn, "Stopped") && !eng.stoppedOnly(i)
 }
 
 func family(i *cloud.Instance) string {
@@ -256,7 +316,7 @@ const maxTypesPerCall = 10
 
 // checkTypes learns the ENI quota of the instances' types (cached for the process) and
 // refuses instances that have no room for their ENIs.
-func (e *engine) checkTypes(ctx context.Context) bool {
+func (e *attachRun) checkTypes(ctx context.Context) bool {
 	var types []string
 	seen := map[string]bool{}
 	for _, t := range e.active() {
@@ -268,7 +328,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 	// ECS takes 1 to 10 types per call. A look-up that fails leaves its types unknown
 	// rather than failing the instances: the quota is only a pre-check, and ECS refuses an
 	// attach beyond it (EniPerInstanceLimitExceeded) anyway.
-	err := e.h.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]cloud.InstanceType, error) {
+	err := e.eng.types.lookup(ctx, types, func(ctx context.Context, missing []string) ([]cloud.InstanceType, error) {
 		var all []cloud.InstanceType
 		for chunk := range slices.Chunk(missing, maxTypesPerCall) {
 			var served []*target
@@ -283,7 +343,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 				return err
 			})
 			if err != nil {
-				e.h.log.Warn("enipool.instance-types-unknown", "instanceTypes", chunk, "error", err.Error(),
+				e.eng.log.Warn("enipool.instance-types-unknown", "instanceTypes", chunk, "error", err.Error(),
 					"reason", "the ENI quota of these types is not checked before attaching; ECS still enforces it")
 				continue
 			}
@@ -296,7 +356,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 		return false
 	}
 	for _, t := range e.active() {
-		if it, ok := e.h.types.get(t.inst.Type); ok {
+		if it, ok := e.eng.types.get(t.inst.Type); ok {
 			t.quota = it.ENIQuantity
 		}
 	}
@@ -305,7 +365,7 @@ func (e *engine) checkTypes(ctx context.Context) bool {
 
 // listPools lists each pool the targets need once, in full (any status), so one listing
 // shows both the candidates and what each instance already holds.
-func (e *engine) listPools(ctx context.Context, ts []*target) bool {
+func (e *attachRun) listPools(ctx context.Context, ts []*target) bool {
 	groups := map[groupKey][]*target{}
 	for _, t := range ts {
 		groups[t.group()] = append(groups[t.group()], t)
@@ -319,7 +379,7 @@ func (e *engine) listPools(ctx context.Context, ts []*target) bool {
 		members := groups[k]
 		var got []cloud.ENI
 		err := e.call(ctx, members, func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{VpcID: k.vpc, TagKey: e.h.opts.TagKey, TagValue: k.pool})
+			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{VpcID: k.vpc, TagKey: e.eng.cfg.TagKey, TagValue: k.pool})
 			return err
 		})
 		if err != nil {
@@ -332,15 +392,15 @@ func (e *engine) listPools(ctx context.Context, ts []*target) bool {
 		for _, eni := range got {
 			e.view[eni.ID] = eni
 		}
-		e.listed[k] = e.h.clock.Now()
+		e.listed[k] = e.eng.clock.Now()
 	}
 	return len(e.active()) > 0
 }
 
-func (e *engine) idsInGroup(k groupKey) []string {
+func (e *attachRun) idsInGroup(k groupKey) []string {
 	var ids []string
 	for id, eni := range e.view {
-		if eni.VpcID == k.vpc && eni.Tags[e.h.opts.TagKey] == k.pool {
+		if eni.VpcID == k.vpc && eni.Tags[e.eng.cfg.TagKey] == k.pool {
 			ids = append(ids, id)
 		}
 	}
@@ -350,11 +410,11 @@ func (e *engine) idsInGroup(k groupKey) []string {
 // holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
 // the attaches this invocation had accepted that the view does not show yet (reads lag
 // writes), as Attaching.
-func (e *engine) holdings(t *target) []cloud.ENI {
+func (e *attachRun) holdings(t *target) []cloud.ENI {
 	var held []cloud.ENI
 	seen := map[string]bool{}
 	for _, eni := range e.view {
-		if eni.InstanceID != t.id || eni.Tags[e.h.opts.TagKey] != t.pool {
+		if eni.InstanceID != t.id || eni.Tags[e.eng.cfg.TagKey] != t.pool {
 			continue
 		}
 		if eni.Status == cloud.StatusInUse || eni.Status == cloud.StatusAttaching {
@@ -373,10 +433,10 @@ func (e *engine) holdings(t *target) []cloud.ENI {
 }
 
 // candidates returns the ENIs t may take, best first.
-func (e *engine) candidates(t *target) []cloud.ENI {
+func (e *attachRun) candidates(t *target) []cloud.ENI {
 	var out []cloud.ENI
 	for _, eni := range e.view {
-		if eni.Status != cloud.StatusAvailable || eni.Tags[e.h.opts.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
+		if eni.Status != cloud.StatusAvailable || eni.Tags[e.eng.cfg.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
 			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.tried[eni.ID] {
 			continue
 		}
@@ -398,10 +458,10 @@ type attachJob struct {
 
 // decideAndAttach settles the targets the view decides, and sends the attaches the others
 // need.
-func (e *engine) decideAndAttach(ctx context.Context) {
+func (e *attachRun) decideAndAttach(ctx context.Context) {
 	e.recheck(ctx)
-	n := e.h.opts.PerInstance
-	now := e.h.clock.Now()
+	n := e.eng.cfg.PerInstance
+	now := e.eng.clock.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
 		held := e.holdings(t)
@@ -413,7 +473,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 		e.watch(t, held)
 		waiting := e.unresolved(t, held, now)
 		if waiting > 0 && t.watchWait == 0 {
-			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
 		}
 		need -= waiting
 		if need <= 0 || now.Before(t.retryAt) || t.needLook {
@@ -437,10 +497,10 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			// as far as the reads show. Duplicates of this event may have filled it with
 			// the pool's own ENIs, which lagging reads do not show yet: the refusal is
 			// final only once the reads have caught up.
-			if now.Sub(t.fullAt) > e.h.opts.StaleReadBound {
+			if now.Sub(t.fullAt) > e.eng.cfg.StaleReadBound {
 				t.finish(OutcomeDeadLettered, t.fullErr)
 			} else if t.watchWait == 0 {
-				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
 			}
 			continue
 		}
@@ -449,7 +509,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			if picked == need {
 				break
 			}
-			if e.h.claims.take(c.ID, t.id) {
+			if e.eng.claims.take(c.ID, t.id) {
 				jobs = append(jobs, attachJob{t, c.ID})
 				picked++
 			} else {
@@ -465,7 +525,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 			t.stale, t.retryAt = true, now.Add(250*time.Millisecond)
 			continue
 		}
-		if e.h.hintRefused(t, e.view) {
+		if e.eng.hintRefused(t, e.view) {
 			continue
 		}
 		if e.listed[t.group()].After(t.lastTry) {
@@ -481,10 +541,10 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 // otherENIs counts the ENIs on t's instance that are not its pool's: the primary and any
 // others, which leave room for the pool's N. ENIs of the pool are left out however the
 // instance description and the pool listing lag one another.
-func (e *engine) otherENIs(t *target) int {
+func (e *attachRun) otherENIs(t *target) int {
 	n := 0
 	for _, id := range t.inst.ENIs {
-		if eni, ok := e.view[id]; ok && eni.Tags[e.h.opts.TagKey] == t.pool {
+		if eni, ok := e.view[id]; ok && eni.Tags[e.eng.cfg.TagKey] == t.pool {
 			continue
 		}
 		if _, mine := t.pending[id]; mine {
@@ -498,7 +558,7 @@ func (e *engine) otherENIs(t *target) int {
 // unresolved returns how many of t's contested ENIs may still be on their way to t, and
 // forgets those a read has placed: on t (then held counts them), on another instance, or
 // still free once the staleness bound has passed since the refusal.
-func (e *engine) unresolved(t *target, held []cloud.ENI, now time.Time) int {
+func (e *attachRun) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 	n := 0
 	for id, at := range t.contested {
 		eni, seen := e.view[id]
@@ -507,7 +567,7 @@ func (e *engine) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 			delete(t.contested, id)
 		case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
 			delete(t.contested, id)
-		case now.Sub(at) > e.h.opts.StaleReadBound:
+		case now.Sub(at) > e.eng.cfg.StaleReadBound:
 			delete(t.contested, id)
 		default:
 			n++
@@ -518,11 +578,11 @@ func (e *engine) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 
 // watch notes whether t waits on an attach it did not start (not in its pending set): the
 // loop must then look again later, spaced out, since no accepted attach of its own says when.
-func (e *engine) watch(t *target, held []cloud.ENI) {
+func (e *attachRun) watch(t *target, held []cloud.ENI) {
 	for _, eni := range held {
 		if _, mine := t.pending[eni.ID]; eni.Status == cloud.StatusAttaching && !mine {
 			if t.watchWait == 0 {
-				t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
 			}
 			return
 		}
@@ -538,7 +598,7 @@ const minPoll = 50 * time.Millisecond
 
 // recheck describes again the instances whose attach did not last, so an instance that
 // stopped meanwhile is not given another ENI.
-func (e *engine) recheck(ctx context.Context) {
+func (e *attachRun) recheck(ctx context.Context) {
 	var ts []*target
 	for _, t := range e.active() {
 		if t.recheck {
@@ -551,19 +611,19 @@ func (e *engine) recheck(ctx context.Context) {
 	}
 	starting, _ := e.lookInstances(ctx, ts)
 	for _, t := range starting {
-		t.retryAt = e.h.clock.Now().Add(time.Second) // starting again: wait for it
+		t.retryAt = e.eng.clock.Now().Add(time.Second) // starting again: wait for it
 	}
 }
 
 // lookInstances describes the targets' instances in one call and prechecks each; it returns
 // those still starting, and false when the call failed (the targets are then finished).
-func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bool) {
+func (e *attachRun) lookInstances(ctx context.Context, ts []*target) ([]*target, bool) {
 	ids := make([]string, 0, len(ts))
 	for _, t := range ts {
 		ids = append(ids, t.id)
 	}
 	var got []cloud.Instance
-	sent := e.h.clock.Now()
+	sent := e.eng.clock.Now()
 	if err := e.call(ctx, ts, func(ctx context.Context) (err error) {
 		got, err = e.ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 		return err
@@ -587,7 +647,7 @@ func (e *engine) lookInstances(ctx context.Context, ts []*target) ([]*target, bo
 
 // hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
 // ENIs: a message naming an ENI cannot widen the pool.
-func (h *Handler) hintRefused(t *target, view map[string]cloud.ENI) bool {
+func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
 	if t.hint == "" {
 		return false
 	}
@@ -613,9 +673,9 @@ func (h *Handler) hintRefused(t *target, view map[string]cloud.ENI) bool {
 // (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
 // else is on it: its result then names what the instance holds. A surplus that cannot be
 // detached is a failure of the event, handled as the error table says.
-func (e *engine) converge(ctx context.Context, t *target, held []cloud.ENI) {
+func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
-	keep, surplus := ranked[:e.h.opts.PerInstance], ranked[e.h.opts.PerInstance:]
+	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
 	waiting := false
 	for _, k := range keep {
 		if k.Status != cloud.StatusInUse {
@@ -642,18 +702,18 @@ func (e *engine) converge(ctx context.Context, t *target, held []cloud.ENI) {
 			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
 		case cloud.VerdictSkip:
 		case cloud.VerdictRetry, cloud.VerdictWaitInstance:
-			t.finish(OutcomeRetry, &cloud.Problem{Code: codeOrTransport(err), Err: err,
-				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			t.finish(OutcomeRetry, &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.eng.cfg.PerInstance, s.ID)})
 			return
 		default:
-			t.finish(OutcomeDeadLettered, &cloud.Problem{Code: codeOrTransport(err), Err: err,
-				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.h.opts.PerInstance, s.ID)})
+			t.finish(OutcomeDeadLettered, &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.eng.cfg.PerInstance, s.ID)})
 			return
 		}
 	}
 	if waiting {
 		if t.watchWait == 0 {
-			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
 		}
 		return
 	}
@@ -671,8 +731,8 @@ func (e *engine) converge(ctx context.Context, t *target, held []cloud.ENI) {
 }
 
 // attach sends the attaches, at most Concurrency at once and paced by AttachQPS.
-func (e *engine) attach(ctx context.Context, jobs []attachJob) {
-	sem := make(chan struct{}, e.h.opts.Concurrency)
+func (e *attachRun) attach(ctx context.Context, jobs []attachJob) {
+	sem := make(chan struct{}, e.eng.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		wg.Add(1)
@@ -686,14 +746,14 @@ func (e *engine) attach(ctx context.Context, jobs []attachJob) {
 	wg.Wait()
 }
 
-func (e *engine) attachOne(ctx context.Context, j attachJob) {
+func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	t := j.t
-	if err := e.h.attachPace.wait(ctx); err != nil {
+	if err := e.eng.attachPace.wait(ctx); err != nil {
 		return
 	}
 	var reqID string
 	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
-	now := e.h.clock.Now()
+	now := e.eng.clock.Now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -721,7 +781,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 			return
 		}
 		t.tried[j.eni] = true
-		e.h.claims.release(j.eni, t.id)
+		e.eng.claims.release(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			// Maybe a duplicate of this event won it for this instance: look, and until a
 			// read says where it went, attach nothing else in its place.
@@ -749,7 +809,7 @@ func (e *engine) attachOne(ctx context.Context, j attachJob) {
 		if rule.Code == "EniPerInstanceLimitExceeded" {
 			// Possibly full of the pool's own ENIs, attached by duplicates of this event:
 			// decided once the reads catch up (decideAndAttach).
-			e.h.claims.release(j.eni, t.id)
+			e.eng.claims.release(j.eni, t.id)
 			if t.fullAt.IsZero() {
 				t.fullAt, t.fullErr = now, err
 			}
@@ -772,9 +832,9 @@ func maybeApplied(err error) bool {
 // be done (one listing then confirms a whole batch, however the pacer spread its attaches),
 // when a poll found an attach unfinished, or when a lost race or a claimed pool asks for one.
 // A round that only retries a backed-off attach needs no look.
-func (e *engine) nextWake(active []*target) (time.Duration, bool) {
-	now := e.h.clock.Now()
-	est := e.h.attachTime.get()
+func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
+	now := e.eng.clock.Now()
+	est := e.eng.attachTime.get()
 	var lookAt, retryAt time.Time
 	later := func(cur, at time.Time) time.Time {
 		if cur.IsZero() || at.After(cur) {
@@ -823,7 +883,7 @@ func (e *engine) nextWake(active []*target) (time.Duration, bool) {
 
 // spaced stretches a wait before a look so that looks are at least minPoll apart: a state
 // that asks for a look at once, round after round, must not become a busy loop of calls.
-func (e *engine) spaced(wait time.Duration, now time.Time) time.Duration {
+func (e *attachRun) spaced(wait time.Duration, now time.Time) time.Duration {
 	if e.lastLook.IsZero() {
 		return wait
 	}
@@ -832,10 +892,10 @@ func (e *engine) spaced(wait time.Duration, now time.Time) time.Duration {
 
 // observe refreshes the view. One instance alone is looked up by instance (one call shows
 // all its pool ENIs); several are seen through one listing of each of their pools.
-func (e *engine) observe(ctx context.Context, active []*target) bool {
+func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 	// How long an attach had when looked at is counted to when the look was sent: the time
 	// the answer took to come back is not the attach's.
-	sent := e.h.clock.Now()
+	sent := e.eng.clock.Now()
 	e.lastLook = sent
 	relist := len(active) > 1
 	for _, t := range active {
@@ -854,7 +914,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 		t := active[0]
 		var got []cloud.ENI
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) (err error) {
-			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: t.id, TagKey: e.h.opts.TagKey, TagValue: t.pool})
+			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: t.id, TagKey: e.eng.cfg.TagKey, TagValue: t.pool})
 			return err
 		})
 		if err != nil {
@@ -874,7 +934,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 			}
 		}
 	}
-	est := e.h.attachTime.get()
+	est := e.eng.attachTime.get()
 	for _, t := range active {
 		t.needLook = false
 		for id, at := range t.pending {
@@ -890,12 +950,12 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				}
 			case onT && eni.Status == cloud.StatusInUse:
 				if !t.polled[id] {
-					e.h.attachTime.observe(waited, true)
+					e.eng.attachTime.observe(waited, true)
 				}
 				delete(t.pending, id)
 			case onT && eni.Status == cloud.StatusAttaching:
 				if !t.polled[id] {
-					e.h.attachTime.observe(waited, false)
+					e.eng.attachTime.observe(waited, false)
 					t.polled[id] = true
 					t.pollWait = max(est/4, 50*time.Millisecond)
 				} else {
@@ -919,7 +979,7 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 				delete(t.ours, id)
 				t.tried[id] = true
 				t.recheck = true
-				e.h.claims.release(id, t.id)
+				e.eng.claims.release(id, t.id)
 				t.lastErr = cloud.Problemf(cloud.CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
 			}
 		}
@@ -930,14 +990,14 @@ func (e *engine) observe(ctx context.Context, active []*target) bool {
 // rolledBack tells an accepted attach that did not last from one a lagging read does not
 // show yet: it did not last when its ENI is seen on another instance, leaving this one, or
 // still free (or unseen) after the staleness bound.
-func (e *engine) rolledBack(eni cloud.ENI, seen bool, t *target, waited time.Duration) bool {
+func (e *attachRun) rolledBack(eni cloud.ENI, seen bool, t *target, waited time.Duration) bool {
 	switch {
 	case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
 		return true
 	case seen && eni.InstanceID == t.id && eni.Status == cloud.StatusDetaching:
 		return true
 	}
-	return waited > e.h.opts.StaleReadBound
+	return waited > e.eng.cfg.StaleReadBound
 }
 
 func statusOr(eni cloud.ENI, ok bool) string {
@@ -950,7 +1010,7 @@ func statusOr(eni cloud.ENI, ok bool) string {
 // expire ends the targets still active when the deadline comes. The outcome carries the
 // code of what kept the target from finishing, when there was one, so a dead letter says
 // what to fix rather than only that time ran out.
-func (e *engine) expire(active []*target, cause error) {
+func (e *attachRun) expire(active []*target, cause error) {
 	for _, t := range active {
 		msg := fmt.Sprintf("not done before the deadline (%v)", cause)
 		if len(t.pending) > 0 {
@@ -967,7 +1027,7 @@ func (e *engine) expire(active []*target, cause error) {
 // failAll ends targets after a call that could not be made to succeed. A call the deadline cut
 // short says nothing about the cloud: its targets end as the deadline ends them, with what kept
 // them waiting (an instance still starting is NotReady, not a transport error).
-func (e *engine) failAll(ctx context.Context, ts []*target, err error) {
+func (e *attachRun) failAll(ctx context.Context, ts []*target, err error) {
 	if ctx.Err() != nil {
 		var rest []*target
 		for _, t := range ts {
@@ -984,7 +1044,7 @@ func (e *engine) failAll(ctx context.Context, ts []*target, err error) {
 	}
 	for _, t := range ts {
 		if !t.done {
-			t.finish(failOutcome(err), err)
+			t.finish(FailOutcome(err), err)
 		}
 	}
 }

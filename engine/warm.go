@@ -1,4 +1,4 @@
-package handler
+package engine
 
 import (
 	"context"
@@ -28,8 +28,8 @@ type WarmReport struct {
 // warm keeps the warm target of the configured pool, given a listing of the pool: per zone,
 // it creates ENIs until MinAvailable are Available (never beyond Max in the zone), and
 // deletes ENIs it created while the zone holds more than Max.
-func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *WarmReport {
-	w := h.opts.Warm
+func (eng *Engine) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *WarmReport {
+	w := eng.cfg.Warm
 	rep := &WarmReport{Pool: w.Pool, Created: []string{}, Deleted: []string{}}
 	zones := make([]string, 0, len(w.VSwitches))
 	for z := range w.VSwitches {
@@ -40,13 +40,13 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 		var avail, total int
 		var trimmable []cloud.ENI
 		for _, e := range enis {
-			if e.Tags[h.opts.TagKey] != w.Pool || e.Zone != zone {
+			if e.Tags[eng.cfg.TagKey] != w.Pool || e.Zone != zone {
 				continue
 			}
 			total++
 			if e.Status == cloud.StatusAvailable {
 				avail++
-				if e.Tags[ManagedTag] == "true" && !e.Created.IsZero() && h.clock.Now().Sub(e.Created) >= w.Grace {
+				if e.Tags[ManagedTag] == "true" && !e.Created.IsZero() && eng.clock.Now().Sub(e.Created) >= w.Grace {
 					trimmable = append(trimmable, e)
 				}
 			}
@@ -57,14 +57,14 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 				spec := cloud.ENISpec{
 					VSwitchID:        vsws[(total+i)%len(vsws)],
 					SecurityGroupIDs: w.SecurityGroups,
-					Tags:             map[string]string{h.opts.TagKey: w.Pool, ManagedTag: "true"},
+					Tags:             map[string]string{eng.cfg.TagKey: w.Pool, ManagedTag: "true"},
 					Description:      "enipool warm pool " + w.Pool,
 					// The same token for the same slot: a retried or concurrent run creates
 					// the slot's ENI once.
 					ClientToken: clientToken(w.Pool, zone, strconv.Itoa(total+i)),
 				}
 				var eni cloud.ENI
-				err := h.retry(ctx, func(ctx context.Context) (err error) {
+				err := eng.Retry(ctx, func(ctx context.Context) (err error) {
 					eni, err = ecs.CreateENI(ctx, spec)
 					return err
 				})
@@ -78,7 +78,7 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 		if excess := total - w.Max; excess > 0 {
 			sort.Slice(trimmable, func(i, j int) bool { return trimmable[i].Created.Before(trimmable[j].Created) })
 			for _, e := range trimmable[:min(excess, len(trimmable))] {
-				err := h.retry(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
+				err := eng.Retry(ctx, func(ctx context.Context) error { return ecs.DeleteENI(ctx, e.ID) })
 				if err != nil {
 					rep.Errors = append(rep.Errors, fmt.Sprintf("delete %s: %v", e.ID, err))
 					continue
@@ -88,7 +88,7 @@ func (h *Handler) warm(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI) *Wa
 		}
 	}
 	if len(rep.Created)+len(rep.Deleted)+len(rep.Errors) > 0 {
-		h.log.Info("enipool.warm", "pool", w.Pool, "created", rep.Created, "deleted", rep.Deleted, "errors", rep.Errors)
+		eng.log.Info("enipool.warm", "pool", w.Pool, "created", rep.Created, "deleted", rep.Deleted, "errors", rep.Errors)
 	}
 	return rep
 }

@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/enipool/enipool/clock"
+)
+
+// claims remembers which ENIs this process is attaching to which instance, so concurrent
+// invocations in one process do not race each other for the same ENI. Across processes the
+// attach call itself is the claim.
+type claims struct {
+	mu    sync.Mutex
+	ttl   time.Duration
+	m     map[string]claim
+	clock clock.Clock
+}
+
+type claim struct {
+	instance string
+	until    time.Time
+}
+
+func newClaims(ttl time.Duration, clk clock.Clock) *claims {
+	return &claims{ttl: ttl, m: make(map[string]claim), clock: clk}
+}
+
+// take claims eni for instance unless another instance holds a live claim on it.
+func (c *claims) take(eni, instance string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	if cl, ok := c.m[eni]; ok && cl.instance != instance && now.Before(cl.until) {
+		return false
+	}
+	if len(c.m) > 4096 {
+		for id, cl := range c.m {
+			if !now.Before(cl.until) {
+				delete(c.m, id)
+			}
+		}
+	}
+	c.m[eni] = claim{instance: instance, until: now.Add(c.ttl)}
+	return true
+}
+
+// drop forgets any claim on eni, as when it goes back to the pool.
+func (c *claims) drop(eni string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, eni)
+}
+
+// release drops instance's claim on eni.
+func (c *claims) release(eni, instance string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.m[eni]; ok && cl.instance == instance {
+		delete(c.m, eni)
+	}
+}

@@ -2,12 +2,13 @@ package engine
 
 import (
 	"context"
-	"github.com/enipool/enipool/clock"
-	"github.com/enipool/enipool/cloud"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/clock"
+	"github.com/enipool/enipool/cloud"
 )
 
 // The estimator comes down from a far-off first guess within a few attaches, then settles

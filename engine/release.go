@@ -2,11 +2,12 @@ package engine
 
 import (
 	"context"
-	"github.com/enipool/enipool/cloud"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
 )
 
 // Check is what ECS must say of an instance before its pool ENIs are released. A

@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"github.com/enipool/enipool/cloud"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/enipool/enipool/cloud"
 )
 
 // Tags enipool puts on the ENIs its warm target creates: only ENIs carrying ManagedTag=true

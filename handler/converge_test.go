@@ -2,12 +2,13 @@ package handler
 
 import (
 	"errors"
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // A surplus ENI whose detach fails is a failure of the event, handled as the error table says,

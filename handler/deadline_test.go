@@ -2,9 +2,10 @@ package handler
 
 import (
 	"errors"
-	"github.com/enipool/enipool/cloud"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
 )
 
 // A look at a starting instance still in flight when the work's deadline comes ends as the

@@ -2,11 +2,12 @@ package handler
 
 import (
 	"encoding/json"
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 func scaleOut(instance string) string {

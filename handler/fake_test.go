@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/enipool/enipool/cloud"
 	"log/slog"
 	"slices"
 	"sort"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
 )
 
 // fakeCloud is a scriptable stand-in for the handler's own cloud interfaces (ECS, Lifecycle,

@@ -1,11 +1,12 @@
 package handler
 
 import (
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // What Auto Scaling cannot confirm gets no work and no completion: a transient failure of a

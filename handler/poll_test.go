@@ -1,10 +1,11 @@
 package handler
 
 import (
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // An instance holding a pool ENI that another invocation is still attaching: this invocation

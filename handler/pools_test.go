@@ -1,10 +1,11 @@
 package handler
 
 import (
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // ENIPOOL_POOLS: a deployment serves only the pools it lists. An instance of another pool is

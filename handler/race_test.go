@@ -2,9 +2,10 @@ package handler
 
 import (
 	"fmt"
-	"github.com/enipool/enipool/engine"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/engine"
 )
 
 // A reconcile attaches to several instances from concurrent goroutines; every API call is

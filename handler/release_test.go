@@ -1,11 +1,12 @@
 package handler
 
 import (
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // A Stopped event while the instance's ENI is still Attaching: ECS refuses to detach an

@@ -2,11 +2,12 @@ package handler
 
 import (
 	"errors"
-	"github.com/enipool/enipool/cloud"
-	"github.com/enipool/enipool/engine"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
 )
 
 // Reads that lag writes: an accepted attach invisible to DescribeNetworkInterfaces for a while

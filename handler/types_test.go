@@ -2,10 +2,11 @@ package handler
 
 import (
 	"fmt"
-	"github.com/enipool/enipool/engine"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/enipool/enipool/engine"
 )
 
 // A batch whose instances have more than 10 distinct instance types asks ECS for them at most

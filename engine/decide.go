@@ -1,0 +1,304 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/enipool/enipool/cloud"
+)
+
+// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
+// the attaches this invocation had accepted that the view does not show yet (reads lag
+// writes), as Attaching.
+func (e *attachRun) holdings(t *target) []cloud.ENI {
+	var held []cloud.ENI
+	seen := map[string]bool{}
+	for _, eni := range e.view {
+		if eni.InstanceID != t.id || eni.Tags[e.eng.cfg.TagKey] != t.pool {
+			continue
+		}
+		if eni.Status == cloud.StatusInUse || eni.Status == cloud.StatusAttaching {
+			held = append(held, eni)
+			seen[eni.ID] = true
+		}
+	}
+	for id := range t.pending {
+		if !seen[id] {
+			eni := e.view[id]
+			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
+			held = append(held, eni)
+		}
+	}
+	return held
+}
+
+// candidates returns the ENIs t may take, best first.
+func (e *attachRun) candidates(t *target) []cloud.ENI {
+	var out []cloud.ENI
+	for _, eni := range e.view {
+		if eni.Status != cloud.StatusAvailable || eni.Tags[e.eng.cfg.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
+			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.tried[eni.ID] {
+			continue
+		}
+		if t.hint != "" && eni.ID != t.hint {
+			continue
+		}
+		if eni.OwnerID != "" && e.account != "" && eni.OwnerID != e.account {
+			continue // shared by another account: a RAM identity may not attach it
+		}
+		out = append(out, eni)
+	}
+	return rank(t.id, out)
+}
+
+type attachJob struct {
+	t   *target
+	eni string
+}
+
+// decideAndAttach settles the targets the view decides, and sends the attaches the others
+// need.
+func (e *attachRun) decideAndAttach(ctx context.Context) {
+	e.recheck(ctx)
+	n := e.eng.cfg.PerInstance
+	now := e.eng.clock.Now()
+	var jobs []attachJob
+	for _, t := range e.active() {
+		held := e.holdings(t)
+		if len(held) >= n {
+			e.converge(ctx, t, held)
+			continue
+		}
+		need := n - len(held)
+		e.watch(t, held)
+		waiting := e.unresolved(t, held, now)
+		if waiting > 0 && t.watchWait == 0 {
+			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+		}
+		need -= waiting
+		if need <= 0 || now.Before(t.retryAt) || t.awaits(stateLookENIs) {
+			continue
+		}
+		if now.Sub(t.lookedAt) > instanceFresh {
+			// ECS attaches to Stopped instances too: an attach must not go out on an old
+			// look at the instance, which may have stopped since (an event's long wait, a
+			// retry after a lost answer). Look again first; the next round attaches.
+			t.want(stateLookInstance)
+			continue
+		}
+		if others := e.otherENIs(t); t.quota > 0 && others+n > t.quota {
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeENILimit,
+				"instance %s (type %s) allows %d ENIs and holds %d besides its pool's; %d of the pool do not fit",
+				t.id, t.inst.Type, t.quota, others, n))
+			continue
+		}
+		if !t.fullAt.IsZero() {
+			// ECS said the instance is full while it holds fewer than N of the pool's ENIs
+			// as far as the reads show. Duplicates of this event may have filled it with
+			// the pool's own ENIs, which lagging reads do not show yet: the refusal is
+			// final only once the reads have caught up.
+			if now.Sub(t.fullAt) > e.eng.cfg.StaleReadBound {
+				t.finish(OutcomeDeadLettered, t.fullErr)
+			} else if t.watchWait == 0 {
+				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+			}
+			continue
+		}
+		picked, blocked := 0, 0
+		for _, c := range e.candidates(t) {
+			if picked == need {
+				break
+			}
+			if e.eng.claims.take(c.ID, t.id) {
+				jobs = append(jobs, attachJob{t, c.ID})
+				picked++
+			} else {
+				blocked++
+			}
+		}
+		if picked > 0 || len(t.pending) > 0 || len(held) > 0 || waiting > 0 {
+			continue
+		}
+		if blocked > 0 {
+			// Another invocation of this process is attaching them: look at the pool again
+			// shortly rather than call it exhausted.
+			t.want(stateListPool)
+			t.retryAt = now.Add(250 * time.Millisecond)
+			continue
+		}
+		if e.eng.hintRefused(t, e.view) {
+			continue
+		}
+		if e.listed[t.group()].After(t.lastTry) {
+			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodePoolExhausted,
+				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
+			continue
+		}
+		t.want(stateLookENIs) // look again before calling the pool exhausted
+	}
+	e.attach(ctx, jobs)
+}
+
+// otherENIs counts the ENIs on t's instance that are not its pool's: the primary and any
+// others, which leave room for the pool's N. ENIs of the pool are left out however the
+// instance description and the pool listing lag one another.
+func (e *attachRun) otherENIs(t *target) int {
+	n := 0
+	for _, id := range t.inst.ENIs {
+		if eni, ok := e.view[id]; ok && eni.Tags[e.eng.cfg.TagKey] == t.pool {
+			continue
+		}
+		if _, mine := t.pending[id]; mine {
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// unresolved returns how many of t's contested ENIs may still be on their way to t, and
+// forgets those a read has placed: on t (then held counts them), on another instance, or
+// still free once the staleness bound has passed since the refusal.
+func (e *attachRun) unresolved(t *target, held []cloud.ENI, now time.Time) int {
+	n := 0
+	for id, at := range t.contested {
+		eni, seen := e.view[id]
+		switch {
+		case slices.ContainsFunc(held, func(h cloud.ENI) bool { return h.ID == id }):
+			delete(t.contested, id)
+		case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
+			delete(t.contested, id)
+		case now.Sub(at) > e.eng.cfg.StaleReadBound:
+			delete(t.contested, id)
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// watch notes whether t waits on an attach it did not start (not in its pending set): the
+// loop must then look again later, spaced out, since no accepted attach of its own says when.
+func (e *attachRun) watch(t *target, held []cloud.ENI) {
+	for _, eni := range held {
+		if _, mine := t.pending[eni.ID]; eni.Status == cloud.StatusAttaching && !mine {
+			if t.watchWait == 0 {
+				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+			}
+			return
+		}
+	}
+	t.watchWait = 0
+}
+
+// instanceFresh is how old a look at an instance may be when an attach to it goes out.
+const instanceFresh = 2 * time.Second
+
+// minPoll is the shortest wait between two looks at the cloud for the same targets.
+const minPoll = 50 * time.Millisecond
+
+// recheck describes again the instances whose attach did not last, so an instance that
+// stopped meanwhile is not given another ENI.
+func (e *attachRun) recheck(ctx context.Context) {
+	var ts []*target
+	for _, t := range e.active() {
+		if t.awaits(stateLookInstance) {
+			t.looked(stateLookInstance)
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) == 0 {
+		return
+	}
+	starting, _ := e.lookInstances(ctx, ts)
+	for _, t := range starting {
+		t.retryAt = e.eng.clock.Now().Add(time.Second) // starting again: wait for it
+	}
+}
+
+// hintRefused dead-letters a target whose requested ENI is not one of its pool's eligible
+// ENIs: a message naming an ENI cannot widen the pool.
+func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
+	if t.hint == "" {
+		return false
+	}
+	eni, ok := view[t.hint]
+	switch {
+	case !ok:
+		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s is not in pool %q of %s", t.hint, t.pool, t.inst.VpcID))
+	case eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged:
+		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s of pool %q cannot serve instance %s (zone %s, type %s, service-managed %v)",
+			t.hint, t.pool, t.id, eni.Zone, eni.Type, eni.ServiceManaged))
+	case eni.Status != cloud.StatusAvailable || len(t.tried) > 0:
+		t.finish(OutcomeDeadLettered, &cloud.Problem{Code: cloud.CodeENIUnavailable,
+			Msg: fmt.Sprintf("ENI %s of pool %q is %s (instance %q)", t.hint, t.pool, eni.Status, eni.InstanceID), Err: t.lastErr})
+	default:
+		return false
+	}
+	return true
+}
+
+// converge settles a target that holds at least its N pool ENIs. Every ENI it holds is
+// ranked, Attaching ones included, so every invocation that looks at the instance keeps the
+// same ones whatever the order its attaches finish in; the surplus is detached once it can be
+// (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
+// else is on it: its result then names what the instance holds. A surplus that cannot be
+// detached is a failure of the event, handled as the error table says.
+func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
+	ranked := rank(t.id, held)
+	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
+	waiting := false
+	for _, k := range keep {
+		if k.Status != cloud.StatusInUse {
+			waiting = true
+		}
+	}
+	for _, s := range surplus {
+		if slices.Contains(t.dropped, s.ID) {
+			continue // detach accepted; a lagging read may still show it
+		}
+		if s.Status != cloud.StatusInUse {
+			waiting = true // attaching: it can be detached once InUse
+			continue
+		}
+		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
+		if err == nil {
+			t.dropped = append(t.dropped, s.ID)
+			delete(t.pending, s.ID)
+			continue
+		}
+		t.lastErr = err
+		switch action, _ := cloud.Classify(err); action {
+		case cloud.VerdictNextENI:
+			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
+		case cloud.VerdictSkip:
+		case cloud.VerdictRetry, cloud.VerdictWaitInstance:
+			t.finish(OutcomeRetry, &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s could not be detached", t.id, len(held), e.eng.cfg.PerInstance, s.ID)})
+			return
+		default:
+			t.finish(OutcomeDeadLettered, &cloud.Problem{Code: cloud.CodeOrTransport(err), Err: err,
+				Msg: fmt.Sprintf("instance %s holds %d pool ENIs for %d and the surplus %s cannot be detached", t.id, len(held), e.eng.cfg.PerInstance, s.ID)})
+			return
+		}
+	}
+	if waiting {
+		if t.watchWait == 0 {
+			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+		}
+		return
+	}
+	t.watchWait = 0
+	t.kept = keep
+	o := OutcomeAlreadyAttached
+	for _, k := range keep {
+		if t.ours[k.ID] {
+			o = OutcomeAttached
+		}
+		// The claim stays until it expires: other invocations here may still hold a
+		// listing that shows this ENI Available.
+	}
+	t.finish(o, nil)
+}

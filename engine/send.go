@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"github.com/enipool/enipool/cloud"
+)
+
+// attach sends the attaches, at most Concurrency at once and paced by AttachQPS.
+func (e *attachRun) attach(ctx context.Context, jobs []attachJob) {
+	sem := make(chan struct{}, e.eng.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			e.attachOne(ctx, j)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
+	t := j.t
+	if err := e.eng.attachPace.wait(ctx); err != nil {
+		return
+	}
+	var reqID string
+	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
+	now := e.eng.clock.Now()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t.calls++
+	t.attempts++
+	t.lastTry = now
+	if reqID != "" {
+		t.requestIDs = append(t.requestIDs, reqID)
+	}
+	if err == nil {
+		t.pending[j.eni] = now
+		t.ours[j.eni] = true
+		return
+	}
+	t.lastErr = err
+	action, rule := cloud.Classify(err)
+	switch action {
+	case cloud.VerdictNextENI:
+		if t.uncertain[j.eni] && rule.Code == "InvalidOperation.InvalidEniState" {
+			// The earlier call whose answer was lost went through: the ENI is attaching,
+			// most likely here. Wait for it like for an accepted attach; a lagging read
+			// may not show it yet.
+			t.pending[j.eni] = now
+			t.ours[j.eni] = true
+			return
+		}
+		t.tried[j.eni] = true
+		e.eng.claims.release(j.eni, t.id)
+		if rule.Code == "InvalidOperation.InvalidEniState" {
+			// Maybe a duplicate of this event won it for this instance: look, and until a
+			// read says where it went, attach nothing else in its place.
+			t.want(stateLookENIs)
+			t.contested[j.eni] = now
+		}
+	case cloud.VerdictRetry, cloud.VerdictWaitInstance:
+		if action == cloud.VerdictWaitInstance {
+			// ECS says the instance is in no state to take an ENI: it may be stopping while
+			// the first look (a lagging read) still showed it Running. Look at it again
+			// before the retry, so that an instance on its way to Stopped is not given an
+			// ENI once it gets there (ECS attaches to Stopped instances).
+			t.want(stateLookInstance)
+		}
+		if maybeApplied(err) {
+			// The call may have been applied and only its answer lost. The same ENI is
+			// tried again: a refusal then says the first call went through (see below).
+			t.uncertain[j.eni] = true
+		}
+		// Keep the claim: the same ENI is tried again after the back-off.
+		t.retryAt = now.Add(t.retry.next())
+	case cloud.VerdictSkip:
+		t.finish(OutcomeSkipped, err)
+	default:
+		if rule.Code == "EniPerInstanceLimitExceeded" {
+			// Possibly full of the pool's own ENIs, attached by duplicates of this event:
+			// decided once the reads catch up (decideAndAttach).
+			e.eng.claims.release(j.eni, t.id)
+			if t.fullAt.IsZero() {
+				t.fullAt, t.fullErr = now, err
+			}
+			t.want(stateLookENIs)
+			return
+		}
+		t.finish(OutcomeDeadLettered, err)
+	}
+}
+
+// maybeApplied reports whether a failed call may still have been applied: the request went
+// out and no answer, or a server error, came back. Throttling refuses before acting.
+func maybeApplied(err error) bool {
+	code, _ := cloud.CodeOf(err)
+	return code == "" || code == "InternalError" || code == "ServiceUnavailable" || code == "UnknownError"
+}

@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/enipool/enipool/cloud"
+)
+
+// nextWake returns how long to wait before the next round, and whether that round must look
+// at the cloud first. A look is due when every attach accepted in this round is expected to
+// be done (one listing then confirms a whole batch, however the pacer spread its attaches),
+// when a poll found an attach unfinished, or when a lost race or a claimed pool asks for one.
+// A round that only retries a backed-off attach needs no look.
+func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
+	now := e.eng.clock.Now()
+	est := e.eng.attachTime.get()
+	var lookAt, retryAt time.Time
+	later := func(cur, at time.Time) time.Time {
+		if cur.IsZero() || at.After(cur) {
+			return at
+		}
+		return cur
+	}
+	sooner := func(cur, at time.Time) time.Time {
+		if cur.IsZero() || at.Before(cur) {
+			return at
+		}
+		return cur
+	}
+	urgent := time.Time{}
+	for _, t := range active {
+		if t.awaits(stateLookENIs) || t.awaits(stateListPool) {
+			urgent = sooner(urgent, now)
+		}
+		if t.watchWait > 0 {
+			urgent = sooner(urgent, now.Add(t.watchWait))
+			t.watchWait = min(t.watchWait*3/2, 2*time.Second)
+		}
+		if !t.retryAt.IsZero() && t.retryAt.After(now) {
+			retryAt = sooner(retryAt, t.retryAt)
+		}
+		for eni, at := range t.pending {
+			if t.polled[eni] {
+				urgent = sooner(urgent, now.Add(t.pollWait))
+			} else {
+				lookAt = later(lookAt, at.Add(est))
+			}
+		}
+	}
+	if !urgent.IsZero() {
+		lookAt = sooner(lookAt, urgent)
+	}
+	switch {
+	case !lookAt.IsZero() && (retryAt.IsZero() || !retryAt.Before(lookAt)):
+		return e.spaced(lookAt.Sub(now), now), true
+	case !retryAt.IsZero():
+		return retryAt.Sub(now), false
+	}
+	// Nothing scheduled, yet work remains: look again, but never back to back.
+	return e.spaced(0, now), true
+}
+
+// spaced stretches a wait before a look so that looks are at least minPoll apart: a state
+// that asks for a look at once, round after round, must not become a busy loop of calls.
+func (e *attachRun) spaced(wait time.Duration, now time.Time) time.Duration {
+	if e.lastLook.IsZero() {
+		return wait
+	}
+	return max(wait, e.lastLook.Add(minPoll).Sub(now))
+}
+
+// observe refreshes the view. One instance alone is looked up by instance (one call shows
+// all its pool ENIs); several are seen through one listing of each of their pools.
+func (e *attachRun) observe(ctx context.Context, active []*target) bool {
+	// How long an attach had when looked at is counted to when the look was sent: the time
+	// the answer took to come back is not the attach's.
+	sent := e.eng.clock.Now()
+	e.lastLook = sent
+	relist := len(active) > 1
+	for _, t := range active {
+		if t.awaits(stateListPool) {
+			relist = true
+			t.looked(stateListPool)
+		}
+		if t.awaits(stateLookENIs) && len(t.pending) == 0 && len(t.tried) > 0 && !e.listed[t.group()].After(t.lastTry) {
+			relist = true
+		}
+	}
+	if relist {
+		if !e.listPools(ctx, active) {
+			return false
+		}
+	} else {
+		t := active[0]
+		var got []cloud.ENI
+		err := e.call(ctx, []*target{t}, func(ctx context.Context) (err error) {
+			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{InstanceID: t.id, TagKey: e.eng.cfg.TagKey, TagValue: t.pool})
+			return err
+		})
+		if err != nil {
+			e.failAll(ctx, []*target{t}, err)
+			return false
+		}
+		seen := map[string]bool{}
+		for _, eni := range got {
+			e.view[eni.ID] = eni
+			seen[eni.ID] = true
+		}
+		// A view entry that claimed to be on t but is not any more went back to the pool.
+		for id, eni := range e.view {
+			if eni.InstanceID == t.id && !seen[id] {
+				eni.InstanceID, eni.Status = "", cloud.StatusDetaching
+				e.view[id] = eni
+			}
+		}
+	}
+	est := e.eng.attachTime.get()
+	for _, t := range active {
+		t.looked(stateLookENIs)
+		for id, at := range t.pending {
+			eni, ok := e.view[id]
+			onT := ok && eni.InstanceID == t.id
+			// A look taken for another reason before this attach was due is not its poll.
+			waited := sent.Sub(at)
+			early := waited < est*9/10 && !t.polled[id]
+			switch {
+			case early && onT && (eni.Status == cloud.StatusAttaching || eni.Status == cloud.StatusInUse):
+				if eni.Status == cloud.StatusInUse {
+					delete(t.pending, id)
+				}
+			case onT && eni.Status == cloud.StatusInUse:
+				if !t.polled[id] {
+					e.eng.attachTime.observe(waited, true)
+				}
+				delete(t.pending, id)
+			case onT && eni.Status == cloud.StatusAttaching:
+				if !t.polled[id] {
+					e.eng.attachTime.observe(waited, false)
+					t.polled[id] = true
+					t.pollWait = max(est/4, 50*time.Millisecond)
+				} else {
+					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
+				}
+			case !e.rolledBack(eni, ok, t, sent.Sub(at)):
+				// Not visible yet: reads lag writes. Look again, spaced out.
+				if !t.polled[id] {
+					t.polled[id] = true
+					t.pollWait = max(est/4, minPoll)
+				} else {
+					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
+				}
+			default:
+				// The attach was accepted (or may have been), yet the ENI is elsewhere, or
+				// still free long after: ECS rolled it back, another invocation detached it
+				// because the instance stopped, or it never happened. Look at the instance
+				// again before trying another ENI.
+				delete(t.pending, id)
+				delete(t.uncertain, id)
+				delete(t.ours, id)
+				t.tried[id] = true
+				t.want(stateLookInstance)
+				e.eng.claims.release(id, t.id)
+				t.lastErr = cloud.Problemf(cloud.CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
+			}
+		}
+	}
+	return true
+}
+
+// rolledBack tells an accepted attach that did not last from one a lagging read does not
+// show yet: it did not last when its ENI is seen on another instance, leaving this one, or
+// still free (or unseen) after the staleness bound.
+func (e *attachRun) rolledBack(eni cloud.ENI, seen bool, t *target, waited time.Duration) bool {
+	switch {
+	case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
+		return true
+	case seen && eni.InstanceID == t.id && eni.Status == cloud.StatusDetaching:
+		return true
+	}
+	return waited > e.eng.cfg.StaleReadBound
+}
+
+func statusOr(eni cloud.ENI, ok bool) string {
+	if !ok {
+		return "gone"
+	}
+	return eni.Status
+}

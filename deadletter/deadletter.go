@@ -66,9 +66,9 @@ var (
 type Envelope struct {
 	// Reason is a human sentence: what went wrong and what to do about it.
 	Reason string `json:"reason"`
-	// Action is the error-table action that led here, such as
-	// "dead-letter" or "retries-exhausted".
-	Action string `json:"action"`
+	// Verdict is the error table's verdict that led here, such as "dead-letter" or
+	// "retry" (the JSON name, "action", is kept for the readers of dead letters).
+	Verdict string `json:"action"`
 
 	InstanceID string `json:"instanceId,omitempty"`
 	Region     string `json:"region,omitempty"`

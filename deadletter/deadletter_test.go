@@ -31,7 +31,7 @@ func withDerived(e deadletter.Envelope) deadletter.Envelope {
 func full() deadletter.Envelope {
 	return deadletter.Envelope{
 		Reason:            "AttachNetworkInterface kept failing with ServiceUnavailable; check ECS health, then redrive this message",
-		Action:            "retries-exhausted",
+		Verdict:           "retries-exhausted",
 		InstanceID:        "i-bp1demo00000000001",
 		Region:            "cn-hangzhou",
 		Pool:              "web",

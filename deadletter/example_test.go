@@ -12,7 +12,7 @@ func ExampleEnvelope() {
 	original := []byte(`{"instanceId":"i-bp1demo00000000001","regionId":"cn-hangzhou"}`)
 	b, err := deadletter.Marshal(&deadletter.Envelope{
 		Reason:     "no Available ENI with tag enipool=web in zone cn-hangzhou-h; add ENIs to the pool, then redrive",
-		Action:     "dead-letter",
+		Verdict:    "dead-letter",
 		InstanceID: "i-bp1demo00000000001",
 		Region:     "cn-hangzhou",
 		Pool:       "web",
@@ -33,11 +33,11 @@ func ExampleEnvelope() {
 		return
 	}
 	ev, err := e.OriginalEvent()
-	fmt.Println(e.Action, e.InstanceID, e.EventSize, string(ev), err)
+	fmt.Println(e.Verdict, e.InstanceID, e.EventSize, string(ev), err)
 
 	// An event too large for the queue keeps its prefix, size and sha256.
 	big := make([]byte, 100_000)
-	b, _ = deadletter.Marshal(&deadletter.Envelope{Reason: "too big", Action: "dead-letter", Event: big})
+	b, _ = deadletter.Marshal(&deadletter.Envelope{Reason: "too big", Verdict: "dead-letter", Event: big})
 	e, _ = deadletter.Parse(b)
 	_, err = e.OriginalEvent()
 	fmt.Println(e.EventTruncated, e.EventSize, errors.Is(err, deadletter.ErrTruncated))

@@ -52,7 +52,7 @@ func FuzzEnvelopeRoundTrip(f *testing.F) {
 			limit = 200 + int(limitSel)%4000
 		}
 		e := deadletter.Envelope{
-			Reason: reason, Action: "dead-letter", InstanceID: instance, Region: "cn-hangzhou",
+			Reason: reason, Verdict: "dead-letter", InstanceID: instance, Region: "cn-hangzhou",
 			Error:    &deadletter.Error{Code: reason, Message: instance, HTTPStatus: n},
 			Attempts: n, FCRetryCount: -n, RedriveCount: n / 2,
 			Time:  time.Unix(0, ns).UTC(),

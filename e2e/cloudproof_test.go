@@ -26,7 +26,7 @@ func holding(id, eni string) (world.Instance, world.ENI) {
 // envelope wraps an event in a dead letter naming one instance, as a redrive delivers it.
 func envelope(t *testing.T, instance, ev string) string {
 	t.Helper()
-	body, err := deadletter.Marshal(&deadletter.Envelope{Reason: "earlier failure", Action: "dead-letter", InstanceID: instance,
+	body, err := deadletter.Marshal(&deadletter.Envelope{Reason: "earlier failure", Verdict: "dead-letter", InstanceID: instance,
 		Region: region, ENIsTried: []string{}, Source: "acs.ess", EventID: "evt-1", Event: []byte(ev)})
 	if err != nil {
 		t.Fatal(err)

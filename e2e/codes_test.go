@@ -187,8 +187,8 @@ func TestSeedErrorCodes(t *testing.T) {
 			dl := b.deadLetters()
 			switch tt.action {
 			case cloud.VerdictDeadLetter, cloud.VerdictWaitInstance:
-				if r.Outcome != engine.OutcomeDeadLettered || r.Code != tt.code || r.Action != tt.action {
-					t.Fatalf("got %s %s (%s), want dead-lettered %s (%s): %s", r.Outcome, r.Code, r.Action, tt.code, tt.action, r.Reason)
+				if r.Outcome != engine.OutcomeDeadLettered || r.Code != tt.code || r.Verdict != tt.action {
+					t.Fatalf("got %s %s (%s), want dead-lettered %s (%s): %s", r.Outcome, r.Code, r.Verdict, tt.code, tt.action, r.Reason)
 				}
 				if len(dl) != 1 || dl[0].Error.Code != tt.code || dl[0].InstanceID != a {
 					t.Fatalf("dead letters %+v, want one for %s with %s", dl, a, tt.code)

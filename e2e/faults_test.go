@@ -132,11 +132,11 @@ func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
 		t.Fatalf("function error %s: a queue event must not bounce back to the stream", ferr.ErrorMessage)
 	}
 	r := result(t, resp, a)
-	if r.Outcome != engine.OutcomeDeadLettered || r.Action != cloud.VerdictRetry || r.Code != "ServiceUnavailable" {
-		t.Fatalf("got %s %s (%s)", r.Outcome, r.Code, r.Action)
+	if r.Outcome != engine.OutcomeDeadLettered || r.Verdict != cloud.VerdictRetry || r.Code != "ServiceUnavailable" {
+		t.Fatalf("got %s %s (%s)", r.Outcome, r.Code, r.Verdict)
 	}
 	dl := b.deadLetters()
-	if len(dl) != 1 || dl[0].Action != "retry" || dl[0].Source != "mns:enipool-work" {
+	if len(dl) != 1 || dl[0].Verdict != "retry" || dl[0].Source != "mns:enipool-work" {
 		t.Fatalf("dead letters %+v", dl)
 	}
 }

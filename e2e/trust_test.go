@@ -41,7 +41,7 @@ func queued(t testing.TB, body string) string {
 // inEnvelope is event as a dead letter holds it.
 func inEnvelope(t testing.TB, event string, edit func(*deadletter.Envelope)) string {
 	t.Helper()
-	env := &deadletter.Envelope{Reason: "earlier failure", Action: "retry", Region: region, ENIsTried: []string{},
+	env := &deadletter.Envelope{Reason: "earlier failure", Verdict: "retry", Region: region, ENIsTried: []string{},
 		Source: "mns:enipool-work", EventID: "M1", Event: []byte(event), Error: &deadletter.Error{Code: "Throttling"}}
 	if edit != nil {
 		edit(env)

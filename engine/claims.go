@@ -45,15 +45,15 @@ func (c *claims) take(eni, instance string) bool {
 	return true
 }
 
-// drop forgets any claim on eni, as when it goes back to the pool.
-func (c *claims) drop(eni string) {
+// forget drops any claim on eni, whoever holds it: the ENI went back to the pool.
+func (c *claims) forget(eni string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, eni)
 }
 
-// release drops instance's claim on eni.
-func (c *claims) release(eni, instance string) {
+// unclaim drops instance's claim on eni.
+func (c *claims) unclaim(eni, instance string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cl, ok := c.m[eni]; ok && cl.instance == instance {

@@ -287,7 +287,7 @@ func (eng *Engine) window(insts []cloud.Instance, limit int, at time.Time) ([]cl
 // back (a missed Stopped event). Each becomes a release of just that ENI. Pool ENIs on
 // instances without the pool tag are not enipool's to take back: they are counted in the
 // report and logged, and left alone.
-func (eng *Engine) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, eligible map[string]string, rep *ReconcileReport) ([]*release, error) {
+func (eng *Engine) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, eligible map[string]string, rep *ReconcileReport) ([]*giveBack, error) {
 	holders := map[string][]cloud.ENI{}
 	for _, e := range enis {
 		if e.InstanceID == "" || (e.Status != cloud.StatusInUse && e.Status != cloud.StatusAttaching) {
@@ -317,7 +317,7 @@ func (eng *Engine) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, 
 	for _, in := range insts {
 		byID[in.ID] = in
 	}
-	var out []*release
+	var out []*giveBack
 	for _, id := range ids {
 		in, found := byID[id]
 		for _, e := range holders[id] {
@@ -335,7 +335,7 @@ func (eng *Engine) strays(ctx context.Context, ecs cloud.ECS, enis []cloud.ENI, 
 			case has == pool && !eng.releasesOnStop(&in):
 				continue // Stopped instances keep their ENIs
 			}
-			out = append(out, &release{id: id, only: e.ID})
+			out = append(out, &giveBack{id: id, only: e.ID})
 		}
 	}
 	return out, nil

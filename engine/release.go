@@ -31,8 +31,8 @@ const (
 	CheckLifecycleClosed Check = "lifecycle-closed"
 )
 
-// release is one instance whose pool ENIs go back to the pool.
-type release struct {
+// giveBack is one instance whose pool ENIs go back to the pool.
+type giveBack struct {
 	id    string
 	check Check
 	only  string // release just this ENI (the detach action naming one)
@@ -49,9 +49,9 @@ type release struct {
 	err     error
 }
 
-func (r *release) finish(o Outcome, err error) { r.done, r.outcome, r.err = true, o, err }
+func (r *giveBack) finish(o Outcome, err error) { r.done, r.outcome, r.err = true, o, err }
 
-func (r *release) result() Result {
+func (r *giveBack) result() Result {
 	return Result{InstanceID: r.id, Outcome: r.outcome, Err: r.err, Pool: r.pool, Zone: r.zone,
 		Detached: r.detached, Attempts: r.attempts, Calls: r.calls}
 }
@@ -69,9 +69,9 @@ type ReleaseRequest struct {
 // Release detaches the pool ENIs of the instances and waits until they are Available again.
 // It returns one Result per request, in order.
 func (eng *Engine) Release(ctx context.Context, ecs cloud.ECS, reqs []ReleaseRequest) []Result {
-	rs := make([]*release, len(reqs))
+	rs := make([]*giveBack, len(reqs))
 	for i, q := range reqs {
-		rs[i] = &release{id: q.InstanceID, check: q.Check, only: q.Only}
+		rs[i] = &giveBack{id: q.InstanceID, check: q.Check, only: q.Only}
 	}
 	if len(rs) > 0 {
 		eng.releaseAll(ctx, ecs, rs)
@@ -86,8 +86,8 @@ func (eng *Engine) Release(ctx context.Context, ecs cloud.ECS, reqs []ReleaseReq
 // releaseAll detaches the pool ENIs of the instances and waits until they are Available
 // again, so the pool can hand them out at once. An ENI still Detaching is never a candidate
 // for an attach (candidates must be Available).
-func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release) {
-	call := func(r *release, fn func(context.Context) error) error {
+func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack) {
+	call := func(r *giveBack, fn func(context.Context) error) error {
 		return eng.Retry(ctx, func(ctx context.Context) error { r.calls++; return fn(ctx) })
 	}
 	// ECS decides, not the event: every release looks at its instance first. State events
@@ -185,12 +185,12 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*release)
 
 // awaitDetached polls the detached ENIs until each is Available (or gone), first when a
 // detach is expected to be done.
-func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*release, call func(*release, func(context.Context) error) error) {
+func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveBack, call func(*giveBack, func(context.Context) error) error) {
 	wait := eng.detachTime.get()
 	first := true
 	for {
 		var ids []string
-		var active []*release
+		var active []*giveBack
 		for _, r := range rs {
 			if r.done || len(r.pending) == 0 {
 				continue
@@ -238,7 +238,7 @@ func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*relea
 				case !ok || eni.Status == cloud.StatusAvailable:
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
-					eng.claims.drop(id)
+					eng.claims.forget(id)
 					continue
 				case eni.InstanceID != "" && eni.InstanceID != r.id:
 					delete(r.pending, id) // moved on to another instance: not this release's

@@ -58,7 +58,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 			return
 		}
 		t.tried[j.eni] = true
-		e.eng.claims.release(j.eni, t.id)
+		e.eng.claims.unclaim(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			// Maybe a duplicate of this event won it for this instance: look, and until a
 			// read says where it went, attach nothing else in its place.
@@ -86,7 +86,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		if rule.Code == "EniPerInstanceLimitExceeded" {
 			// Possibly full of the pool's own ENIs, attached by duplicates of this event:
 			// decided once the reads catch up (decideAndAttach).
-			e.eng.claims.release(j.eni, t.id)
+			e.eng.claims.unclaim(j.eni, t.id)
 			if t.fullAt.IsZero() {
 				t.fullAt, t.fullErr = now, err
 			}

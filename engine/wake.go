@@ -160,7 +160,7 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 				delete(t.ours, id)
 				t.tried[id] = true
 				t.want(stateLookInstance)
-				e.eng.claims.release(id, t.id)
+				e.eng.claims.unclaim(id, t.id)
 				t.lastErr = cloud.Problemf(cloud.CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))
 			}
 		}

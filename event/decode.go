@@ -458,7 +458,7 @@ func (d *decoder) envelope(b, raw []byte, wrap int) []Request {
 	rd := Redrive{
 		InstanceID:        validInstanceOrEmpty(env.InstanceID),
 		RedriveCount:      min(max(0, env.RedriveCount)+1, MaxRedriveCount),
-		PreviousAction:    text(env.Action),
+		PreviousAction:    text(env.Verdict),
 		PreviousError:     text(prev),
 		EnvelopeSource:    text(env.Source),
 		EnvelopeEventID:   text(env.EventID),

@@ -372,7 +372,7 @@ func TestDecodeDirectAndActions(t *testing.T) {
 func TestDecodeRedrive(t *testing.T) {
 	direct := `{"instanceId":"` + i1 + `","regionId":"cn-hangzhou"}`
 	base := deadletter.Envelope{
-		Reason: "no Available ENI in the pool; add ENIs, then redrive", Action: "dead-letter", InstanceID: i1, Region: hz,
+		Reason: "no Available ENI in the pool; add ENIs, then redrive", Verdict: "dead-letter", InstanceID: i1, Region: hz,
 		Error:    &deadletter.Error{Service: "ecs", API: "AttachNetworkInterface", Code: "MaxEniCountExceeded", Message: "limit", HTTPStatus: 403},
 		Attempts: 2, FunctionRequestID: "req-9", RedriveCount: 1, Time: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
 		Source: "direct", EventID: "", Event: []byte(direct),
@@ -542,7 +542,7 @@ func TestTooDeepKeepsThePayload(t *testing.T) {
 	}
 	wrapEnvelope := func(s string, n int) string {
 		for range n {
-			b, err := deadletter.Marshal(&deadletter.Envelope{Reason: "r", Action: "dead-letter", InstanceID: i1, Event: []byte(s),
+			b, err := deadletter.Marshal(&deadletter.Envelope{Reason: "r", Verdict: "dead-letter", InstanceID: i1, Event: []byte(s),
 				Time: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)})
 			if err != nil {
 				t.Fatal(err)

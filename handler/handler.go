@@ -408,8 +408,8 @@ func (h *Handler) fill(it *item, start time.Time) {
 		}
 	}
 	if it.err != nil {
-		action, rule := cloud.Classify(it.err)
-		res.Code, res.Action = rule.Code, action
+		verdict, rule := cloud.Classify(it.err)
+		res.Code, res.Verdict = rule.Code, verdict
 		if code, _ := cloud.CodeOf(it.err); code != "" {
 			res.Code = code
 		}
@@ -506,7 +506,7 @@ func (h *Handler) envelope(inv Invocation, it *item) *deadletter.Envelope {
 	r, res := it.req, it.res
 	env := &deadletter.Envelope{
 		Reason:            res.Reason,
-		Action:            string(res.Action),
+		Verdict:           string(res.Verdict),
 		InstanceID:        res.InstanceID,
 		Region:            firstNonEmpty(it.region, inv.Region, h.opts.Region),
 		Pool:              res.Pool,

@@ -27,7 +27,7 @@ type Result struct {
 	Outcome            engine.Outcome `json:"outcome"`
 	Code               string         `json:"code,omitempty"`
 	Reason             string         `json:"reason,omitempty"`
-	Action             cloud.Verdict  `json:"action,omitempty"`
+	Verdict            cloud.Verdict  `json:"action,omitempty"`
 	Attempts           int            `json:"attempts"`
 	APICalls           int            `json:"apiCalls"`
 	DurationMs         int64          `json:"durationMs"`

@@ -143,7 +143,7 @@ func padded(inst, typ string, size int) []byte {
 // instance and holds ev.
 func envelopeAround(t *testing.T, instance string, ev []byte) []byte {
 	t.Helper()
-	b, err := deadletter.Marshal(&deadletter.Envelope{Reason: "forged", Action: "retry", InstanceID: instance, Region: region,
+	b, err := deadletter.Marshal(&deadletter.Envelope{Reason: "forged", Verdict: "retry", InstanceID: instance, Region: region,
 		Error: &deadletter.Error{Code: "Throttling"}, ENIsTried: []string{}, Event: ev})
 	if err != nil {
 		t.Fatal(err)

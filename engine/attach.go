@@ -24,26 +24,17 @@ type target struct {
 	pool  string
 	quota int // ENIs the instance type allows; 0 when unknown
 
-	tried   map[string]bool
-	pending map[string]time.Time // ENI -> when its attach was accepted
-	polled  map[string]bool      // ENIs whose first confirmation poll happened
-	ours    map[string]bool      // ENIs this invocation attached
-	// uncertain marks pending attaches whose call failed after it may have been applied.
-	uncertain map[string]bool
+	// enis are the ENIs this run tried for the target, and what it knows of each.
+	enis map[string]*eniRecord
 	// lookedAt is when the instance was last described (zero: by someone else, earlier).
 	lookedAt time.Time
 	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
 	// its type allows (fullErr), while the reads showed fewer than N of the pool's on it.
-	fullAt  time.Time
-	fullErr error
-	// contested holds the ENIs whose attach ECS refused as no longer Available, with when:
-	// someone attached them, maybe a duplicate of this event for this very instance. Until a
-	// read shows where they went (reads lag writes), or the staleness bound passes, each
-	// counts as possibly this instance's, so that no second ENI is attached beside it.
-	contested map[string]time.Time
-	retryAt   time.Time
-	retry     backoff
-	pollWait  time.Duration
+	fullAt   time.Time
+	fullErr  error
+	retryAt  time.Time
+	retry    backoff
+	pollWait time.Duration
 	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
 	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
 	// nothing such is awaited.
@@ -65,9 +56,8 @@ type target struct {
 // newTarget makes the target of one instance; hint is an ENI the event asked for.
 func newTarget(id, hint string, allowStopped bool) *target {
 	return &target{id: id, hint: hint, allowStopped: allowStopped,
-		tried: map[string]bool{}, pending: map[string]time.Time{}, polled: map[string]bool{}, ours: map[string]bool{}, uncertain: map[string]bool{},
-		contested: map[string]time.Time{},
-		retry:     backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+		enis:  map[string]*eniRecord{},
+		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
 }
 
 // AttachRequest names an instance to give its pool ENIs.
@@ -110,11 +100,8 @@ func (t *target) result() Result {
 	if t.inst != nil {
 		r.Zone, r.VpcID = t.inst.Zone, t.inst.VpcID
 	}
-	for id := range t.tried {
-		r.Tried = append(r.Tried, id)
-	}
-	for id := range t.ours {
-		if !t.tried[id] {
+	for id, rec := range t.enis {
+		if rec.refused || rec.attach != attachNone {
 			r.Tried = append(r.Tried, id)
 		}
 	}
@@ -202,11 +189,11 @@ func (e *attachRun) call(ctx context.Context, ts []*target, fn func(context.Cont
 func (e *attachRun) expire(active []*target, cause error) {
 	for _, t := range active {
 		msg := fmt.Sprintf("not done before the deadline (%v)", cause)
-		if len(t.pending) > 0 {
+		if t.count(isPending) > 0 {
 			msg = fmt.Sprintf("attach accepted but not confirmed InUse before the deadline (%v)", cause)
 		}
 		code := cloud.CodeDeadline
-		if c, _ := cloud.CodeOf(t.lastErr); c != "" && len(t.pending) == 0 {
+		if c, _ := cloud.CodeOf(t.lastErr); c != "" && t.count(isPending) == 0 {
 			code = c
 		}
 		t.finish(OutcomeRetry, &cloud.Problem{Code: code, Msg: msg, Err: t.lastErr})

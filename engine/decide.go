@@ -24,8 +24,8 @@ func (e *attachRun) holdings(t *target) []cloud.ENI {
 			seen[eni.ID] = true
 		}
 	}
-	for id := range t.pending {
-		if !seen[id] {
+	for id, r := range t.enis {
+		if r.attach == attachPending && !seen[id] {
 			eni := e.view[id]
 			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
 			held = append(held, eni)
@@ -39,7 +39,7 @@ func (e *attachRun) candidates(t *target) []cloud.ENI {
 	var out []cloud.ENI
 	for _, eni := range e.view {
 		if eni.Status != cloud.StatusAvailable || eni.Tags[e.eng.cfg.TagKey] != t.pool || eni.VpcID != t.inst.VpcID ||
-			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.tried[eni.ID] {
+			eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged || t.refused(eni.ID) {
 			continue
 		}
 		if t.hint != "" && eni.ID != t.hint {
@@ -118,7 +118,7 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 				blocked++
 			}
 		}
-		if picked > 0 || len(t.pending) > 0 || len(held) > 0 || waiting > 0 {
+		if picked > 0 || t.count(isPending) > 0 || len(held) > 0 || waiting > 0 {
 			continue
 		}
 		if blocked > 0 {
@@ -150,7 +150,7 @@ func (e *attachRun) otherENIs(t *target) int {
 		if eni, ok := e.view[id]; ok && eni.Tags[e.eng.cfg.TagKey] == t.pool {
 			continue
 		}
-		if _, mine := t.pending[id]; mine {
+		if t.pending(id) {
 			continue
 		}
 		n++
@@ -163,15 +163,18 @@ func (e *attachRun) otherENIs(t *target) int {
 // still free once the staleness bound has passed since the refusal.
 func (e *attachRun) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 	n := 0
-	for id, at := range t.contested {
+	for id, r := range t.enis {
+		if r.contestedAt.IsZero() {
+			continue
+		}
 		eni, seen := e.view[id]
 		switch {
 		case slices.ContainsFunc(held, func(h cloud.ENI) bool { return h.ID == id }):
-			delete(t.contested, id)
+			r.contestedAt = time.Time{}
 		case seen && eni.InstanceID != "" && eni.InstanceID != t.id:
-			delete(t.contested, id)
-		case now.Sub(at) > e.eng.cfg.StaleReadBound:
-			delete(t.contested, id)
+			r.contestedAt = time.Time{}
+		case now.Sub(r.contestedAt) > e.eng.cfg.StaleReadBound:
+			r.contestedAt = time.Time{}
 		default:
 			n++
 		}
@@ -183,7 +186,7 @@ func (e *attachRun) unresolved(t *target, held []cloud.ENI, now time.Time) int {
 // loop must then look again later, spaced out, since no accepted attach of its own says when.
 func (e *attachRun) watch(t *target, held []cloud.ENI) {
 	for _, eni := range held {
-		if _, mine := t.pending[eni.ID]; eni.Status == cloud.StatusAttaching && !mine {
+		if eni.Status == cloud.StatusAttaching && !t.pending(eni.ID) {
 			if t.watchWait == 0 {
 				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
 			}
@@ -231,7 +234,7 @@ func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
 	case eni.Zone != t.inst.Zone || eni.Type == "Primary" || eni.ServiceManaged:
 		t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeNotInPool, "ENI %s of pool %q cannot serve instance %s (zone %s, type %s, service-managed %v)",
 			t.hint, t.pool, t.id, eni.Zone, eni.Type, eni.ServiceManaged))
-	case eni.Status != cloud.StatusAvailable || len(t.tried) > 0:
+	case eni.Status != cloud.StatusAvailable || t.count(isRefused) > 0:
 		t.finish(OutcomeDeadLettered, &cloud.Problem{Code: cloud.CodeENIUnavailable,
 			Msg: fmt.Sprintf("ENI %s of pool %q is %s (instance %q)", t.hint, t.pool, eni.Status, eni.InstanceID), Err: t.lastErr})
 	default:
@@ -266,11 +269,13 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
 		if err == nil {
 			t.dropped = append(t.dropped, s.ID)
-			delete(t.pending, s.ID)
+			if t.pending(s.ID) {
+				t.enis[s.ID].attach = attachDone // detached again, as a surplus
+			}
 			continue
 		}
 		t.lastErr = err
-		switch action, _ := cloud.Classify(err); action {
+		switch verdict, _ := cloud.Classify(err); verdict {
 		case cloud.VerdictNextENI:
 			waiting = true // not InUse after all (a lagging read), or another invocation detached it first
 		case cloud.VerdictSkip:
@@ -294,7 +299,7 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {
-		if t.ours[k.ID] {
+		if t.ours(k.ID) {
 			o = OutcomeAttached
 		}
 		// The claim stays until it expires: other invocations here may still hold a

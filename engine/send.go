@@ -40,33 +40,32 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	if reqID != "" {
 		t.requestIDs = append(t.requestIDs, reqID)
 	}
+	rec := t.rec(j.eni)
 	if err == nil {
-		t.pending[j.eni] = now
-		t.ours[j.eni] = true
+		rec.attach, rec.acceptedAt = attachPending, now
 		return
 	}
 	t.lastErr = err
-	action, rule := cloud.Classify(err)
-	switch action {
+	verdict, rule := cloud.Classify(err)
+	switch verdict {
 	case cloud.VerdictNextENI:
-		if t.uncertain[j.eni] && rule.Code == "InvalidOperation.InvalidEniState" {
+		if rec.uncertain && rule.Code == "InvalidOperation.InvalidEniState" {
 			// The earlier call whose answer was lost went through: the ENI is attaching,
 			// most likely here. Wait for it like for an accepted attach; a lagging read
 			// may not show it yet.
-			t.pending[j.eni] = now
-			t.ours[j.eni] = true
+			rec.attach, rec.acceptedAt = attachPending, now
 			return
 		}
-		t.tried[j.eni] = true
+		rec.refused = true
 		e.eng.claims.unclaim(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			// Maybe a duplicate of this event won it for this instance: look, and until a
 			// read says where it went, attach nothing else in its place.
 			t.want(stateLookENIs)
-			t.contested[j.eni] = now
+			rec.contestedAt = now
 		}
 	case cloud.VerdictRetry, cloud.VerdictWaitInstance:
-		if action == cloud.VerdictWaitInstance {
+		if verdict == cloud.VerdictWaitInstance {
 			// ECS says the instance is in no state to take an ENI: it may be stopping while
 			// the first look (a lagging read) still showed it Running. Look at it again
 			// before the retry, so that an instance on its way to Stopped is not given an
@@ -76,7 +75,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		if maybeApplied(err) {
 			// The call may have been applied and only its answer lost. The same ENI is
 			// tried again: a refusal then says the first call went through (see below).
-			t.uncertain[j.eni] = true
+			rec.uncertain = true
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())

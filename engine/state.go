@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // state is where a target stands on its way to an outcome. A round of the attach loop
 // decides for the targets in stateDeciding; the others wait for the look their state names,
 // which the loop takes before (observe: the ENIs, the pool) or at the start of (recheck: the
@@ -72,3 +74,83 @@ func (t *target) awaits(s state) bool {
 
 // done reports whether the target has its outcome.
 func (t *target) done() bool { return t.state == stateDone }
+
+// attachState is where this run's attach of one ENI to a target stands.
+type attachState uint8
+
+const (
+	// attachNone: this run has no attach of the ENI standing (never sent, refused, or it did
+	// not last).
+	attachNone attachState = iota
+	// attachPending: ECS accepted the attach (or, after a lost answer, the ENI was found
+	// taken, most likely here); it is awaited on the instance.
+	attachPending
+	// attachDone: the attach was seen through (InUse on the instance), or the ENI was
+	// detached again as a surplus. Either way this run attached it.
+	attachDone
+)
+
+// eniRecord is what a run knows of one ENI it tried for a target. Its facts are not one
+// state: an ENI awaited on the instance can be offered again by a lagging listing and refused
+// (pending, refused and contested at once), and a lost answer's uncertainty outlives the
+// retry that settles it.
+type eniRecord struct {
+	attach attachState
+	// acceptedAt is when the pending attach was accepted.
+	acceptedAt time.Time
+	// polled: a look after the attach was due found it unfinished or not yet visible; later
+	// looks back off.
+	polled bool
+	// uncertain: an attach call failed after it may have been applied; the same ENI is
+	// tried again, and a refusal of it as taken then means the first call went through.
+	uncertain bool
+	// refused: the ENI is never a candidate again (ECS refused it, or its attach did not last).
+	refused bool
+	// contestedAt is when ECS refused the ENI as no longer Available: someone attached it,
+	// maybe a duplicate of this event for this very instance. Until a read shows where it
+	// went (reads lag writes), or the staleness bound passes, it counts as possibly this
+	// instance's, so that no second ENI is attached beside it. Zero when not contested.
+	contestedAt time.Time
+}
+
+// rec returns the record of eni, making it.
+func (t *target) rec(eni string) *eniRecord {
+	r, ok := t.enis[eni]
+	if !ok {
+		r = &eniRecord{}
+		t.enis[eni] = r
+	}
+	return r
+}
+
+// pending reports whether eni's attach is awaited on the instance.
+func (t *target) pending(eni string) bool {
+	r, ok := t.enis[eni]
+	return ok && r.attach == attachPending
+}
+
+// ours reports whether this run attached eni.
+func (t *target) ours(eni string) bool {
+	r, ok := t.enis[eni]
+	return ok && r.attach != attachNone
+}
+
+// refused reports whether eni is no candidate any more.
+func (t *target) refused(eni string) bool {
+	r, ok := t.enis[eni]
+	return ok && r.refused
+}
+
+// count returns how many of the target's ENI records satisfy f.
+func (t *target) count(f func(*eniRecord) bool) int {
+	n := 0
+	for _, r := range t.enis {
+		if f(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func isPending(r *eniRecord) bool { return r.attach == attachPending }
+func isRefused(r *eniRecord) bool { return r.refused }

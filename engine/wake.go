@@ -40,11 +40,13 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 		if !t.retryAt.IsZero() && t.retryAt.After(now) {
 			retryAt = sooner(retryAt, t.retryAt)
 		}
-		for eni, at := range t.pending {
-			if t.polled[eni] {
+		for _, r := range t.enis {
+			switch {
+			case r.attach != attachPending:
+			case r.polled:
 				urgent = sooner(urgent, now.Add(t.pollWait))
-			} else {
-				lookAt = later(lookAt, at.Add(est))
+			default:
+				lookAt = later(lookAt, r.acceptedAt.Add(est))
 			}
 		}
 	}
@@ -83,7 +85,7 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 			relist = true
 			t.looked(stateListPool)
 		}
-		if t.awaits(stateLookENIs) && len(t.pending) == 0 && len(t.tried) > 0 && !e.listed[t.group()].After(t.lastTry) {
+		if t.awaits(stateLookENIs) && t.count(isPending) == 0 && t.count(isRefused) > 0 && !e.listed[t.group()].After(t.lastTry) {
 			relist = true
 		}
 	}
@@ -118,34 +120,38 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 	est := e.eng.attachTime.get()
 	for _, t := range active {
 		t.looked(stateLookENIs)
-		for id, at := range t.pending {
+		for id, r := range t.enis {
+			if r.attach != attachPending {
+				continue
+			}
+			at := r.acceptedAt
 			eni, ok := e.view[id]
 			onT := ok && eni.InstanceID == t.id
 			// A look taken for another reason before this attach was due is not its poll.
 			waited := sent.Sub(at)
-			early := waited < est*9/10 && !t.polled[id]
+			early := waited < est*9/10 && !r.polled
 			switch {
 			case early && onT && (eni.Status == cloud.StatusAttaching || eni.Status == cloud.StatusInUse):
 				if eni.Status == cloud.StatusInUse {
-					delete(t.pending, id)
+					r.attach = attachDone
 				}
 			case onT && eni.Status == cloud.StatusInUse:
-				if !t.polled[id] {
+				if !r.polled {
 					e.eng.attachTime.observe(waited, true)
 				}
-				delete(t.pending, id)
+				r.attach = attachDone
 			case onT && eni.Status == cloud.StatusAttaching:
-				if !t.polled[id] {
+				if !r.polled {
 					e.eng.attachTime.observe(waited, false)
-					t.polled[id] = true
+					r.polled = true
 					t.pollWait = max(est/4, 50*time.Millisecond)
 				} else {
 					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
 				}
 			case !e.rolledBack(eni, ok, t, sent.Sub(at)):
 				// Not visible yet: reads lag writes. Look again, spaced out.
-				if !t.polled[id] {
-					t.polled[id] = true
+				if !r.polled {
+					r.polled = true
 					t.pollWait = max(est/4, minPoll)
 				} else {
 					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
@@ -155,10 +161,7 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 				// still free long after: ECS rolled it back, another invocation detached it
 				// because the instance stopped, or it never happened. Look at the instance
 				// again before trying another ENI.
-				delete(t.pending, id)
-				delete(t.uncertain, id)
-				delete(t.ours, id)
-				t.tried[id] = true
+				r.attach, r.uncertain, r.refused = attachNone, false, true
 				t.want(stateLookInstance)
 				e.eng.claims.unclaim(id, t.id)
 				t.lastErr = cloud.Problemf(cloud.CodeTransport, "attach of %s to %s did not last (ENI is %s)", id, t.id, statusOr(eni, ok))

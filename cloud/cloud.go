@@ -245,6 +245,7 @@ type APIError struct {
 	Err        error
 }
 
+// Error names the service, the API and the code or the transport failure.
 func (e *APIError) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("%s %s: %v", e.Service, e.API, e.Err)

@@ -161,6 +161,7 @@ type Problem struct {
 	Err  error
 }
 
+// Error says the code, the message and the cause.
 func (p *Problem) Error() string {
 	if p.Err != nil {
 		return p.Code + ": " + p.Msg + ": " + p.Err.Error()
@@ -171,6 +172,7 @@ func (p *Problem) Error() string {
 // Unwrap returns the underlying error.
 func (p *Problem) Unwrap() error { return p.Err }
 
+// Problemf returns a Problem with code and a formatted message.
 func Problemf(code, format string, args ...any) *Problem {
 	return &Problem{Code: code, Msg: fmt.Sprintf(format, args...)}
 }

@@ -74,6 +74,7 @@ type InvocationError struct {
 	Failed []string // events whose dead letter could not be sent
 }
 
+// Error lists the events to retry and the dead letters not sent.
 func (e *InvocationError) Error() string {
 	var parts []string
 	if len(e.Retry) > 0 {
@@ -205,7 +206,11 @@ func (h *Handler) process(ctx, finish context.Context, inv Invocation, items []*
 		var calls atomic.Int64
 		actx := cloud.WithCallObserver(ctx, func(cloud.Call) { calls.Add(1) })
 		items = append(items, h.runAction(actx, finish, inv, it, resp)...)
-		it.res.APICalls += int(calls.Load())
+		if it.res.APICalls == 0 {
+			// An action the engine settled (detach) carries the engine's count of its
+			// calls; the others count every call they made.
+			it.res.APICalls = int(calls.Load())
+		}
 	}
 	return items
 }

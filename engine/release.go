@@ -284,3 +284,25 @@ func FailOutcome(err error) Outcome {
 		return OutcomeDeadLettered
 	}
 }
+
+// Detach sends pool ENIs of an instance back to the pool: only eniID when set, and then the
+// instance is looked up by the ENI when instanceID is empty.
+func (eng *Engine) Detach(ctx context.Context, ecs cloud.ECS, instanceID, eniID string) Result {
+	if instanceID == "" && eniID != "" {
+		var got []cloud.ENI
+		err := eng.Retry(ctx, func(ctx context.Context) (err error) {
+			got, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{IDs: []string{eniID}})
+			return err
+		})
+		if err != nil {
+			return Result{Outcome: FailOutcome(err), Err: err}
+		}
+		if len(got) == 1 {
+			instanceID = got[0].InstanceID
+		}
+	}
+	if instanceID == "" {
+		return Result{Outcome: OutcomeSkipped, Err: cloud.Problemf(cloud.CodeStaleEvent, "ENI %s is not attached to any instance", eniID)}
+	}
+	return eng.Release(ctx, ecs, []ReleaseRequest{{InstanceID: instanceID, Only: eniID}})[0]
+}

@@ -135,21 +135,6 @@ func withWarmPolicy(t testing.TB, vsws ...string) func(*world.World) {
 	}
 }
 
-// alsoInRegion gives the function's role the policy rendered for another region besides
-// its own, as a second deployment's role would have.
-func alsoInRegion(t testing.TB, region string) func(*world.World) {
-	return func(w *world.World) {
-		r := *fnPolicy(t, w)
-		r.Region = region
-		w.Policies = append(w.Policies, world.PolicyDoc{Name: "enipool-fn-" + region, Rendered: &r})
-		for i := range w.Principals {
-			if w.Principals[i].Name == "enipool-fn" {
-				w.Principals[i].Policies = append(w.Principals[i].Policies, "enipool-fn-"+region)
-			}
-		}
-	}
-}
-
 // bed is a local cloud with the function running under its FC runtime.
 type bed struct {
 	t     testing.TB

@@ -1,6 +1,8 @@
 package handler
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -30,5 +32,64 @@ func TestPartlyHeldPoolExhaustedEndsAtOnce(t *testing.T) {
 	}
 	if n := c.count("DescribeNetworkInterfaces"); n > 5 {
 		t.Errorf("%d DescribeNetworkInterfaces, want a few: the pool is listed, not polled", n)
+	}
+}
+
+// staleInstances answers the first DescribeInstances calls with an instance status from
+// before a change: a read lagging the write, as ECS reads may for StaleReadBound.
+type staleInstances struct {
+	*fakeCloud
+	mu    sync.Mutex
+	stale int
+	was   string
+}
+
+func (s *staleInstances) DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error) {
+	out, err := s.fakeCloud.DescribeInstances(ctx, q)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stale > 0 {
+		s.stale--
+		for i := range out {
+			out[i].Status = s.was
+		}
+	}
+	return out, err
+}
+
+func (s *staleInstances) Connect(context.Context, Session) (*Clients, error) {
+	return &Clients{ECS: s, Lifecycle: s.fakeCloud, DeadLetters: s.fakeCloud}, nil
+}
+
+// A Stopped event whose instance a lagging read still shows Running is not taken for out of
+// date on that read alone: it is looked at again once reads have caught up. Fails on
+// cd9674d: "instance is Running now: the Stopped event is out of date, its ENIs stay", and
+// the stopped instance kept its pool ENIs with nothing saying so (sim seeds 27, 607, 779,
+// 971: a stop during the attach, stale reads up to 4 s).
+func TestStoppedEventOnALaggingRead(t *testing.T) {
+	const inst = "i-bp1lagstop00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.setStatus(inst, "Stopped")
+	enis := c.addENIs("l", 1)
+	c.put(enis[0], StatusInUse, inst, 0)
+	lag := &staleInstances{fakeCloud: c, stale: 1, was: "Running"}
+	o := DefaultOptions()
+	o.Region = fakeRegion
+	o.AttachTime, o.DetachTime = c.attachTime, c.detachTime
+	o.DeadLetterReserve, o.DefaultTimeout, o.PlatformRetries = 200*time.Millisecond, 3*time.Second, 0
+	o.StaleReadBound = 300 * time.Millisecond
+	h, err := New(o, lag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeDetached {
+		t.Errorf("outcome %s %s (%s), want detached", r.Outcome, r.Code, r.Reason)
+	}
+	time.Sleep(2 * c.detachTime)
+	if got := c.held(inst); len(got) != 0 {
+		t.Errorf("the stopped instance still holds %v", got)
 	}
 }

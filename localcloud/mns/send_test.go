@@ -21,7 +21,10 @@ func TestSendInProcess(t *testing.T) {
 	}{
 		{name: "sent", stored: 1},
 		{name: "error before", plan: fault.Plan{Errors: []fault.Rule{{Service: "mns", Rate: 1, Code: mns.CodeServiceUnavailable, HTTPStatus: 503}}},
-			fails: func(err error) bool { var e *mns.Error; return errors.As(err, &e) && e.Code == mns.CodeServiceUnavailable }},
+			fails: func(err error) bool {
+				var e *mns.Error
+				return errors.As(err, &e) && e.Code == mns.CodeServiceUnavailable
+			}},
 		{name: "answer lost", plan: fault.Plan{AfterAction: []fault.AfterRule{{Service: "mns", Rate: 1, Kind: fault.AfterReset}}}, stored: 1,
 			fails: func(err error) bool { return errors.Is(err, mns.ErrConnectionReset) }},
 	}

@@ -624,6 +624,15 @@ func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
 			waiting = true
 		}
 	}
+	if waiting {
+		// An ENI kept is still attaching, and ECS may roll it back: the surplus stays until
+		// the kept ones are InUse, or an InUse ENI another invocation reported would be
+		// detached for one that never arrives (sim seed 2824).
+		if t.watchWait == 0 {
+			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+		}
+		return
+	}
 	for _, s := range surplus {
 		if slices.Contains(t.dropped, s.ID) {
 			continue // detach accepted; a lagging read may still show it

@@ -93,3 +93,37 @@ func TestStoppedEventOnALaggingRead(t *testing.T) {
 		t.Errorf("the stopped instance still holds %v", got)
 	}
 }
+
+// An instance holding N pool ENIs InUse and one more attaching that the ranking prefers
+// detaches no InUse ENI until the preferred one is InUse: ECS may yet roll it back, and an
+// invocation that saw the N InUse may have reported them already. Fails on cd9674d: the
+// InUse ENI was detached at once; in sim seed 2824 the other one rolled back, a third was
+// attached, and the instance no longer held what a finished invocation had reported.
+func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
+	const inst = "i-bp1keepwait0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	ids := c.addENIs("k", 2)
+	ranked := Rank(inst, ids)
+	c.put(ranked[1], StatusInUse, inst, 0)
+	c.put(ranked[0], StatusAttaching, inst, 300*time.Millisecond) // another invocation's attach
+	var mu sync.Mutex
+	var early []string
+	c.onDetach = func(eni, _ string) (error, bool) {
+		if st := c.state(ranked[0]); st.Status != StatusInUse {
+			mu.Lock()
+			early = append(early, eni+" while "+ranked[0]+" was "+st.Status)
+			mu.Unlock()
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeAlreadyAttached || r.NetworkInterfaceID != ranked[0] {
+		t.Errorf("%s %s (%s) on %s, want already-attached on %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, ranked[0])
+	}
+	if len(early) > 0 {
+		t.Errorf("detached %v", early)
+	}
+}

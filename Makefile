@@ -31,7 +31,9 @@ test: deps ## Everything CI runs: lint and every test with the race detector (si
 	@$(MAKE) --no-print-directory -j2 -O gotest lint
 
 # Under -race the end-to-end tests build the function with -race too (e2e/race_test.go), so a
-# data race in the function fails them; `make build` stays the static binary FC runs.
+# data race in the function fails them; `make build` stays the static binary FC runs. Under
+# -race the simulation (package sim) plays 200 fleets; the second line plays its 10,000
+# without the race detector and prints the count, the seeds and the time.
 gotest: deps ## Every test with the race detector, the function under test included (what `make test` runs beside lint)
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run '^TestSim$$' -v ./sim
@@ -39,8 +41,7 @@ gotest: deps ## Every test with the race detector, the function under test inclu
 unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...
 
-# The deterministic simulation (package sim): 10,000 seeded fleets in virtual time; under
-# -race above it plays 200, so the full count runs again here without the race detector.
+# The deterministic simulation (package sim): seeded fleets in virtual time, SEEDS of them.
 sim: deps ## Simulated fleets: make sim SEEDS=1000000 [START=1]; prints the count, seeds, time and failing seeds
 	$(GO) test -count=1 -run '^TestSim$$' -timeout 0 -v ./sim -sim.n=$(SEEDS) -sim.start=$(START)
 

@@ -455,7 +455,10 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 				blocked++
 			}
 		}
-		if picked > 0 || len(t.pending) > 0 || len(held) > 0 || waiting > 0 {
+		// Held ENIs that are all InUse leave the rest of N to find, decided as for a target
+		// holding none: waiting on nothing, it would otherwise look at the cloud every
+		// minPoll until the deadline (sim seed 17).
+		if picked > 0 || len(t.pending) > 0 || waiting > 0 || t.watchWait > 0 {
 			continue
 		}
 		if blocked > 0 {
@@ -472,7 +475,7 @@ func (e *engine) decideAndAttach(ctx context.Context) {
 				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
 			continue
 		}
-		t.needLook = true // look again before calling the pool exhausted
+		t.stale = true // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
 }
@@ -620,6 +623,15 @@ func (e *engine) converge(ctx context.Context, t *target, held []ENI) {
 		if k.Status != StatusInUse {
 			waiting = true
 		}
+	}
+	if waiting {
+		// An ENI kept is still attaching, and ECS may roll it back: the surplus stays until
+		// the kept ones are InUse, or an InUse ENI another invocation reported would be
+		// detached for one that never arrives (sim seed 2824).
+		if t.watchWait == 0 {
+			t.watchWait = max(e.h.attachTime.get()/4, minPoll)
+		}
+		return
 	}
 	for _, s := range surplus {
 		if slices.Contains(t.dropped, s.ID) {

@@ -60,7 +60,10 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 			ids = append(ids, r.id)
 		}
 	}
-	if len(ids) > 0 {
+	// A read that contradicts the event (the instance still Running for a Stopped event,
+	// still known for a Deleted one) may only lag the change: it is the event that is out
+	// of date only if ECS still says so once reads have caught up (sim seed 971).
+	for again := true; len(ids) > 0; again = false {
 		var insts []Instance
 		err := call(rs[0], func(ctx context.Context) (err error) {
 			insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
@@ -70,13 +73,21 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 		for _, in := range insts {
 			now[in.ID] = in
 		}
+		var lagging []string
 		for _, r := range rs {
+			if r.done || !slices.Contains(ids, r.id) {
+				continue
+			}
 			in, found := now[r.id]
+			contradicts := found && (r.check == checkDeleted || r.check == checkLifecycleClosed ||
+				r.check == checkStopped && in.Status != "Stopped" && in.Status != "Stopping")
 			switch {
 			case err != nil:
 				r.finish(failOutcome(err), err)
 			case found && in.Tags[h.opts.TagKey] == "":
 				r.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
+			case contradicts && again && h.opts.StaleReadBound > 0:
+				lagging = append(lagging, r.id)
 			case found && r.check == checkDeleted:
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
 			case found && r.check == checkLifecycleClosed:
@@ -85,6 +96,17 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
 			case found && r.check == checkStopped && !h.releasesOnStop(&in):
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
+			}
+		}
+		ids = lagging
+		if len(ids) > 0 {
+			if err := sleep(ctx, h.opts.StaleReadBound); err != nil {
+				for _, r := range rs {
+					if !r.done && slices.Contains(ids, r.id) {
+						r.finish(OutcomeRetry, &Problem{Code: CodeDeadline, Msg: "the instance's state was not confirmed before the deadline", Err: err})
+					}
+				}
+				break
 			}
 		}
 	}

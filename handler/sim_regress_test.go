@@ -1,0 +1,129 @@
+package handler
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Regressions the deterministic simulation (package sim) found; each names its seed.
+
+// An instance that holds some of its N pool ENIs, with no Available ENI left for the rest
+// and nothing of its own attaching, is a pool exhausted for it: a dead letter says so at
+// once. Fails on cd9674d: the target was neither attached nor finished, and the loop looked
+// at the cloud every minPoll (50 ms) until the deadline, then asked for a retry
+// (sim seed 17: 300 calls in one invocation; N=2, a rollback left one ENI tried).
+func TestPartlyHeldPoolExhaustedEndsAtOnce(t *testing.T) {
+	const inst = "i-bp1partly000001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("p", 1)
+	c.put(enis[0], StatusInUse, inst, 0)
+	h, _ := fakeHandler(t, c, func(o *Options) { o.PerInstance = 2 })
+	start := time.Now()
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeDeadLettered || r.Code != CodePoolExhausted {
+		t.Errorf("outcome %s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, CodePoolExhausted)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("took %v: waited for the deadline instead of deciding", took)
+	}
+	if n := c.count("DescribeNetworkInterfaces"); n > 5 {
+		t.Errorf("%d DescribeNetworkInterfaces, want a few: the pool is listed, not polled", n)
+	}
+}
+
+// staleInstances answers the first DescribeInstances calls with an instance status from
+// before a change: a read lagging the write, as ECS reads may for StaleReadBound.
+type staleInstances struct {
+	*fakeCloud
+	mu    sync.Mutex
+	stale int
+	was   string
+}
+
+func (s *staleInstances) DescribeInstances(ctx context.Context, q InstanceQuery) ([]Instance, error) {
+	out, err := s.fakeCloud.DescribeInstances(ctx, q)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stale > 0 {
+		s.stale--
+		for i := range out {
+			out[i].Status = s.was
+		}
+	}
+	return out, err
+}
+
+func (s *staleInstances) Connect(context.Context, Session) (*Clients, error) {
+	return &Clients{ECS: s, Lifecycle: s.fakeCloud, DeadLetters: s.fakeCloud}, nil
+}
+
+// A Stopped event whose instance a lagging read still shows Running is not taken for out of
+// date on that read alone: it is looked at again once reads have caught up. Fails on
+// cd9674d: "instance is Running now: the Stopped event is out of date, its ENIs stay", and
+// the stopped instance kept its pool ENIs with nothing saying so (sim seeds 27, 607, 779,
+// 971: a stop during the attach, stale reads up to 4 s).
+func TestStoppedEventOnALaggingRead(t *testing.T) {
+	const inst = "i-bp1lagstop00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.setStatus(inst, "Stopped")
+	enis := c.addENIs("l", 1)
+	c.put(enis[0], StatusInUse, inst, 0)
+	lag := &staleInstances{fakeCloud: c, stale: 1, was: "Running"}
+	o := DefaultOptions()
+	o.Region = fakeRegion
+	o.AttachTime, o.DetachTime = c.attachTime, c.detachTime
+	o.DeadLetterReserve, o.DefaultTimeout, o.PlatformRetries = 200*time.Millisecond, 3*time.Second, 0
+	o.StaleReadBound = 300 * time.Millisecond
+	h, err := New(o, lag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeDetached {
+		t.Errorf("outcome %s %s (%s), want detached", r.Outcome, r.Code, r.Reason)
+	}
+	time.Sleep(2 * c.detachTime)
+	if got := c.held(inst); len(got) != 0 {
+		t.Errorf("the stopped instance still holds %v", got)
+	}
+}
+
+// An instance holding N pool ENIs InUse and one more attaching that the ranking prefers
+// detaches no InUse ENI until the preferred one is InUse: ECS may yet roll it back, and an
+// invocation that saw the N InUse may have reported them already. Fails on cd9674d: the
+// InUse ENI was detached at once; in sim seed 2824 the other one rolled back, a third was
+// attached, and the instance no longer held what a finished invocation had reported.
+func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
+	const inst = "i-bp1keepwait0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	ids := c.addENIs("k", 2)
+	ranked := Rank(inst, ids)
+	c.put(ranked[1], StatusInUse, inst, 0)
+	c.put(ranked[0], StatusAttaching, inst, 300*time.Millisecond) // another invocation's attach
+	var mu sync.Mutex
+	var early []string
+	c.onDetach = func(eni, _ string) (error, bool) {
+		if st := c.state(ranked[0]); st.Status != StatusInUse {
+			mu.Lock()
+			early = append(early, eni+" while "+ranked[0]+" was "+st.Status)
+			mu.Unlock()
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeAlreadyAttached || r.NetworkInterfaceID != ranked[0] {
+		t.Errorf("%s %s (%s) on %s, want already-attached on %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, ranked[0])
+	}
+	if len(early) > 0 {
+		t.Errorf("detached %v", early)
+	}
+}

@@ -11,7 +11,7 @@ WORLD     ?= localcloud/worlds/demo.yaml
 FUZZTIME  ?= 60s
 SCENARIO  ?= localcloud/scenarios/scaleout-200.yaml
 BIN       := dist/main
-LOCAL     := $(GO) run ./localcloud/cmd/localcloud
+DEMO      := $(GO) run ./internal/cmd/demo
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
 .PHONY: help build test gotest unit run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps policy policy-example
@@ -37,16 +37,16 @@ unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...
 
 run: deps ## The main job: the function handles every sample event against the local cloud's demo world
-	$(LOCAL) run -world $(WORLD) -events events
+	$(DEMO) run -world $(WORLD) -events events
 
 invoke: deps ## One event against the local cloud: make invoke EVENT=events/direct.json (JSON result on stdout)
-	@$(LOCAL) invoke -world $(WORLD) -event $(EVENT)
+	@$(DEMO) invoke -world $(WORLD) -event $(EVENT)
 
 localcloud: deps ## Run the local cloud standalone (endpoints and credentials printed; Ctrl-C stops it)
-	$(LOCAL) serve -world $(WORLD)
+	$(DEMO) serve -world $(WORLD)
 
 scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
-	$(LOCAL) run -scenario $(SCENARIO)
+	$(DEMO) run -scenario $(SCENARIO)
 
 bench: deps ## The benchmark: prints a table and writes bench/results.json
 	$(GO) run ./bench -out bench/results.json

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/localcloud"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -19,7 +19,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := localcloud.BuildFunction(ctx, t.TempDir())
+	bin, err := testbed.BuildFunction(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +30,8 @@ func TestRun(t *testing.T) {
 // testRunDeadline: a run with only a deadline runs until it, and says it ended there.
 func testRunDeadline(ctx context.Context, t *testing.T, bin string) {
 	sc, err := Parse([]byte(`
-project: ../../s.yaml
-world: ../scenarios/worlds/fleet.yaml
+project: ../../../s.yaml
+world: ../../../localcloud/scenarios/worlds/fleet.yaml
 pools: [{pool: web, count: 4}]
 timeline:
   - launch: {count: 2, pool: web, hook: none}

@@ -15,7 +15,7 @@
 // ECSEndpoint/ESSEndpoint and its scheme to HTTP). MNS listens on MNSAddr, but the MNS SDK
 // only accepts endpoints of the form http://{account}.mns.{region}.aliyuncs.com: keep
 // MNSEndpoint as the client's endpoint and install a transport that dials MNSAddr (see
-// mns.DialTransport). What the SDK sends, Host
+// internal/mnsdial). What the SDK sends, Host
 // header and signature included, is unchanged. GET DebugURL+"/state" returns the whole state
 // as JSON; DebugURL+"/calls" the call log.
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,23 @@ import (
 // binary is the function, built once for the whole package.
 var binary string
 
+// parallelBeds is how many tests run at once unless -parallel says otherwise. Each test has
+// its own bed (cloud on its own ports, its own function processes) and shares nothing but
+// the built binary, and a test spends its time waiting on the cloud's timing (attaches take
+// seconds, as in production), not on the CPU; go test's default of GOMAXPROCS tests at once
+// would leave a 2-core machine idle most of the time.
+const parallelBeds = 8
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallelBeds)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	if testing.Short() {
 		// End-to-end tests need the built binary: -short (make unit) skips them all.
 		os.Exit(m.Run())

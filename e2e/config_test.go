@@ -14,6 +14,7 @@ import (
 // the variables, and no invocation runs under it. Fails on ca38816: the function started and
 // every invocation ran with a work deadline already past (reserve 30 s, timeout 20 s).
 func TestConfigRefusedAtStart(t *testing.T) {
+	t.Parallel()
 	if binary == "" {
 		t.Skip("end-to-end test: skipped with -short")
 	}

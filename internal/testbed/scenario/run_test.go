@@ -17,14 +17,25 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds the function and runs for about 40 seconds")
 	}
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin, err := testbed.BuildFunction(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("small", func(t *testing.T) { testRunSmall(ctx, t, bin) })
-	t.Run("deadline", func(t *testing.T) { testRunDeadline(ctx, t, bin) })
+	// The two runs share only the built binary (each has its own cloud and function), and
+	// mostly wait on the world's timing: they run side by side.
+	run := func(name string, test func(context.Context, *testing.T, string)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+			defer cancel()
+			test(ctx, t, bin)
+		})
+	}
+	run("small", testRunSmall)
+	run("deadline", testRunDeadline)
 }
 
 // testRunDeadline: a run with only a deadline runs until it, and says it ended there.

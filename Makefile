@@ -13,7 +13,7 @@ SCENARIO  ?= localcloud/scenarios/scaleout-200.yaml
 SEEDS     ?= 100000
 START     ?= 1
 BIN       := dist/main
-LOCAL     := $(GO) run ./localcloud/cmd/localcloud
+DEMO      := $(GO) run ./internal/cmd/demo
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
 .PHONY: help build test gotest unit sim run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps policy policy-example
@@ -46,16 +46,16 @@ sim: deps ## Simulated fleets: make sim SEEDS=1000000 [START=1]; prints the coun
 	$(GO) test -count=1 -run '^TestSim$$' -timeout 0 -v ./sim -sim.n=$(SEEDS) -sim.start=$(START)
 
 run: deps ## The main job: the function handles every sample event against the local cloud's demo world
-	$(LOCAL) run -world $(WORLD) -events events
+	$(DEMO) run -world $(WORLD) -events events
 
 invoke: deps ## One event against the local cloud: make invoke EVENT=events/direct.json (JSON result on stdout)
-	@$(LOCAL) invoke -world $(WORLD) -event $(EVENT)
+	@$(DEMO) invoke -world $(WORLD) -event $(EVENT)
 
 localcloud: deps ## Run the local cloud standalone (endpoints and credentials printed; Ctrl-C stops it)
-	$(LOCAL) serve -world $(WORLD)
+	$(DEMO) serve -world $(WORLD)
 
 scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
-	$(LOCAL) run -scenario $(SCENARIO)
+	$(DEMO) run -scenario $(SCENARIO)
 
 bench: deps ## The benchmark: prints a table and writes bench/results.json
 	$(GO) run ./bench -out bench/results.json

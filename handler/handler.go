@@ -311,6 +311,9 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 				rels[key] = r
 				rs = append(rs, r)
 			}
+			if it.req.Time.After(r.since) {
+				r.since = it.req.Time
+			}
 			it.rel = r
 		}
 	}

@@ -28,6 +28,9 @@ const (
 type release struct {
 	id    string
 	check string // checkStopped, checkDeleted, checkLifecycleClosed, or "" (tag check only)
+	// since is when the latest event asking for the release says its change happened (zero:
+	// unknown): an instance that ECS says started after it has restarted since the event.
+	since time.Time
 	only  string // release just this ENI (the detach action naming one)
 
 	pool, zone string
@@ -86,6 +89,11 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 				r.finish(failOutcome(err), err)
 			case found && in.Tags[h.opts.TagKey] == "":
 				r.finish(OutcomeSkipped, problem(CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, h.opts.TagKey))
+			case contradicts && r.check == checkStopped && restartedSince(&in, r.since):
+				// No read lag explains a start after the event: the instance stopped and
+				// started again, and the event is out of date.
+				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s started again at %s, after the %s event (%s): its ENIs stay",
+					r.id, in.StartTime.UTC().Format(time.RFC3339), r.check, r.since.UTC().Format(time.RFC3339)))
 			case contradicts && again && h.opts.StaleReadBound > 0:
 				lagging = append(lagging, r.id)
 			case found && r.check == checkDeleted:
@@ -254,6 +262,12 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			wait = min(wait*3/2, 2*time.Second)
 		}
 	}
+}
+
+// restartedSince reports whether ECS says the instance started after the event's time. A
+// read that lags the stop shows the start before it, never after.
+func restartedSince(in *Instance, since time.Time) bool {
+	return !since.IsZero() && !in.StartTime.IsZero() && in.StartTime.After(since)
 }
 
 // failOutcome is the outcome of a call that could not be made to succeed.

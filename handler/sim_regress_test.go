@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,5 +126,33 @@ func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
 	}
 	if len(early) > 0 {
 		t.Errorf("detached %v", early)
+	}
+}
+
+// A Stopped event whose instance ECS says started again after the event's time is out of
+// date at once: no read lag explains a start after the event, so there is nothing to wait
+// for. Fails on e1fa9f3: the release waited StaleReadBound for reads to catch up, past a
+// short deadline, and the stale event was dead-lettered DeadlineExceeded (the soak's 3 s
+// function, seed 335860475).
+func TestStoppedEventOfARestartedInstance(t *testing.T) {
+	const inst = "i-bp1restart00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("r", 1)
+	c.put(enis[0], StatusInUse, inst, 0)
+	stoppedAt := time.Now().Add(-10 * time.Second)
+	c.mu.Lock()
+	c.insts[inst].StartTime = stoppedAt.Add(4 * time.Second) // started again after the stop
+	c.mu.Unlock()
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
+	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
+		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
+	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != OutcomeSkipped || r.Code != CodeStaleEvent {
+		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, CodeStaleEvent)
+	}
+	if got := c.held(inst); len(got) != 1 {
+		t.Fatalf("the running instance holds %v, want its ENI", got)
 	}
 }

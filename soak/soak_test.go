@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -300,6 +301,9 @@ func cloudEvent(r *rand.Rand, inst, state string, at time.Time) []byte {
 		`"aliyunpublishaddr":"100.104.12.7","data":{"resourceId":%q,"resourceType":"ALIYUN::ECS::Instance","state":%q}}`,
 		id, region, inst, at.Format(time.RFC3339), at.Format("2006-01-02T15:04:05.000")+"PRC", region, inst, state)
 }
+
+// eventTime matches a CloudEvent's time field (not aliyunpublishtime, whose key ends alike).
+var eventTime = regexp.MustCompile(`"time":"[^"]*"`)
 
 // faultPlan is the chaos: the realistic world's staleness, faults after the action and
 // latency on both halves of every call, plus the soak's own: 10% throttling (three codes),
@@ -719,6 +723,11 @@ func runSchedule(s *schedule, t0 time.Time, c *localcloud.Cloud, fns []*fcrt.Run
 					}
 					if happened.After(at) {
 						at = happened
+					}
+					if ev.form == formCloudEvent && !happened.IsZero() {
+						// The event's time is when its change happened (CloudEvents: the
+						// occurrence's timestamp), on the cloud's clock, as ECS would stamp it.
+						ev.payload = eventTime.ReplaceAll(ev.payload, fmt.Appendf(nil, `"time":%q`, happened.UTC().Format(time.RFC3339Nano)))
 					}
 				}
 				if d := time.Until(at); d > 0 {

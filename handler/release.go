@@ -68,6 +68,7 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 	// of date only if ECS still says so once reads have caught up (sim seed 971).
 	for again := true; len(ids) > 0; again = false {
 		var insts []Instance
+		sent := h.opts.Now()
 		err := call(rs[0], func(ctx context.Context) (err error) {
 			insts, err = ecs.DescribeInstances(ctx, InstanceQuery{IDs: ids})
 			return err
@@ -94,7 +95,7 @@ func (h *Handler) releaseAll(ctx context.Context, ecs ECS, rs []*release) {
 				// started again, and the event is out of date.
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "instance %s started again at %s, after the %s event (%s): its ENIs stay",
 					r.id, in.StartTime.UTC().Format(time.RFC3339), r.check, r.since.UTC().Format(time.RFC3339)))
-			case contradicts && again && h.opts.StaleReadBound > 0:
+			case contradicts && again && h.opts.StaleReadBound > 0 && !h.afterLag(sent, r.since):
 				lagging = append(lagging, r.id)
 			case found && r.check == checkDeleted:
 				r.finish(OutcomeSkipped, problem(CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
@@ -262,6 +263,13 @@ func (h *Handler) awaitDetached(ctx context.Context, ecs ECS, rs []*release, cal
 			wait = min(wait*3/2, 2*time.Second)
 		}
 	}
+}
+
+// afterLag reports whether a read sent at sent shows the world after an event of time since:
+// reads lag by StaleReadBound at most, so one sent longer than that after the event cannot
+// show what was before it. Its contradiction of the event is then the truth.
+func (h *Handler) afterLag(sent, since time.Time) bool {
+	return !since.IsZero() && sent.Sub(since) > h.opts.StaleReadBound
 }
 
 // restartedSince reports whether ECS says the instance started after the event's time. A

@@ -156,3 +156,27 @@ func TestStoppedEventOfARestartedInstance(t *testing.T) {
 		t.Fatalf("the running instance holds %v, want its ENI", got)
 	}
 }
+
+// A Stopped event older than the bound on read lag, whose instance ECS shows Starting, is out
+// of date at once: a read sent that long after the event cannot show the world before it. Fails
+// on the parent commit: with StartTime still the previous start's (ECS sets it once Running),
+// the release waited for reads to catch up, past the 3 s function's deadline, three attempts
+// running (soak seed 260596547).
+func TestStoppedEventOlderThanTheLag(t *testing.T) {
+	const inst = "i-bp1starting0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("s", 1)
+	c.put(enis[0], StatusInUse, inst, 0)
+	stoppedAt := time.Now().Add(-6 * time.Second)
+	c.mu.Lock()
+	c.insts[inst].Status, c.insts[inst].StartTime = "Starting", stoppedAt.Add(-time.Minute)
+	c.mu.Unlock()
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
+	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
+		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
+	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
+	if r := resultFor(t, resp, inst); r.Outcome != OutcomeSkipped || r.Code != CodeStaleEvent {
+		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, CodeStaleEvent)
+	}
+}

@@ -10,11 +10,13 @@ EVENT     ?= events/ecs-running.json
 WORLD     ?= localcloud/worlds/demo.yaml
 FUZZTIME  ?= 60s
 SCENARIO  ?= localcloud/scenarios/scaleout-200.yaml
+SEEDS     ?= 100000
+START     ?= 1
 BIN       := dist/main
-LOCAL     := $(GO) run ./localcloud/cmd/localcloud
+DEMO      := $(GO) run ./internal/cmd/demo
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
-.PHONY: help build test gotest unit run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps policy policy-example
+.PHONY: help build test gotest unit sim run invoke localcloud scenario bench lint fuzz deploy remote-invoke clean docs deps policy policy-example
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,24 +31,31 @@ test: deps ## Everything CI runs: lint and every test with the race detector (si
 	@$(MAKE) --no-print-directory -j2 -O gotest lint
 
 # Under -race the end-to-end tests build the function with -race too (e2e/race_test.go), so a
-# data race in the function fails them; `make build` stays the static binary FC runs.
+# data race in the function fails them; `make build` stays the static binary FC runs. Under
+# -race the simulation (package sim) plays 200 fleets; the second line plays its 10,000
+# without the race detector and prints the count, the seeds and the time.
 gotest: deps ## Every test with the race detector, the function under test included (what `make test` runs beside lint)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run '^TestSim$$' -v ./sim
 
 unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...
 
+# The deterministic simulation (package sim): seeded fleets in virtual time, SEEDS of them.
+sim: deps ## Simulated fleets: make sim SEEDS=1000000 [START=1]; prints the count, seeds, time and failing seeds
+	$(GO) test -count=1 -run '^TestSim$$' -timeout 0 -v ./sim -sim.n=$(SEEDS) -sim.start=$(START)
+
 run: deps ## The main job: the function handles every sample event against the local cloud's demo world
-	$(LOCAL) run -world $(WORLD) -events events
+	$(DEMO) run -world $(WORLD) -events events
 
 invoke: deps ## One event against the local cloud: make invoke EVENT=events/direct.json (JSON result on stdout)
-	@$(LOCAL) invoke -world $(WORLD) -event $(EVENT)
+	@$(DEMO) invoke -world $(WORLD) -event $(EVENT)
 
 localcloud: deps ## Run the local cloud standalone (endpoints and credentials printed; Ctrl-C stops it)
-	$(LOCAL) serve -world $(WORLD)
+	$(DEMO) serve -world $(WORLD)
 
 scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
-	$(LOCAL) run -scenario $(SCENARIO)
+	$(DEMO) run -scenario $(SCENARIO)
 
 bench: deps ## The benchmark: prints a table and writes bench/results.json
 	$(GO) run ./bench -out bench/results.json

@@ -5,17 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
 	alimns "github.com/aliyun/aliyun-mns-go-sdk"
-	"github.com/valyala/fasthttp"
 
 	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/internal/mnsdial"
 )
 
-// deadLetters implements handler.DeadLetters on an MNS queue.
+// deadLetters implements cloud.DeadLetters on an MNS queue.
 type deadLetters struct {
 	client alimns.MNSClient
 	queue  string
@@ -45,25 +44,11 @@ func newDeadLetters(opts Options, s cloud.Session, c *creds) (*deadLetters, erro
 	}
 	client := alimns.NewAliMNSClientWithConfig(cfg)
 	if opts.MNSDialAddr != "" {
-		client.SetTransport(DialTransport(opts.MNSDialAddr))
+		// The SDK's own host client carries the read timeout (TimeoutSecond above); the
+		// transport keeps it and dials within the connect timeout.
+		client.SetTransport(mnsdial.Transport(opts.MNSDialAddr, opts.ConnectTimeout))
 	}
 	return &deadLetters{client: client, queue: opts.DeadLetterQueue, creds: c}, nil
-}
-
-// DialTransport returns a fasthttp transport that sends every request to addr (host:port)
-// whatever its URL says, keeping the Host header, path and signature. Install it with the MNS
-// client's SetTransport before its first request to reach an MNS on another address, such as
-// the local cloud's.
-func DialTransport(addr string) fasthttp.RoundTripper {
-	return &dialTransport{hc: &fasthttp.HostClient{Addr: addr, Dial: func(string) (net.Conn, error) {
-		return net.DialTimeout("tcp", addr, 3*time.Second)
-	}}}
-}
-
-type dialTransport struct{ hc *fasthttp.HostClient }
-
-func (d *dialTransport) RoundTrip(_ *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
-	return false, d.hc.Do(req, resp)
 }
 
 // queue returns a handle on the queue. Handles are made per call: the SDK's per-handle QPS
@@ -153,7 +138,7 @@ func (d *deadLetters) Hide(ctx context.Context, receiptHandle string, hide time.
 	return err
 }
 
-// convert turns an MNS SDK error into a *handler.APIError. The SDK keeps the service's error
+// convert turns an MNS SDK error into a *cloud.APIError. The SDK keeps the service's error
 // only in its message ("ali_mns response status error,code: X, message: Y, resource: Z
 // request id: R, host id: H"), and not the HTTP status, so the code decides the status.
 func (d *deadLetters) convert(api string, err error) error {

@@ -15,6 +15,7 @@ import (
 // TestAttachOutcomes runs one event per case against a fresh cloud and checks the outcome,
 // the instance's pool ENIs afterwards, and the dead-letter queue.
 func TestAttachOutcomes(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1case0000000001"
 	untagged := inst(a, zoneH)
 	untagged.Tags = nil
@@ -127,6 +128,7 @@ func TestAttachOutcomes(t *testing.T) {
 
 // A re-delivered event for a done instance costs describe calls only, and no attach.
 func TestRedeliveryIsCheap(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1redo000000001"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 4)}), bedOptions{})
 	first := result(t, b.mustInvoke(running(a)), a)
@@ -148,6 +150,7 @@ func TestRedeliveryIsCheap(t *testing.T) {
 
 // Duplicates, sequential and concurrent, leave exactly N pool ENIs on the instance.
 func TestDuplicatesLeaveExactlyN(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{1, 2} {
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
 			t.Parallel()
@@ -181,6 +184,7 @@ func TestDuplicatesLeaveExactlyN(t *testing.T) {
 // 50 instances launch at once on a pool of 50: all 50 attached, no ENI twice, nothing
 // dead-lettered.
 func TestSimultaneousLaunches(t *testing.T) {
+	t.Parallel()
 	const n = 50
 	var insts []world.Instance
 	for i := range n {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/world"
@@ -24,8 +26,23 @@ import (
 // binary is the function, built once for the whole package.
 var binary string
 
+// parallelBeds is how many tests run at once unless -parallel says otherwise. Each test has
+// its own bed (cloud on its own ports, its own function processes) and shares nothing but
+// the built binary, and a test spends its time waiting on the cloud's timing (attaches take
+// seconds, as in production), not on the CPU; go test's default of GOMAXPROCS tests at once
+// would leave a 2-core machine idle most of the time.
+const parallelBeds = 8
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallelBeds)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	if testing.Short() {
 		// End-to-end tests need the built binary: -short (make unit) skips them all.
 		os.Exit(m.Run())
@@ -40,7 +57,7 @@ func TestMain(m *testing.M) {
 		// A cold build with -race compiles every dependency again: minutes on a busy machine.
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
-		if binary, err = localcloud.BuildFunction(ctx, dir, buildFlags...); err != nil {
+		if binary, err = testbed.BuildFunction(ctx, dir, buildFlags...); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -135,27 +152,12 @@ func withWarmPolicy(t testing.TB, vsws ...string) func(*world.World) {
 	}
 }
 
-// alsoInRegion gives the function's role the policy rendered for another region besides
-// its own, as a second deployment's role would have.
-func alsoInRegion(t testing.TB, region string) func(*world.World) {
-	return func(w *world.World) {
-		r := *fnPolicy(t, w)
-		r.Region = region
-		w.Policies = append(w.Policies, world.PolicyDoc{Name: "enipool-fn-" + region, Rendered: &r})
-		for i := range w.Principals {
-			if w.Principals[i].Name == "enipool-fn" {
-				w.Principals[i].Policies = append(w.Principals[i].Policies, "enipool-fn-"+region)
-			}
-		}
-	}
-}
-
 // bed is a local cloud with the function running under its FC runtime.
 type bed struct {
 	t     testing.TB
 	cloud *localcloud.Cloud
 	fn    *fcrt.Runtime
-	logs  *localcloud.LogBuffer
+	logs  *testbed.LogBuffer
 }
 
 type bedOptions struct {
@@ -174,7 +176,7 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &localcloud.LogBuffer{}
+	logs := &testbed.LogBuffer{}
 	// Nothing tells the function how long this world's attaches take: it starts from its
 	// defaults, as a fresh deployment does, and learns.
 	env := map[string]string{"ENIPOOL_DLQ_RESERVE": "1s"}
@@ -187,7 +189,7 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	if o.async.Backoff == nil {
 		o.async.Backoff = func(int) time.Duration { return 50 * time.Millisecond }
 	}
-	fn, err := c.StartFunction(localcloud.Function{Binary: binary, DeadLetterQueue: dlq, Env: env, Timeout: o.timeout,
+	fn, err := testbed.StartFunction(c, testbed.Function{Binary: binary, DeadLetterQueue: dlq, Env: env, Timeout: o.timeout,
 		MaxInstances: o.max, Async: o.async, Logs: logs})
 	if err != nil {
 		c.Close()
@@ -254,15 +256,7 @@ func (b *bed) inUse(instance string) []string {
 }
 
 // deadLetters returns the envelopes in the dead-letter queue (FC's own records are skipped).
-func (b *bed) deadLetters() []*deadletter.Envelope {
-	var out []*deadletter.Envelope
-	for _, m := range b.cloud.MNS.Messages(dlq) {
-		if env, err := deadletter.Parse([]byte(m.Body)); err == nil {
-			out = append(out, env)
-		}
-	}
-	return out
-}
+func (b *bed) deadLetters() []*deadletter.Envelope { return testbed.Envelopes(b.cloud, dlq) }
 
 // calls counts the recorded calls of an action.
 func (b *bed) calls(service, action string) int { return b.cloud.Calls.Count(service, action) }
@@ -270,17 +264,8 @@ func (b *bed) calls(service, action string) int { return b.cloud.Calls.Count(ser
 // assertNoSecrets checks that no secret the cloud ever issued appears in the function's
 // logs, nor in any queue message.
 func (b *bed) assertNoSecrets() {
-	text := b.logs.String()
-	for _, q := range b.cloud.MNS.Queues() {
-		for _, m := range b.cloud.MNS.Messages(q) {
-			text += string(m.Body)
-		}
-	}
-	for _, s := range b.cloud.Keys.Secrets() {
-		if len(s) >= 8 && strings.Contains(text, s) {
-			b.t.Errorf("a secret or security token appears in the function's logs or messages")
-			return
-		}
+	if testbed.SecretsIn(b.cloud, b.logs.String(), testbed.QueueText(b.cloud)) > 0 {
+		b.t.Errorf("a secret or security token appears in the function's logs or messages")
 	}
 }
 

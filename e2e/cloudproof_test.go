@@ -46,6 +46,7 @@ func (b *bed) withActivity(ev, token string) string {
 
 // TestLifecycleTrust: a lifecycle notification acts only as far as Auto Scaling confirms it.
 func TestLifecycleTrust(t *testing.T) {
+	t.Parallel()
 	const a, b2 = "i-bp1trusta000001", "i-bp1trustb000001"
 	tests := []struct {
 		name string
@@ -169,6 +170,7 @@ func TestLifecycleTrust(t *testing.T) {
 // A repeated notification of a scale-in Auto Scaling already completed changes nothing and is
 // not a dead letter: the action is listed, ended; the instance is no longer held for removal.
 func TestLifecycleLateDuplicate(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trustlate001"
 	ia, ea := holding(a, "eni-trustlate01")
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{ia}, enis: []world.ENI{ea}, mutate: withHooks}), bedOptions{})
@@ -201,6 +203,7 @@ func TestLifecycleLateDuplicate(t *testing.T) {
 // Lifecycle tokens never appear in results or logs, only their fingerprint. On main the
 // completion's summary ("lifecycle action <token> of hook ...") carried the token.
 func TestLifecycleTokenNotLogged(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("tokn", 1, zoneH)
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 1), mutate: withHooks}), bedOptions{})
 	token := b.startAction(hookOut, ids...)
@@ -222,6 +225,7 @@ func TestLifecycleTokenNotLogged(t *testing.T) {
 
 // TestReleaseTrust: a release needs ECS's word, and an instance with the pool tag.
 func TestReleaseTrust(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		mutate  func(*world.Instance)

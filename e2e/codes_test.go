@@ -41,6 +41,7 @@ func attachFault(code string, status, n int) func(*world.World) {
 // world condition can cause come from that condition; the rest come from fault rules (the
 // function checks those conditions itself before calling, so the API never says them).
 func TestSeedErrorCodes(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1code000000001"
 	good := poolENIs("good", zoneH, 1)
 	bad := func(mod func(*world.ENI)) []world.ENI {
@@ -234,6 +235,7 @@ func TestSeedErrorCodes(t *testing.T) {
 // function must then return an error so the platform keeps the event; asynchronously, FC's
 // retries end in its onFailure destination (the same queue, written by FC itself).
 func TestClosedAccountLosesNothing(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1closed0000001"
 	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1),
 		mutate: func(w *world.World) { w.Account.Closed = true }})
@@ -269,6 +271,7 @@ func ruleFor(code string) cloud.Rule {
 // identity may not attach it (Forbidden.NotSupportRAM), and trying it first every time would
 // poison the pool for the instances that rank it first.
 func TestSharedENIIsNotACandidate(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1shared000001"
 	good := poolENIs("good", zoneH, 1)
 	shared := world.ENI{ID: firstRanked(a, "shared", good), VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},

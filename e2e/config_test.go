@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 )
 
@@ -13,6 +14,7 @@ import (
 // the variables, and no invocation runs under it. Fails on ca38816: the function started and
 // every invocation ran with a work deadline already past (reserve 30 s, timeout 20 s).
 func TestConfigRefusedAtStart(t *testing.T) {
+	t.Parallel()
 	if binary == "" {
 		t.Skip("end-to-end test: skipped with -short")
 	}
@@ -21,8 +23,8 @@ func TestConfigRefusedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	logs := &localcloud.LogBuffer{}
-	fn, err := c.StartFunction(localcloud.Function{Binary: binary, DeadLetterQueue: dlq, Timeout: 20 * time.Second, Logs: logs,
+	logs := &testbed.LogBuffer{}
+	fn, err := testbed.StartFunction(c, testbed.Function{Binary: binary, DeadLetterQueue: dlq, Timeout: 20 * time.Second, Logs: logs,
 		Env: map[string]string{"ENIPOOL_DLQ_RESERVE": "30s", "ENIPOOL_FUNCTION_TIMEOUT": "20"}})
 	if err != nil {
 		t.Fatal(err)

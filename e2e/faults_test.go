@@ -17,6 +17,7 @@ import (
 // An attach that ECS accepts and later rolls back (the ENI falls back to Available) is
 // noticed at confirmation, and the next ENI is attached.
 func TestAttachRollbackTakesNextENI(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1rollback0001"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 3),
 		mutate: func(w *world.World) { w.Faults.AttachRollback, w.Faults.AttachRollbackLimit = 1, 1 }}), bedOptions{})
@@ -39,6 +40,7 @@ func TestAttachRollbackTakesNextENI(t *testing.T) {
 // Under a throttling storm (a tight quota on Attach plus random Throttling.User on every
 // call) every instance still gets its ENI inside the deadline, with nothing dead-lettered.
 func TestThrottlingStorm(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("storm", 12, zoneH)
 	w := newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 14), mutate: func(w *world.World) {
 		w.Throttling = append([]world.Throttle{{Service: "ecs", Action: "AttachNetworkInterface", QPS: 4, Burst: 2}}, w.Throttling...)
@@ -81,6 +83,7 @@ func TestThrottlingStorm(t *testing.T) {
 // so the platform keeps the event. Asynchronously invoked, FC retries; once the queue is back
 // the dead letter arrives, once.
 func TestDeadLetterQueueOutage(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1outage000001"
 	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneI)}, enis: poolENIs("h", zoneH, 1)}) // zone i: exhausted
 	b := newBed(t, w, bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "3", "ENIPOOL_DLQ_RESERVE": "1s"}, timeout: 4 * time.Second,
@@ -119,6 +122,7 @@ func TestDeadLetterQueueOutage(t *testing.T) {
 // action "retry": the queue trigger invokes synchronously, without a retry count, and its
 // own dead-letter queue would get the bare event instead of an envelope.
 func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1queue0000001"
 	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 2), mutate: func(w *world.World) {
 		w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1,
@@ -145,6 +149,7 @@ func TestQueueEventsDeadLetterTransientFailures(t *testing.T) {
 // passes equals ENIPOOL_PLATFORM_RETRIES) the function dead-letters the event itself, so the
 // queue holds enipool's envelope with the reason, and FC's onFailure gets nothing.
 func TestLastPlatformRetryDeadLettersItself(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1lastretry001"
 	w := newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1), mutate: func(w *world.World) {
 		w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1,

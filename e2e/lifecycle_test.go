@@ -61,6 +61,7 @@ func instances(prefix string, n int, zone string) ([]world.Instance, []string) {
 // A scale-out hook for 10 instances ends with 10 attached and the action completed once with
 // CONTINUE.
 func TestScaleOutHook(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hook", 10, zoneH)
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 12), mutate: withHooks}), bedOptions{})
 	token := b.startAction(hookOut, ids...)
@@ -86,6 +87,7 @@ func TestScaleOutHook(t *testing.T) {
 // One instance that cannot get its ENI makes the action ABANDON (Auto Scaling replaces it)
 // and leaves a dead letter for that instance; the others keep their ENIs.
 func TestScaleOutHookAbandons(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hookx", 3, zoneH)
 	insts[2].Type = "ecs.t6-c1m1.large" // Running, and its type needs Stopped
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 4), mutate: withHooks}), bedOptions{})
@@ -105,6 +107,7 @@ func TestScaleOutHookAbandons(t *testing.T) {
 
 // Duplicates of a hook event, concurrent and late, complete the action once.
 func TestScaleOutHookDuplicatesCompleteOnce(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hookd", 4, zoneI)
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneI, 6), mutate: withHooks}), bedOptions{max: 4})
 	token := b.startAction(hookOut, ids...)
@@ -140,6 +143,7 @@ func TestScaleOutHookDuplicatesCompleteOnce(t *testing.T) {
 // A scale-in hook sends the instances' pool ENIs back to the pool, Available, then
 // CONTINUEs.
 func TestScaleInHook(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hooki", 3, zoneH)
 	var enis []world.ENI
 	for i, id := range ids {
@@ -168,6 +172,7 @@ func TestScaleInHook(t *testing.T) {
 // Reconcile repairs an instance whose launch event was lost, drops surplus, and gives back
 // the ENIs of an instance that stopped without its event arriving.
 func TestReconcile(t *testing.T) {
+	t.Parallel()
 	const lost, greedy, stopped = "i-bp1reclost00001", "i-bp1recgreedy001", "i-bp1recstop00001"
 	st := inst(stopped, zoneH)
 	st.Status = "Stopped"
@@ -207,6 +212,7 @@ func TestReconcile(t *testing.T) {
 // The warm target creates ENIs up to the minimum Available per zone, never beyond the
 // maximum, and deletes only ENIs it created, only when Available and past the grace period.
 func TestWarmTarget(t *testing.T) {
+	t.Parallel()
 	warmEnv := func(min, max int) map[string]string {
 		return map[string]string{"ENIPOOL_WARM_POOL": pool, "ENIPOOL_WARM_MIN_AVAILABLE": fmt.Sprint(min), "ENIPOOL_WARM_MAX": fmt.Sprint(max),
 			"ENIPOOL_WARM_VSWITCHES": "cn-hangzhou-h:" + vswH + ",cn-hangzhou-i:" + vswI, "ENIPOOL_WARM_SECURITY_GROUPS": "sg-testweb001",
@@ -268,6 +274,7 @@ func TestWarmTarget(t *testing.T) {
 // Redrive handles dead letters again: it deletes those whose cause was fixed and keeps the
 // rest in the queue.
 func TestRedrive(t *testing.T) {
+	t.Parallel()
 	const fixable, stuck = "i-bp1redrivefix01", "i-bp1redrivestk01"
 	st := inst(stuck, zoneH)
 	st.Type = "ecs.t6-c1m1.large"
@@ -299,6 +306,7 @@ func TestRedrive(t *testing.T) {
 // left open and its heartbeat extended; FC's retry then finishes the work and completes the
 // action once.
 func TestScaleOutHookRetriedKeepsTheActionAlive(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hookr", 1, zoneH)
 	insts[0].Status = "Pending"
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 2), mutate: withHooks}),
@@ -334,6 +342,7 @@ func TestScaleOutHookRetriedKeepsTheActionAlive(t *testing.T) {
 // no attach, no completion, a dead letter per instance saying why. (Before issue 14 it got
 // its ENIs and a completion refused by ESS.)
 func TestScaleOutHookUnknownToken(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hooku", 2, zoneH)
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 3), mutate: withHooks}), bedOptions{})
 	resp := b.mustInvoke(hookEvent(hookOut, "00000000-DEAD-BEEF-0000-000000000000", "SCALE_OUT", ids))
@@ -356,6 +365,7 @@ func TestScaleOutHookUnknownToken(t *testing.T) {
 // On the platform's last retry, an instance that never became ready ends the action with
 // ABANDON and a dead letter, even though the wait used the whole of the work's deadline.
 func TestScaleOutHookGivesUpWithAbandon(t *testing.T) {
+	t.Parallel()
 	insts, ids := instances("hookg", 1, zoneH)
 	insts[0].Status = "Pending"
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 1), mutate: withHooks}),

@@ -12,6 +12,7 @@ import (
 // -race (make test), the function under test is built with -race too. Fails on ca38816 under
 // -race: the function reported "WARNING: DATA RACE" on the action's call count.
 func TestReconcileRepairsSeveral(t *testing.T) {
+	t.Parallel()
 	var insts []world.Instance
 	for i := range 5 {
 		insts = append(insts, inst(fmt.Sprintf("i-bp1several%05d", i), zoneH))

@@ -62,6 +62,7 @@ func (b *bed) atRest(instance string) []world.ENI {
 // letter and without polling hot. On ca38816 the lost answers and stale reads attached a
 // second ENI to N=1 instances and polled DescribeNetworkInterfaces back to back.
 func TestUnderRealism(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		n          int
@@ -134,6 +135,7 @@ func TestUnderRealism(t *testing.T) {
 // The answer of a detach, a lifecycle completion or a dead letter may be lost after the
 // action was applied; the retry must be safe and the outcome right.
 func TestAnswersLostAfterTheAction(t *testing.T) {
+	t.Parallel()
 	t.Run("detach", func(t *testing.T) {
 		t.Parallel()
 		const a = "i-bp1realdet00001"

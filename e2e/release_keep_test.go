@@ -15,6 +15,7 @@ import (
 // target never creates one. On
 // 46cee93 neither was so: the pool shrank silently on every release.
 func TestPoolENIsReleasedWithInstanceAreReported(t *testing.T) {
+	t.Parallel()
 	keep := false
 	kept := poolENIs("k", zoneH, 2)
 	for i := range kept {

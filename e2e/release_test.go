@@ -12,6 +12,7 @@ import (
 // instance really is Stopped; a Stopped event that arrives after the instance started again
 // changes nothing.
 func TestStoppedEventReleases(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1stop000000001"
 	held := world.ENI{ID: "eni-heldstop0001", VSwitch: vswH, SecurityGroups: []string{"sg-testweb001"},
 		Tags: map[string]string{"enipool": pool}, Status: "InUse", InstanceID: a}
@@ -54,6 +55,7 @@ func TestStoppedEventReleases(t *testing.T) {
 // Every event ends in one structured log line carrying the outcome, ids, code, counts and
 // duration, and the function's request id.
 func TestOneLogLinePerOutcome(t *testing.T) {
+	t.Parallel()
 	const a, c = "i-bp1logs000000001", "i-bp1logs000000003"
 	untagged := inst("i-bp1logs000000002", zoneH)
 	untagged.Tags = nil
@@ -85,6 +87,7 @@ func TestOneLogLinePerOutcome(t *testing.T) {
 // A Deleted event for a released instance has nothing left to give back (ECS detaches a
 // released instance's ENIs): it is acknowledged, not dead-lettered, and detaches nothing.
 func TestDeletedEventOfReleasedInstance(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1deleted00001"
 	gone := inst(a, zoneH)
 	gone.Released = true

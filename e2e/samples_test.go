@@ -13,6 +13,7 @@ import (
 // TestSampleEvents sends every file in events/ to the function on a fresh demo world (the
 // world of `make run`), as `s invoke -f events/<file>` would, and checks what it did.
 func TestSampleEvents(t *testing.T) {
+	t.Parallel()
 	type want struct {
 		instance string // "" for the lifecycle completion or action result
 		outcome  engine.Outcome

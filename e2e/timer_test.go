@@ -29,6 +29,7 @@ func timerPayload(t *testing.T, payload string) string {
 // no ENI ("outcome dead-lettered (cannot handle the payload: unsupported event: object with
 // keys [payload triggerName triggerTime] ...)").
 func TestTimerTrigger(t *testing.T) {
+	t.Parallel()
 	const lost = "i-bp1timer0000001"
 	t.Run("reconcile", func(t *testing.T) {
 		b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(lost, zoneH)}, enis: poolENIs("t", zoneH, 2)}), bedOptions{})

@@ -97,6 +97,7 @@ func (b *bed) lastSeq() int64 {
 // message, a dead letter or an FC record it is refused, dead-lettered once with
 // enipool.NotAllowed, and nothing is detached, reconciled or redriven (issue 14, 1).
 func TestActionsOnlyFromTrustedChannels(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trust00000001"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)},
 		enis: append(poolENIs("spare", zoneH, 2), heldENI("eni-trustheld001", a))}), bedOptions{})
@@ -152,6 +153,7 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 // One payload asks for one action at most: 300 reconciles in one message make no ECS call
 // (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it.
 func TestOneActionPerInvocation(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trust00000002"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1)}),
 		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": "5"}})
@@ -183,6 +185,7 @@ func TestOneActionPerInvocation(t *testing.T) {
 // A release comes only from a channel that needs more than the right to send to the queue: a
 // Stopped event or a scale-in inside a work-queue message or a dead letter detaches nothing.
 func TestReleasesNotFromTheQueue(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trust00000003"
 	stopped := inst(a, zoneH)
 	stopped.Status = "Stopped"
@@ -212,6 +215,7 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 // An event naming another region or account is refused before any call: a message cannot
 // steer the function to another deployment's fleet, nor starve this one's work (issue 14, 3).
 func TestOwnRegionAndAccountOnly(t *testing.T) {
+	t.Parallel()
 	const a, c = "i-bp1trust00000004", "i-bp1trust00000005"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH), inst(c, zoneH)}, enis: poolENIs("p", zoneH, 2)}), bedOptions{})
 	otherAccount := strings.ReplaceAll(running(a), "1234567890123456", "6543210987654321")
@@ -250,6 +254,7 @@ func TestOwnRegionAndAccountOnly(t *testing.T) {
 // A poison letter in the dead-letter queue detaches nothing, however often it is redriven, and
 // stops coming back after a few redrives (issue 14, 4: it detached again on every redrive).
 func TestPoisonLetterQuarantined(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trust00000006"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)},
 		enis: []world.ENI{heldENI("eni-trustheld006", a)}}), bedOptions{})
@@ -299,6 +304,7 @@ func TestPoisonLetterQuarantined(t *testing.T) {
 // A letter records the carrier it really came on, never what an envelope inside it claims, and
 // its redrive count stays bounded (issue 14, 4 and 8).
 func TestLetterRecordsItsCarrier(t *testing.T) {
+	t.Parallel()
 	const a = "i-bp1trust00000007" // no pool ENI in its zone: every attach is dead-lettered
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneI)}}), bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "0"}})
 	forged := inEnvelope(t, direct(a), func(e *deadletter.Envelope) { e.Source = "acs.ess"; e.RedriveCount = 1 << 40 })
@@ -333,6 +339,7 @@ func TestLetterRecordsItsCarrier(t *testing.T) {
 // One message holding 10,000 invalid ids is one dead letter, one SendMessage and one result
 // (issue 14, 6: 10,000 of each).
 func TestOneLetterPerUnreadableMessage(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, newWorld(t, spec{}), bedOptions{})
 	ids := make([]string, 10000)
 	for i := range ids {

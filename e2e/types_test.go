@@ -12,6 +12,7 @@ import (
 // A batch of 12 instances of 12 instance types: the local cloud, like ECS, takes 1 to 10
 // types per DescribeInstanceTypes. Fails on ca38816: "12 dead letters InvalidParameter".
 func TestBatchOfManyInstanceTypes(t *testing.T) {
+	t.Parallel()
 	var ids, quoted []string
 	var insts []world.Instance
 	var types []world.InstanceType

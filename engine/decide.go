@@ -118,7 +118,10 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 				blocked++
 			}
 		}
-		if picked > 0 || t.count(isPending) > 0 || len(held) > 0 || waiting > 0 {
+		// Held ENIs that are all InUse leave the rest of N to find, decided as for a target
+		// holding none: waiting on nothing, it would otherwise look at the cloud every
+		// minPoll until the deadline (sim seed 17).
+		if picked > 0 || t.count(isPending) > 0 || waiting > 0 || t.watchWait > 0 {
 			continue
 		}
 		if blocked > 0 {
@@ -136,7 +139,7 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
 			continue
 		}
-		t.want(stateLookENIs) // look again before calling the pool exhausted
+		t.want(stateListPool) // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
 }
@@ -257,6 +260,15 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		if k.Status != cloud.StatusInUse {
 			waiting = true
 		}
+	}
+	if waiting {
+		// An ENI kept is still attaching, and ECS may roll it back: the surplus stays until
+		// the kept ones are InUse, or an InUse ENI another invocation reported would be
+		// detached for one that never arrives (sim seed 2824).
+		if t.watchWait == 0 {
+			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+		}
+		return
 	}
 	for _, s := range surplus {
 		if slices.Contains(t.dropped, s.ID) {

@@ -35,7 +35,8 @@ const (
 type giveBack struct {
 	id    string
 	check Check
-	only  string // release just this ENI (the detach action naming one)
+	since time.Time // when the event asking for it says its change happened (zero: unknown)
+	only  string    // release just this ENI (the detach action naming one)
 
 	pool, zone string
 	pending    map[string]time.Time // detached ENIs not yet seen Available, and Attaching ones to detach
@@ -64,6 +65,10 @@ type ReleaseRequest struct {
 	// Only, when set, releases just this ENI (the detach action naming one, a reconcile's
 	// stray).
 	Only string
+	// Since is when the event asking for the release says its change happened (zero:
+	// unknown). An instance that ECS says started after it has restarted since the event,
+	// and a read sent longer than StaleReadBound after it cannot show the world before it.
+	Since time.Time
 }
 
 // Release detaches the pool ENIs of the instances and waits until they are Available again.
@@ -71,7 +76,7 @@ type ReleaseRequest struct {
 func (eng *Engine) Release(ctx context.Context, ecs cloud.ECS, reqs []ReleaseRequest) []Result {
 	rs := make([]*giveBack, len(reqs))
 	for i, q := range reqs {
-		rs[i] = &giveBack{id: q.InstanceID, check: q.Check, only: q.Only}
+		rs[i] = &giveBack{id: q.InstanceID, check: q.Check, only: q.Only, since: q.Since}
 	}
 	if len(rs) > 0 {
 		eng.releaseAll(ctx, ecs, rs)
@@ -99,8 +104,12 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 			ids = append(ids, r.id)
 		}
 	}
-	if len(ids) > 0 {
+	// A read that contradicts the event (the instance still Running for a Stopped event,
+	// still known for a Deleted one) may only lag the change: it is the event that is out
+	// of date only if ECS still says so once reads have caught up (sim seed 971).
+	for again := true; len(ids) > 0; again = false {
 		var insts []cloud.Instance
+		sent := eng.clock.Now()
 		err := call(rs[0], func(ctx context.Context) (err error) {
 			insts, err = ecs.DescribeInstances(ctx, cloud.InstanceQuery{IDs: ids})
 			return err
@@ -109,13 +118,26 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 		for _, in := range insts {
 			now[in.ID] = in
 		}
+		var lagging []string
 		for _, r := range rs {
+			if r.done || !slices.Contains(ids, r.id) {
+				continue
+			}
 			in, found := now[r.id]
+			contradicts := found && (r.check == CheckDeleted || r.check == CheckLifecycleClosed ||
+				r.check == CheckStopped && in.Status != "Stopped" && in.Status != "Stopping")
 			switch {
 			case err != nil:
 				r.finish(FailOutcome(err), err)
 			case found && in.Tags[eng.cfg.TagKey] == "":
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeNotEligible, "instance %s carries no pool tag (%s): enipool takes no ENI from it", r.id, eng.cfg.TagKey))
+			case contradicts && r.check == CheckStopped && restartedSince(&in, r.since):
+				// No read lag explains a start after the event: the instance stopped and
+				// started again, and the event is out of date.
+				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s started again at %s, after the %s event (%s): its ENIs stay",
+					r.id, in.StartTime.UTC().Format(time.RFC3339), r.check, r.since.UTC().Format(time.RFC3339)))
+			case contradicts && again && eng.cfg.StaleReadBound > 0 && !eng.afterLag(sent, r.since):
+				lagging = append(lagging, r.id)
 			case found && r.check == CheckDeleted:
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
 			case found && r.check == CheckLifecycleClosed:
@@ -124,6 +146,17 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
 			case found && r.check == CheckStopped && !eng.releasesOnStop(&in):
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s (family %s) takes ENIs only while Stopped: it keeps them", r.id, family(&in)))
+			}
+		}
+		ids = lagging
+		if len(ids) > 0 {
+			if err := eng.clock.Sleep(ctx, eng.cfg.StaleReadBound); err != nil {
+				for _, r := range rs {
+					if !r.done && slices.Contains(ids, r.id) {
+						r.finish(OutcomeRetry, &cloud.Problem{Code: cloud.CodeDeadline, Msg: "the instance's state was not confirmed before the deadline", Err: err})
+					}
+				}
+				break
 			}
 		}
 	}
@@ -305,4 +338,17 @@ func (eng *Engine) Detach(ctx context.Context, ecs cloud.ECS, instanceID, eniID 
 		return Result{Outcome: OutcomeSkipped, Err: cloud.Problemf(cloud.CodeStaleEvent, "ENI %s is not attached to any instance", eniID)}
 	}
 	return eng.Release(ctx, ecs, []ReleaseRequest{{InstanceID: instanceID, Only: eniID}})[0]
+}
+
+// afterLag reports whether a read sent at sent shows the world after an event of time since:
+// reads lag by StaleReadBound at most, so one sent longer than that after the event cannot
+// show what was before it. Its contradiction of the event is then the truth.
+func (eng *Engine) afterLag(sent, since time.Time) bool {
+	return !since.IsZero() && sent.Sub(since) > eng.cfg.StaleReadBound
+}
+
+// restartedSince reports whether ECS says the instance started after the event's time. A
+// read that lags the stop shows the start before it, never after.
+func restartedSince(in *cloud.Instance, since time.Time) bool {
+	return !since.IsZero() && !in.StartTime.IsZero() && in.StartTime.After(since)
 }

@@ -297,6 +297,16 @@ func account(o fields, keys ...string) string {
 	return ""
 }
 
+// cloudEventTime is a CloudEvent's time, zero when absent or not RFC 3339.
+func cloudEventTime(o fields) time.Time {
+	var rd reader
+	t, err := time.Parse(time.RFC3339Nano, rd.str(o, "time"))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
 // eventID is an id field's value if it is fit for a log line.
 func eventID(o fields, key string) string {
 	var rd reader
@@ -651,7 +661,7 @@ func state(rd *reader, field, v string) string {
 // resourceId ARN, and the state data.state or data.content.state.
 func ecsStateChange(o fields, raw []byte) Request {
 	r := Request{Kind: KindECSStateChange, Raw: raw, Source: cloudEventSource(o, sourceECS), EventID: eventID(o, "id"),
-		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
+		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject"), Time: cloudEventTime(o)}
 	var rd reader
 	data, ok := rd.obj(o, "data")
 	if rd.err == nil && !ok {

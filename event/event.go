@@ -144,6 +144,10 @@ type Request struct {
 	// EventID is the outermost carrier's id: the MNS messageId, the
 	// CloudEvent or notification id, or the id recorded in the envelope.
 	EventID string
+	// Time is when the event says its change happened: a CloudEvent's time
+	// (RFC 3339; the CloudEvents spec's "timestamp of when the occurrence
+	// happened"). Zero when the event gives none or it cannot be read.
+	Time time.Time
 	// TriggerTime is when a timer trigger fired, for an event that came in FC's timer
 	// wrapper; zero otherwise (or when the wrapper's time is unreadable).
 	TriggerTime time.Time

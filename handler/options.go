@@ -79,8 +79,9 @@ type Options struct {
 	// ReconcileMax is reconciled a window at a time, runs one interval apart taking
 	// consecutive windows.
 	ReconcileInterval time.Duration
-	// MaxCalls bounds the ECS calls of one invocation (0: no bound). A call beyond it fails
-	// with enipool.CallBudgetExceeded, and its event is dead-lettered for a later redrive.
+	// MaxCalls bounds the ECS calls of one invocation (0: no bound; the pages of one
+	// describe count as one). A call beyond it fails with enipool.CallBudgetExceeded, and its
+	// event is dead-lettered for a later redrive.
 	MaxCalls int
 	// MaxDeadLetters bounds the dead letters one invocation sends. Beyond it, the dead
 	// letters of one carrier message are folded into one that holds the whole message.

@@ -49,8 +49,12 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 	// of events asking: the engine's result settles every item that asked.
 	var attaches []engine.AttachRequest
 	attachers := map[string][]*item{}
+	type releaseKey struct {
+		id    string
+		check engine.Check
+	}
 	var releases []engine.ReleaseRequest
-	releasers := map[engine.ReleaseRequest][]*item{}
+	releasers := map[releaseKey][]*item{}
 	for _, it := range items {
 		switch it.op {
 		case opAttach:
@@ -61,11 +65,17 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 			}
 			attachers[id] = append(attachers[id], it)
 		case opRelease:
-			q := engine.ReleaseRequest{InstanceID: it.req.InstanceID, Check: it.check}
-			if _, ok := releasers[q]; !ok {
-				releases = append(releases, q)
+			k := releaseKey{it.req.InstanceID, it.check}
+			if _, ok := releasers[k]; !ok {
+				releases = append(releases, engine.ReleaseRequest{InstanceID: k.id, Check: k.check})
 			}
-			releasers[q] = append(releasers[q], it)
+			// The latest event's time: it is the one the instance's state must be judged by.
+			for i := range releases {
+				if releases[i].InstanceID == k.id && releases[i].Check == k.check && it.req.Time.After(releases[i].Since) {
+					releases[i].Since = it.req.Time
+				}
+			}
+			releasers[k] = append(releasers[k], it)
 		}
 	}
 	if len(attaches) > 0 {
@@ -77,7 +87,7 @@ func (h *Handler) runRegion(ctx context.Context, inv Invocation, region string, 
 	}
 	if len(releases) > 0 {
 		for i, r := range h.engine.Release(ctx, clients.ECS, releases) {
-			for _, it := range releasers[releases[i]] {
+			for _, it := range releasers[releaseKey{releases[i].InstanceID, releases[i].Check}] {
 				settle(it, r)
 			}
 		}

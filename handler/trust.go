@@ -100,6 +100,7 @@ func (h *Handler) oneAction(actions []*item) []*item {
 
 // budget bounds the ECS calls of one invocation, so that no payload can make the function
 // spend the account's ECS quota (which every other caller of ECS in the account shares).
+// Each call takes its unit before it goes out, so calls made at once cannot overshoot it.
 type budget struct {
 	max  int64
 	used atomic.Int64
@@ -107,24 +108,18 @@ type budget struct {
 
 type budgetKey struct{}
 
-// withBudget returns ctx counting its ECS calls against max (0: no bound).
+// withBudget returns ctx whose ECS calls (through budgeted) are bounded by max (0: no bound).
 func withBudget(ctx context.Context, max int) context.Context {
 	if max <= 0 {
 		return ctx
 	}
-	b := &budget{max: int64(max)}
-	ctx = cloud.WithCallObserver(ctx, func(c cloud.Call) {
-		if c.Service == "ecs" {
-			b.used.Add(1)
-		}
-	})
-	return context.WithValue(ctx, budgetKey{}, b)
+	return context.WithValue(ctx, budgetKey{}, &budget{max: int64(max)})
 }
 
-// spent reports an error when ctx's budget of ECS calls is used up.
+// spent takes one call from ctx's budget, or reports an error when it is used up.
 func spent(ctx context.Context, api string) error {
 	b, ok := ctx.Value(budgetKey{}).(*budget)
-	if !ok || b.used.Load() < b.max {
+	if !ok || b.used.Add(1) <= b.max {
 		return nil
 	}
 	return &cloud.APIError{Service: "ecs", API: api, Code: cloud.CodeBudget,

@@ -1,20 +1,21 @@
-// Package localcloud runs enipool's local cloud: ECS, Auto Scaling (ESS) and MNS on loopback,
-// spoken to by the real, unmodified SDKs, plus the Function Compute runtime that runs the
-// real function binary. Like net/http/httptest, Start brings it up from a world (see package
+// Package localcloud is a local cloud: ECS, Auto Scaling (ESS) and MNS on loopback, spoken to
+// by the real, unmodified SDKs, plus the Function Compute runtime that runs a real function
+// binary. It is a plain emulator: it knows nothing of the function it runs (enipool's
+// environment, defaults and build live in internal/testbed). Like net/http/httptest, Start brings it up from a world (see package
 // world for the file format) and Close takes it down; tests read the cloud's state and its
 // call log directly.
 //
 //	w, _ := world.Load("localcloud/worlds/demo.yaml")
 //	c, _ := localcloud.Start(w, localcloud.Options{})
 //	defer c.Close()
-//	fn, _ := c.StartFunction(localcloud.Function{Binary: bin, DeadLetterQueue: "enipool-dlq"})
+//	fn, _ := c.StartFunction(localcloud.Function{Binary: bin, Role: "enipool-fn", OnFailureQueue: "enipool-dlq"})
 //	res, _ := fn.Invoke(ctx, payload)
 //
 // Endpoints: ECS and ESS are RPC-style HTTP endpoints (set the SDK client's Domain to
 // ECSEndpoint/ESSEndpoint and its scheme to HTTP). MNS listens on MNSAddr, but the MNS SDK
 // only accepts endpoints of the form http://{account}.mns.{region}.aliyuncs.com: keep
 // MNSEndpoint as the client's endpoint and install a transport that dials MNSAddr (see
-// mns.DialTransport, or the function's ENIPOOL_MNS_DIAL_ADDR). What the SDK sends, Host
+// internal/mnsdial). What the SDK sends, Host
 // header and signature included, is unchanged. GET DebugURL+"/state" returns the whole state
 // as JSON; DebugURL+"/calls" the call log.
 //
@@ -26,20 +27,14 @@
 package localcloud
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/enipool/enipool/localcloud/auth"
@@ -235,29 +230,18 @@ func (c *Cloud) AssumeRole(role string, ttl time.Duration) (auth.Key, error) {
 	return c.Keys.AssumeRole(p, ttl), nil
 }
 
-// FunctionEnv returns the environment that aims the function at this cloud: endpoints over
-// plain HTTP on loopback, the MNS dial address, and the dead-letter queue.
-func (c *Cloud) FunctionEnv(deadLetterQueue string) map[string]string {
-	return map[string]string{
-		"ENIPOOL_DLQ_QUEUE":     deadLetterQueue,
-		"ENIPOOL_API_SCHEME":    "http",
-		"ENIPOOL_ECS_ENDPOINT":  c.ECSEndpoint,
-		"ENIPOOL_ESS_ENDPOINT":  c.ESSEndpoint,
-		"ENIPOOL_MNS_ENDPOINT":  "http://{account}.mns.{region}.aliyuncs.com",
-		"ENIPOOL_MNS_DIAL_ADDR": c.MNSAddr,
-	}
-}
-
-// Function describes the function to run under the local FC runtime.
+// Function describes a function to run under the local FC runtime (package fcrt): a binary
+// for FC's go1 runtime (handler "main"), run with STS credentials of one of the world's
+// roles.
 type Function struct {
-	// Binary is the built function (see BuildFunction).
+	// Name is the function's name; default "function".
+	Name string
+	// Binary is the built function.
 	Binary string
-	// Role is the world principal the function runs as; default "enipool-fn".
+	// Role is the world principal the function runs as: required, as FC requires a role
+	// for a function that calls the cloud.
 	Role string
-	// DeadLetterQueue is the queue for dead letters and the async onFailure destination;
-	// default "enipool-dlq".
-	DeadLetterQueue string
-	// Env adds to or overrides FunctionEnv.
+	// Env is the function's environment.
 	Env map[string]string
 	// Timeout is the function timeout; default 60s.
 	Timeout time.Duration
@@ -266,21 +250,20 @@ type Function struct {
 	// IdleTimeout reclaims an instance idle that long (fcrt.Function.IdleTimeout); zero keeps
 	// instances until the function stops.
 	IdleTimeout time.Duration
-	// Async configures asynchronous invocations; OnFailure defaults to the dead-letter queue.
+	// Async configures asynchronous invocations.
 	Async fcrt.AsyncConfig
+	// OnFailureQueue, when set and Async.OnFailure is nil, makes that queue of this cloud the
+	// async onFailure destination.
+	OnFailureQueue string
 	// Logs receives the function's output; nil discards it.
 	Logs io.Writer
 }
 
-// StartFunction runs the function under the local FC runtime with this cloud's endpoints,
-// STS credentials of its role for every invocation, and the dead-letter queue as its async
-// onFailure destination.
+// StartFunction runs the function under the local FC runtime with STS credentials of its
+// role for every invocation.
 func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
-	if f.Role == "" {
-		f.Role = "enipool-fn"
-	}
-	if f.DeadLetterQueue == "" {
-		f.DeadLetterQueue = "enipool-dlq"
+	if f.Name == "" {
+		f.Name = "function"
 	}
 	if f.Timeout == 0 {
 		f.Timeout = 60 * time.Second
@@ -294,20 +277,16 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 	if _, err := c.AssumeRole(f.Role, time.Hour); err != nil {
 		return nil, err
 	}
-	if f.Async.OnFailure == nil {
-		f.Async.OnFailure = c.MNS.Queue(f.DeadLetterQueue)
-	}
-	env := c.FunctionEnv(f.DeadLetterQueue)
-	for k, v := range f.Env {
-		env[k] = v
+	if f.Async.OnFailure == nil && f.OnFailureQueue != "" {
+		f.Async.OnFailure = c.MNS.Queue(f.OnFailureQueue)
 	}
 	return fcrt.Start(fcrt.Function{
-		Name:         "enipool",
+		Name:         f.Name,
 		Handler:      "main",
 		Region:       c.Region,
 		AccountID:    c.AccountID,
 		Binary:       f.Binary,
-		Env:          env,
+		Env:          maps.Clone(f.Env),
 		Timeout:      f.Timeout,
 		MemoryMB:     256,
 		MaxInstances: f.MaxInstances,
@@ -322,62 +301,4 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 			return fcrt.Credentials{AccessKeyID: k.ID, AccessKeySecret: k.Secret, SecurityToken: k.Token, Expiration: k.Expires}, nil
 		},
 	})
-}
-
-// BuildFunction builds the function binary (the module's main package) into dir and returns
-// its path, the way `make build` builds what FC runs (static, trimmed paths, no symbol
-// tables). It runs `go build` in the module that contains the caller's working directory.
-// extra adds go build flags for tests: "-race" builds a race-detecting binary, which needs
-// cgo and so is not static (it runs here, never on FC).
-func BuildFunction(ctx context.Context, dir string, extra ...string) (string, error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, "main")
-	args := append([]string{"build", "-trimpath", "-ldflags=-s -w"}, extra...)
-	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, ".")...)
-	cmd.Dir = root
-	cgo := "CGO_ENABLED=0"
-	if slices.Contains(extra, "-race") {
-		cgo = "CGO_ENABLED=1"
-	}
-	cmd.Env = append(os.Environ(), cgo)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("localcloud: building the function: %w\n%s", err, b)
-	}
-	return out, nil
-}
-
-func moduleRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("localcloud: go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(b))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("localcloud: not inside the enipool module")
-	}
-	return filepath.Dir(mod), nil
-}
-
-// LogBuffer collects a function's output for tests: Function.Logs takes it, and String
-// returns everything written so far. It is safe for the runtime's concurrent writers.
-type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (l *LogBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns what was written.
-func (l *LogBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -58,7 +58,7 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := localcloud.BuildFunction(ctx, dir)
+	bin, err := testbed.BuildFunction(ctx, dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -110,60 +110,10 @@ func terminal(outcome string) bool {
 	return false
 }
 
-// dlqMessage is one message of the dead-letter queue, parsed: the function's envelope or
-// FC's destination record.
-type dlqMessage struct {
-	ID       string
-	Body     []byte
-	Envelope *deadletter.Envelope
-	Record   *deadletter.FCRecord
-}
-
-// readDLQ parses every message of the queue; a message that is neither form is returned
-// with both fields nil (and reported by the caller).
-func readDLQ(c *localcloud.Cloud) []dlqMessage {
-	var out []dlqMessage
-	for _, m := range c.MNS.Messages(dlq) {
-		d := dlqMessage{ID: m.ID, Body: m.Body}
-		if deadletter.IsEnvelope(m.Body) {
-			d.Envelope, _ = deadletter.Parse(m.Body)
-		} else {
-			d.Record, _ = deadletter.ParseFCDestinationRecord(m.Body)
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-// secretsIn returns how many of the cloud's secrets (AccessKey secrets, STS secrets and
-// tokens it ever issued) appear in texts.
-func secretsIn(c *localcloud.Cloud, texts ...string) int {
-	n := 0
-	for _, s := range c.Keys.Secrets() {
-		if len(s) < 8 {
-			continue
-		}
-		for _, t := range texts {
-			if strings.Contains(t, s) {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
-// allQueueText is every message of every queue, as one text.
-func allQueueText(c *localcloud.Cloud) string {
-	var b strings.Builder
-	for _, q := range c.MNS.Queues() {
-		for _, m := range c.MNS.Messages(q) {
-			b.Write(m.Body)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
-}
+// readDLQ reads the soak's dead-letter queue (testbed.DeadLetters): the function's
+// envelopes and FC's destination records; a message that is neither has both nil and is
+// reported by the caller.
+func readDLQ(c *localcloud.Cloud) []testbed.Letter { return testbed.DeadLetters(c, dlq) }
 
 // eligibility says which pool an instance may take ENIs from ("" for none) as the cloud
 // sees it now.

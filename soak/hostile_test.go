@@ -18,6 +18,7 @@ import (
 	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/event"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/world"
@@ -322,8 +323,8 @@ func TestHostileInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	logs := &localcloud.LogBuffer{}
-	fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Logs: logs, Timeout: 30 * time.Second,
+	logs := &testbed.LogBuffer{}
+	fn, err := testbed.StartFunction(c, testbed.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Logs: logs, Timeout: 30 * time.Second,
 		MaxInstances: 1, Env: map[string]string{"ENIPOOL_ATTACH_TIME": "300ms", "ENIPOOL_DETACH_TIME": "150ms", "ENIPOOL_DLQ_RESERVE": "2s", "ENIPOOL_REDRIVE_MAX": "1000",
 			"ENIPOOL_PLATFORM_RETRIES": "0"}, Async: fcrt.AsyncConfig{MaxRetryAttempts: fcrt.NoRetries}})
 	if err != nil {
@@ -385,7 +386,7 @@ func TestHostileInputs(t *testing.T) {
 			if lines != len(resp.Results) {
 				ck.Errorf("%d outcome lines for %d results", lines, len(resp.Results))
 			}
-			dlqByID := map[string]dlqMessage{}
+			dlqByID := map[string]testbed.Letter{}
 			for _, m := range readDLQ(c) {
 				dlqByID[m.ID] = m
 			}
@@ -493,8 +494,8 @@ func TestHostileInputs(t *testing.T) {
 	if v := historyViolations(c); len(v) > 0 {
 		t.Errorf("call history:\n  %s", firstN(v, 20))
 	}
-	texts = append(texts, logs.String(), allQueueText(c))
-	if n := secretsIn(c, texts...); n > 0 {
+	texts = append(texts, logs.String(), testbed.QueueText(c))
+	if n := testbed.SecretsIn(c, texts...); n > 0 {
 		t.Errorf("%d secret(s) the cloud issued appear in logs, results or messages", n)
 	}
 	if t.Failed() {
@@ -505,7 +506,7 @@ func TestHostileInputs(t *testing.T) {
 // checkDeadLetter checks that a dead-lettered result has its envelope in the queue: for this
 // invocation and instance, with the result's reason and code, and the raw event: verbatim, or,
 // when it was too large for a message, its size and SHA-256.
-func checkDeadLetter(errorf func(string, ...any), m dlqMessage, r handler.Result, requestID string, payload []byte) {
+func checkDeadLetter(errorf func(string, ...any), m testbed.Letter, r handler.Result, requestID string, payload []byte) {
 	env := m.Envelope
 	switch {
 	case r.DeadLetterID == "" || m.ID == "":

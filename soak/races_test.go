@@ -8,6 +8,7 @@ import (
 
 	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -34,7 +35,7 @@ func TestStopWhileAttachUnconfirmed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Timeout: 20 * time.Second, MaxInstances: 2,
+	fn, err := testbed.StartFunction(c, testbed.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Timeout: 20 * time.Second, MaxInstances: 2,
 		Env: map[string]string{"ENIPOOL_DLQ_RESERVE": "1s", "ENIPOOL_ATTACH_TIME": "1500ms", "ENIPOOL_DETACH_TIME": "100ms"}})
 	if err != nil {
 		t.Fatal(err)

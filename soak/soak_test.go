@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/internal/testenv"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fault"
@@ -302,6 +304,9 @@ func cloudEvent(r *rand.Rand, inst, state string, at time.Time) []byte {
 		id, region, inst, at.Format(time.RFC3339), at.Format("2006-01-02T15:04:05.000")+"PRC", region, inst, state)
 }
 
+// eventTime matches a CloudEvent's time field (not aliyunpublishtime, whose key ends alike).
+var eventTime = regexp.MustCompile(`"time":"[^"]*"`)
+
 // faultPlan is the chaos: the realistic world's staleness, faults after the action and
 // latency on both halves of every call, plus the soak's own: 10% throttling (three codes),
 // 2% server errors, 1% connection resets on every ECS call, 1% resets and errors on MNS (the
@@ -479,7 +484,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	t.Cleanup(func() { c.Close() })
 	baseline := baselineOf(c)
 
-	logs := &localcloud.LogBuffer{}
+	logs := &testbed.LogBuffer{}
 	env := map[string]string{
 		"ENIPOOL_PLATFORM_RETRIES":  strconv.Itoa(platformRetries),
 		"ENIPOOL_ENIS_PER_INSTANCE": strconv.Itoa(cfg.perInstance),
@@ -489,7 +494,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		// of it, at most 1 s.
 		fenv := maps.Clone(env)
 		fenv["ENIPOOL_DLQ_RESERVE"] = min(timeout/4, time.Second).String()
-		fn, err := c.StartFunction(localcloud.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Env: fenv,
+		fn, err := testbed.StartFunction(c, testbed.Function{Binary: functionBinary(), DeadLetterQueue: dlq, Env: fenv,
 			Timeout: timeout, MaxInstances: max, IdleTimeout: cfg.idle, Async: fcrt.AsyncConfig{MaxRetryAttempts: platformRetries}, Logs: logs})
 		if err != nil {
 			t.Fatal(err)
@@ -555,7 +560,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 			junk[string(e.payload)] = true
 		}
 	}
-	up := upkeep(t, c, upFn, cfg.instances, func(m dlqMessage) bool {
+	up := upkeep(t, c, upFn, cfg.instances, func(m testbed.Letter) bool {
 		switch {
 		case m.Envelope != nil:
 			return m.Envelope.Error != nil && (m.Envelope.Error.Code == cloud.CodeBadEvent || m.Envelope.Error.Code == cloud.CodeUnsupported)
@@ -608,7 +613,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	}
 
 	// Invariant 4: no secret in any log line, result, queue message or destination record.
-	texts := []string{logs.String(), allQueueText(c), up.text}
+	texts := []string{logs.String(), testbed.QueueText(c), up.text}
 	for _, m := range dlqBefore {
 		texts = append(texts, string(m.Body))
 	}
@@ -619,7 +624,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 			}
 		}
 	}
-	if n := secretsIn(c, texts...); n > 0 {
+	if n := testbed.SecretsIn(c, texts...); n > 0 {
 		violations = append(violations, fmt.Sprintf("%d secret(s) or security token(s) the cloud issued appear in logs, results or messages", n))
 	}
 
@@ -721,6 +726,11 @@ func runSchedule(s *schedule, t0 time.Time, c *localcloud.Cloud, fns []*fcrt.Run
 					if happened.After(at) {
 						at = happened
 					}
+					if ev.form == formCloudEvent && !happened.IsZero() {
+						// The event's time is when its change happened (CloudEvents: the
+						// occurrence's timestamp), on the cloud's clock, as ECS would stamp it.
+						ev.payload = eventTime.ReplaceAll(ev.payload, fmt.Appendf(nil, `"time":%q`, happened.UTC().Format(time.RFC3339Nano)))
+					}
 				}
 				if d := time.Until(at); d > 0 {
 					time.Sleep(d)
@@ -783,7 +793,7 @@ func makeChange(c *localcloud.Cloud, id, what string) (time.Time, error) {
 // awaitLines returns the outcome lines once there are as many as attempts the function
 // answered (each logs one line per event, and the soak's events name one instance each), or
 // when limit has passed.
-func awaitLines(logs *localcloud.LogBuffer, fns []*fcrt.Runtime, limit time.Duration) []outcomeLine {
+func awaitLines(logs *testbed.LogBuffer, fns []*fcrt.Runtime, limit time.Duration) []outcomeLine {
 	want := 0
 	for _, fn := range fns {
 		for _, inv := range fn.Invocations() {
@@ -880,7 +890,7 @@ type accounting struct {
 // (every soak instance takes a primary and two more): it holds what the event asks for, and
 // the dead letter's advice (a larger type, fewer ENIs) is false. held says how many pool ENIs
 // an instance held (Attaching or InUse) at a time.
-func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMsgs []dlqMessage, st states,
+func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMsgs []testbed.Letter, st states,
 	untagged map[string]bool, stale time.Duration, n int, held func(id string, at time.Time) int) *accounting {
 	a := &accounting{final: map[string]int{}, deadByCode: map[string]int{}, killed: map[fcrt.Cause]int{}, ends: map[string]string{},
 		codeDiffers: map[string]int{}}
@@ -900,8 +910,8 @@ func account(fns []*fcrt.Runtime, invs []*invocation, lines []outcomeLine, dlqMs
 	for _, l := range lines {
 		byReq[l.FCRequestID] = append(byReq[l.FCRequestID], l)
 	}
-	byMsg := map[string]*dlqMessage{}
-	records := map[string][]*dlqMessage{}
+	byMsg := map[string]*testbed.Letter{}
+	records := map[string][]*testbed.Letter{}
 	for i := range dlqMsgs {
 		m := &dlqMsgs[i]
 		byMsg[m.ID] = m
@@ -1160,7 +1170,7 @@ func rightEnd(ev *soakEvent, tagged bool, during map[string]bool, end string) st
 
 // namedByDeadLetters maps each instance named by a dead letter (the function's envelope, or
 // FC's record of an event about it) to why.
-func namedByDeadLetters(msgs []dlqMessage, invs []*invocation) map[string]string {
+func namedByDeadLetters(msgs []testbed.Letter, invs []*invocation) map[string]string {
 	byReq := map[string]*invocation{}
 	for _, inv := range invs {
 		byReq[inv.id] = inv
@@ -1362,9 +1372,9 @@ type upkeepRun struct {
 	received   int
 	kept       int
 	reconciles []engine.ReconcileReport
-	left       []dlqMessage // dead letters still in the queue at the end
-	repaired   []string     // instances the reconcile attached or detached an ENI for
-	text       string       // every result, for the secret check
+	left       []testbed.Letter // dead letters still in the queue at the end
+	repaired   []string         // instances the reconcile attached or detached an ENI for
+	text       string           // every result, for the secret check
 	violations []string
 }
 
@@ -1376,7 +1386,7 @@ type upkeepRun struct {
 // reconcile attached, released and failed nothing.
 //
 // permanent says which dead letters can never succeed (the junk of the schedule): they stay.
-func upkeep(t *testing.T, c *localcloud.Cloud, fn *fcrt.Runtime, instances int, permanent func(dlqMessage) bool) *upkeepRun {
+func upkeep(t *testing.T, c *localcloud.Cloud, fn *fcrt.Runtime, instances int, permanent func(testbed.Letter) bool) *upkeepRun {
 	u := &upkeepRun{}
 	var text strings.Builder
 	invoke := func(payload string, report any) bool {

@@ -208,12 +208,28 @@ func (s *Server) Drain(queue string) []Message {
 // ctx), and after-action rules store the message and then fail the delivery (error,
 // ErrConnectionReset, or a wait for the hold first). No signature or authorization applies.
 func (s *Server) Deliver(ctx context.Context, queue string, body []byte) error {
+	_, err := s.send(ctx, "fc.aliyuncs.com", "destination", queue, body)
+	if err != nil {
+		return fmt.Errorf("mns: deliver to queue %s: %w", queue, err)
+	}
+	return nil
+}
+
+// Send sends body to a queue in process as principal's SendMessage, as Deliver does (the
+// same faults, the same record, param via=in-process), and returns the message id. It is
+// for simulations that call MNS's rules without HTTP; the error is an *Error,
+// ErrConnectionReset or ctx's error, unwrapped, as a client would tell them apart.
+func (s *Server) Send(ctx context.Context, principal, queue string, body []byte) (string, error) {
+	return s.send(ctx, principal, "in-process", queue, body)
+}
+
+func (s *Server) send(ctx context.Context, principal, via, queue string, body []byte) (string, error) {
 	start := time.Now()
 	call := record.Call{
-		Time: s.now(), Service: service, Action: "SendMessage", Principal: "fc.aliyuncs.com",
+		Time: s.now(), Service: service, Action: "SendMessage", Principal: principal,
 		RequestID: s.requestID(),
 		Params: map[string]string{
-			"queue": queue, "via": "destination",
+			"queue": queue, "via": via,
 			"bodySize": strconv.Itoa(len(body)), "bodyMD5": bodyMD5(body),
 		},
 	}
@@ -235,9 +251,9 @@ func (s *Server) Deliver(ctx context.Context, queue string, body []byte) error {
 		s.recorder.Add(call)
 	}
 	if err != nil {
-		return fmt.Errorf("mns: deliver to queue %s: %w", queue, err)
+		return "", err
 	}
-	return nil
+	return call.Params["messageId"], nil
 }
 
 func (s *Server) deliver(ctx context.Context, queue string, body []byte, call *record.Call) error {

@@ -18,10 +18,10 @@
 // # Aiming the SDK at the emulator
 //
 // The SDK insists on an endpoint of the form {account}.mns.{region}.aliyuncs.com and panics
-// on http://127.0.0.1:port. Keep the realistic endpoint (Server.Endpoint) and install
-// DialTransport(addr) with client.SetTransport before the first request: the SDK then
-// connects to addr but sends exactly what it would send to MNS (Host header, path,
-// signature). See the example.
+// on http://127.0.0.1:port. Keep the realistic endpoint (Server.Endpoint) and install a
+// dialling transport (internal/mnsdial.Transport) with client.SetTransport before the first
+// request: the SDK then connects to addr but sends exactly what it would send to MNS (Host
+// header, path, signature). See the example.
 //
 // # What a request must pass
 //

@@ -6,14 +6,15 @@ import (
 
 	alimns "github.com/aliyun/aliyun-mns-go-sdk"
 
+	"github.com/enipool/enipool/internal/mnsdial"
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/mns"
 )
 
-// The official SDK keeps its realistic endpoint; DialTransport only changes where it
+// The official SDK keeps its realistic endpoint; the dialling transport only changes where it
 // connects. Nothing else in what it sends changes, so the server verifies the same
 // signature, Host and Content-MD5 real MNS would.
-func ExampleDialTransport() {
+func Example_dialTransport() {
 	const acct = "1234567890123456"
 	keys := auth.NewStore(nil)
 	keys.AddAccount(auth.Account{ID: acct, Type: "enterprise"})
@@ -36,7 +37,7 @@ func ExampleDialTransport() {
 		AccessKeyId:     "LTAIexample",
 		AccessKeySecret: "example-secret",
 	})
-	client.SetTransport(mns.DialTransport(hs.Listener.Addr().String())) // before the first request
+	client.SetTransport(mnsdial.Transport(hs.Listener.Addr().String(), 0)) // before the first request
 
 	q := alimns.NewMNSQueue("dlq", client)
 	if _, err := q.SendMessage(alimns.MessageSendRequest{MessageBody: "hello", Priority: 8}); err != nil {

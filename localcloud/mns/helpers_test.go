@@ -11,6 +11,7 @@ import (
 	alimns "github.com/aliyun/aliyun-mns-go-sdk"
 	"github.com/valyala/fasthttp"
 
+	"github.com/enipool/enipool/internal/mnsdial"
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/mns"
@@ -97,7 +98,7 @@ func (e *env) clientFor(k auth.Key) alimns.MNSClient {
 
 type clientSpec struct {
 	endpoint, id, secret, token string
-	transport                   fasthttp.RoundTripper // nil: mns.DialTransport(e.addr)
+	transport                   fasthttp.RoundTripper // nil: mnsdial.Transport(e.addr, 0)
 	timeoutSecond               int64                 // 0: 35
 }
 
@@ -108,7 +109,7 @@ func (e *env) client(c clientSpec) alimns.MNSClient {
 	})
 	rt := c.transport
 	if rt == nil {
-		rt = mns.DialTransport(e.addr)
+		rt = mnsdial.Transport(e.addr, 0)
 	}
 	cl.SetTransport(rt)
 	return cl
@@ -176,7 +177,7 @@ func hasCode(err error, code string) bool {
 type corrupting struct{ next fasthttp.RoundTripper }
 
 func corruptingTransport(addr string) fasthttp.RoundTripper {
-	return corrupting{next: mns.DialTransport(addr)}
+	return corrupting{next: mnsdial.Transport(addr, 0)}
 }
 
 func (c corrupting) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {

@@ -119,7 +119,7 @@ func New(opts Options) *Server {
 }
 
 // Endpoint is the MNS endpoint of this server's account and region, the value an SDK
-// client is configured with (paired with DialTransport to reach the server).
+// client is configured with (paired with a dialling transport, internal/mnsdial, to reach the server).
 func (s *Server) Endpoint() string {
 	return fmt.Sprintf("http://%s.mns.%s.aliyuncs.com", s.account, s.region)
 }

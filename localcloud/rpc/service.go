@@ -247,16 +247,7 @@ func (x *exchange) serve() error {
 			x.reset()
 			return nil
 		case d.Error != nil:
-			e := &Error{Status: d.Error.HTTPStatus, Code: d.Error.Code, Message: d.Error.Message}
-			if e.Status == 0 {
-				e.Status = http.StatusInternalServerError
-			}
-			if e.Code == "" {
-				e.Code = "InternalError"
-			}
-			if e.Message == "" {
-				e.Message = msgInternal
-			}
+			e := ruleError(d.Error)
 			x.addFault("error=" + e.Code)
 			return e
 		}

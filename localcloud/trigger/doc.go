@@ -1,6 +1,6 @@
 // Package trigger delivers events to a function the way the triggers of its s.yaml do, so that
-// tests and `localcloud run` exercise the deployed configuration rather than hand-written
-// payloads. LoadProject renders s.yaml (${vars.x}, ${env('X', 'default')},
+// tests and the demo (`make run`, internal/cmd/demo) exercise the deployed configuration
+// rather than hand-written payloads. LoadProject renders s.yaml (${vars.x}, ${env('X', 'default')},
 // ${config('AccountID')}, ${str('vars.x')}, as `s preview` does); Start runs one function's
 // triggers against an fcrt.Runtime and the local MNS server; Publish puts events on the
 // default event bus; Deliveries, Stats and Errors say what happened. A Clock (FakeClock for

@@ -7,6 +7,7 @@ import (
 
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/engine"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -160,9 +161,9 @@ func (b *Bed) Audit(ctx context.Context, instances []string, fromSeq int64) Audi
 		}
 	}
 
-	for _, m := range b.Cloud.MNS.Messages(DeadLetterQueue) {
-		env, err := deadletter.Parse(m.Body)
-		if err != nil {
+	for _, l := range testbed.DeadLetters(b.Cloud, DeadLetterQueue) {
+		env := l.Envelope
+		if env == nil {
 			a.OtherDLQMessages++
 			continue
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/config"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fault"
 	"github.com/enipool/enipool/localcloud/world"
@@ -31,12 +32,12 @@ import (
 // Names every generated world uses.
 const (
 	// DeadLetterQueue is the queue the function dead-letters to.
-	DeadLetterQueue = "enipool-dlq"
+	DeadLetterQueue = testbed.DeadLetterQueue
 	// PoolTagKey and PoolName are the pool tag world.Generate puts on instances and ENIs.
 	PoolTagKey = "enipool"
 	PoolName   = "web"
 	// Role is the world principal the function runs as.
-	Role = "enipool-fn"
+	Role = testbed.Role
 	// FunctionTimeout is the invocation deadline the in-process handler gets: s.yaml's timeout.
 	FunctionTimeout = 120 * time.Second
 )
@@ -101,7 +102,7 @@ type Bed struct {
 }
 
 // NewBed starts a cloud for p and builds the handler from the function's environment as
-// StartFunction would set it (localcloud.FunctionEnv), plus env. One set of STS credentials
+// testbed.StartFunction would set it (testbed.FunctionEnv), plus env. One set of STS credentials
 // of the function's role serves every invocation, as FC reuses a role's token until it
 // rotates it: the connector keeps its SDK clients between invocations, as in a warm instance.
 func NewBed(p CloudParams, env map[string]string) (*Bed, error) {
@@ -118,7 +119,7 @@ func NewBed(p CloudParams, env map[string]string) (*Bed, error) {
 }
 
 func buildHandler(c *localcloud.Cloud, env map[string]string) (*handler.Handler, handler.Invocation, error) {
-	full := c.FunctionEnv(DeadLetterQueue)
+	full := testbed.FunctionEnv(c, DeadLetterQueue)
 	maps.Copy(full, env)
 	cfg, err := config.Load(func(k string) string { return full[k] })
 	if err != nil {

@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
 )
 
 // Binaries are the two functions the cold-start scenario runs, built in the same run with
-// the same command (localcloud.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
+// the same command (testbed.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
 type Binaries struct {
 	// Enipool and Hello are the binaries' paths, in a temporary folder: not results, so not
 	// written out.
@@ -34,13 +35,13 @@ type Binaries struct {
 	BuildTime Duration `json:"buildMs"`
 }
 
-// Build builds the function (localcloud.BuildFunction) and the hello-world baseline
+// Build builds the function (testbed.BuildFunction) and the hello-world baseline
 // (localcloud/fcrt/testdata/hello) into dir.
 func Build(ctx context.Context, dir string) (Binaries, error) {
 	start := time.Now()
 	var b Binaries
 	var err error
-	if b.Enipool, err = localcloud.BuildFunction(ctx, dir); err != nil {
+	if b.Enipool, err = testbed.BuildFunction(ctx, dir); err != nil {
 		return b, err
 	}
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
@@ -237,7 +238,7 @@ func newCloud(p CloudParams) (*localcloud.Cloud, error) {
 // coldEnipool starts the real function on a fresh runtime (one instance) and sends it the
 // ECS Running event of an instance.
 func coldEnipool(ctx context.Context, c *localcloud.Cloud, bin, instance string) (ColdSample, error) {
-	rt, err := c.StartFunction(localcloud.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
+	rt, err := testbed.StartFunction(c, testbed.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
 	if err != nil {
 		return ColdSample{}, err
 	}
@@ -308,7 +309,7 @@ func batchMemory(ctx context.Context, p CloudParams, n int, bin string) (*BatchM
 		return nil, err
 	}
 	defer c.Close()
-	rt, err := c.StartFunction(localcloud.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
+	rt, err := testbed.StartFunction(c, testbed.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
 	if err != nil {
 		return nil, err
 	}

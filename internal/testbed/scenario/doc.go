@@ -8,8 +8,8 @@
 // Load (or Parse) reads and validates a scenario file, reporting every problem with the path
 // of its field (`timeline[2].launch.count: must be positive, got 0`); Run builds the function,
 // starts the cloud, the function and its triggers, plays the timeline, waits for the end and
-// returns a Report; `localcloud run -scenario FILE` prints the story and, as its last line,
-// the report as one JSON object.
+// returns a Report; `make scenario` (the demo command's `run -scenario FILE`) prints the
+// story and, as its last line, the report as one JSON object.
 //
 // # Scenario file fields (YAML)
 //

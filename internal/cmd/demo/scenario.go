@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/enipool/enipool/localcloud/scenario"
+	"github.com/enipool/enipool/internal/testbed/scenario"
 )
 
 // runScenario is `run -scenario FILE`: the scenario's story as it happens, then its report as

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/enipool/enipool/deadletter"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/mns"
@@ -46,21 +46,13 @@ func loadFunction(sYAML string, w *world.World) (trigger.FunctionSpec, error) {
 	return p.Functions[0], nil
 }
 
-// deployed makes the local function carry s.yaml's configuration: its environment variables
-// (the cloud's endpoints still win), timeout and asyncInvokeConfig.
-func deployed(spec trigger.FunctionSpec, idle time.Duration) func(*localcloud.Function) {
-	return func(f *localcloud.Function) {
-		f.IdleTimeout = idle
-		env := map[string]string{}
-		for k, v := range spec.Env {
-			env[k] = v
-		}
-		for k, v := range f.Env {
-			env[k] = v
-		}
-		f.Env = env
-		f.Timeout = spec.Timeout()
-		spec.Apply(&f.Async, &f.DeadLetterQueue)
+// deployed makes the local function carry s.yaml's configuration (testbed.Deployed): its
+// environment (the cloud's endpoints still win), timeout and asyncInvokeConfig.
+func deployed(spec trigger.FunctionSpec, idle time.Duration) func(*testbed.Function) {
+	return func(f *testbed.Function) {
+		d := testbed.Deployed(spec)
+		d.Binary, d.Logs, d.IdleTimeout = f.Binary, f.Logs, idle
+		*f = d
 	}
 }
 
@@ -174,22 +166,16 @@ func runTriggers(ctx context.Context, out io.Writer, worldFile string, to trigge
 		fmt.Fprintf(out, "  trigger error: %v\n", e)
 	}
 
-	dlqName := "enipool-dlq" // localcloud.StartFunction's default
-	var probe localcloud.Function
-	deployed(spec, 0)(&probe)
-	if probe.DeadLetterQueue != "" {
-		dlqName = probe.DeadLetterQueue
-	}
-	dlq := c.MNS.Messages(dlqName)
+	dlqName := testbed.Deployed(spec).DeadLetterQueue
+	dlq := testbed.DeadLetters(c, dlqName)
 	fmt.Fprintf(out, "\nDead-letter queue %s: %d message(s)\n", dlqName, len(dlq))
 	lines = lines[:0]
-	for _, m := range dlq {
-		env, err := deadletter.Parse(m.Body)
-		if err != nil {
-			lines = append(lines, fmt.Sprintf("  (not an enipool envelope: %d bytes from FC's onFailure or the stream)", len(m.Body)))
+	for _, l := range dlq {
+		if l.Envelope == nil {
+			lines = append(lines, fmt.Sprintf("  (not an enipool envelope: %d bytes from FC's onFailure or the stream)", len(l.Body)))
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("  %s  %s", orDash(env.InstanceID), clip(env.Reason, 160)))
+		lines = append(lines, fmt.Sprintf("  %s  %s", orDash(l.Envelope.InstanceID), clip(l.Envelope.Reason, 160)))
 	}
 	printCounted(out, lines)
 	lifecycle := 0

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/trigger"
@@ -26,7 +27,7 @@ type Options struct {
 	Project string
 	// Getenv answers s.yaml's ${env('NAME')}; nil means no variable is set (a clean shell).
 	Getenv func(string) (string, bool)
-	// Binary is the built function; empty builds it (localcloud.BuildFunction) into a
+	// Binary is the built function; empty builds it (testbed.BuildFunction) into a
 	// temporary directory.
 	Binary string
 	// Story receives the human account of the run as it happens; nil discards it.
@@ -172,7 +173,7 @@ func (r *run) setUp(ctx context.Context) (err error) {
 			return fmt.Errorf("scenario: %w", err)
 		}
 		r.story.say("building the function")
-		if bin, err = localcloud.BuildFunction(ctx, r.keep); err != nil {
+		if bin, err = testbed.BuildFunction(ctx, r.keep); err != nil {
 			return fmt.Errorf("scenario: %w", err)
 		}
 	}
@@ -181,16 +182,13 @@ func (r *run) setUp(ctx context.Context) (err error) {
 		return fmt.Errorf("scenario: %w", err)
 	}
 	r.c = c
-	f := localcloud.Function{Binary: bin, Logs: r.o.Logs, MaxInstances: r.sc.FC.MaxInstances, IdleTimeout: r.sc.FC.IdleTimeout.D()}
+	f := testbed.Deployed(r.spec)
+	f.Binary, f.Logs, f.MaxInstances, f.IdleTimeout = bin, r.o.Logs, r.sc.FC.MaxInstances, r.sc.FC.IdleTimeout.D()
 	if f.MaxInstances == 0 {
 		f.MaxInstances = fcrt.DefaultMaxInstances
 	}
-	deployed(r.spec, &f)
-	r.dlq = orElse(f.DeadLetterQueue, "enipool-dlq") // StartFunction's default
-	for k := range r.c.FunctionEnv(r.dlq) {
-		delete(f.Env, k) // the cloud's endpoints win over the project's
-	}
-	rt, err := r.c.StartFunction(f)
+	r.dlq = f.DeadLetterQueue
+	rt, err := testbed.StartFunction(r.c, f)
 	if err != nil {
 		return fmt.Errorf("scenario: %w", err)
 	}
@@ -230,21 +228,6 @@ func (r *run) tearDown() {
 	if r.keep != "" {
 		os.RemoveAll(r.keep)
 	}
-}
-
-// deployed makes the local function carry the project's configuration: its environment
-// (the cloud's endpoints still win), timeout and asyncInvokeConfig. It sets no
-// ENIPOOL_ATTACH_TIME: the function must find the world's attach times itself.
-func deployed(spec trigger.FunctionSpec, f *localcloud.Function) {
-	f.Env = map[string]string{}
-	for k, v := range spec.Env {
-		f.Env[k] = v
-	}
-	f.Timeout = spec.Timeout()
-	if q := spec.Env["ENIPOOL_DLQ_QUEUE"]; q != "" {
-		f.DeadLetterQueue = q
-	}
-	spec.Apply(&f.Async, &f.DeadLetterQueue)
 }
 
 // step carries out one timeline step.

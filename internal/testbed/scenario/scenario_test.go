@@ -125,7 +125,7 @@ func TestParseInvalid(t *testing.T) {
 
 // The shipped scenarios and the test's own must load.
 func TestShippedScenariosLoad(t *testing.T) {
-	files, _ := filepath.Glob("../scenarios/*.yaml")
+	files, _ := filepath.Glob("../../../localcloud/scenarios/*.yaml")
 	files = append(files, "testdata/small.yaml")
 	if len(files) < 2 {
 		t.Fatalf("found %v", files)
@@ -145,15 +145,15 @@ func TestShippedScenariosLoad(t *testing.T) {
 // The shipped scenarios run on the demo world's knobs (production's unkindness): their worlds must keep in step with
 // localcloud/worlds/demo.yaml (and scaleout-200's inline world with worlds/fleet.yaml).
 func TestShippedScenariosAreRealistic(t *testing.T) {
-	real, err := world.Load("../worlds/demo.yaml")
+	real, err := world.Load("../../../localcloud/worlds/demo.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet, err := world.Load("../scenarios/worlds/fleet.yaml")
+	fleet, err := world.Load("../../../localcloud/scenarios/worlds/fleet.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("../scenarios/*.yaml")
+	files, _ := filepath.Glob("../../../localcloud/scenarios/*.yaml")
 	for _, f := range files {
 		sc, err := Load(f)
 		if err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // Report is what a scenario run did, measured on the world at the end and on its history.
-// Its JSON form is the last line `localcloud run -scenario` prints.
+// Its JSON form is the last line `run -scenario` of the demo command (internal/cmd/demo) prints.
 type Report struct {
 	Scenario string `json:"scenario"`
 	// Ended is "quiet" or "deadline"; Seconds is the run's length from the first step.

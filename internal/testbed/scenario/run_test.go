@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/localcloud"
+	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -17,21 +17,32 @@ func TestRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: builds the function and runs for about 40 seconds")
 	}
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin, err := localcloud.BuildFunction(ctx, t.TempDir())
+	bin, err := testbed.BuildFunction(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Run("small", func(t *testing.T) { testRunSmall(ctx, t, bin) })
-	t.Run("deadline", func(t *testing.T) { testRunDeadline(ctx, t, bin) })
+	// The two runs share only the built binary (each has its own cloud and function), and
+	// mostly wait on the world's timing: they run side by side.
+	run := func(name string, test func(context.Context, *testing.T, string)) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+			defer cancel()
+			test(ctx, t, bin)
+		})
+	}
+	run("small", testRunSmall)
+	run("deadline", testRunDeadline)
 }
 
 // testRunDeadline: a run with only a deadline runs until it, and says it ended there.
 func testRunDeadline(ctx context.Context, t *testing.T, bin string) {
 	sc, err := Parse([]byte(`
-project: ../../s.yaml
-world: ../scenarios/worlds/fleet.yaml
+project: ../../../s.yaml
+world: ../../../localcloud/scenarios/worlds/fleet.yaml
 pools: [{pool: web, count: 4}]
 timeline:
   - launch: {count: 2, pool: web, hook: none}

@@ -26,7 +26,7 @@ func TestRunScenarioRefusesMalformed(t *testing.T) {
 	}
 
 	good := filepath.Join(t.TempDir(), "fields.yaml")
-	world, err := filepath.Abs("../../scenarios/worlds/fleet.yaml")
+	world, err := filepath.Abs("../../../localcloud/scenarios/worlds/fleet.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

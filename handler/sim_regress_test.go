@@ -1,0 +1,185 @@
+package handler
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/enipool/enipool/cloud"
+	"github.com/enipool/enipool/engine"
+)
+
+// Regressions the deterministic simulation (package sim) found; each names its seed.
+
+// An instance that holds some of its N pool ENIs, with no Available cloud.ENI left for the rest
+// and nothing of its own attaching, is a pool exhausted for it: a dead letter says so at
+// once. Fails on cd9674d: the target was neither attached nor finished, and the loop looked
+// at the cloud every minPoll (50 ms) until the deadline, then asked for a retry
+// (sim seed 17: 300 calls in one invocation; N=2, a rollback left one cloud.ENI tried).
+func TestPartlyHeldPoolExhaustedEndsAtOnce(t *testing.T) {
+	const inst = "i-bp1partly000001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("p", 1)
+	c.put(enis[0], cloud.StatusInUse, inst, 0)
+	h, _ := fakeHandler(t, c, func(o *Options) { o.PerInstance = 2 })
+	start := time.Now()
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeDeadLettered || r.Code != cloud.CodePoolExhausted {
+		t.Errorf("outcome %s %s (%s), want dead-lettered %s", r.Outcome, r.Code, r.Reason, cloud.CodePoolExhausted)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("took %v: waited for the deadline instead of deciding", took)
+	}
+	if n := c.count("DescribeNetworkInterfaces"); n > 5 {
+		t.Errorf("%d DescribeNetworkInterfaces, want a few: the pool is listed, not polled", n)
+	}
+}
+
+// staleInstances answers the first DescribeInstances calls with an instance status from
+// before a change: a read lagging the write, as cloud.ECS reads may for StaleReadBound.
+type staleInstances struct {
+	*fakeCloud
+	mu    sync.Mutex
+	stale int
+	was   string
+}
+
+func (s *staleInstances) DescribeInstances(ctx context.Context, q cloud.InstanceQuery) ([]cloud.Instance, error) {
+	out, err := s.fakeCloud.DescribeInstances(ctx, q)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stale > 0 {
+		s.stale--
+		for i := range out {
+			out[i].Status = s.was
+		}
+	}
+	return out, err
+}
+
+func (s *staleInstances) Connect(context.Context, cloud.Session) (*cloud.Clients, error) {
+	return &cloud.Clients{ECS: s, Lifecycle: s.fakeCloud, DeadLetters: s.fakeCloud}, nil
+}
+
+// A Stopped event whose instance a lagging read still shows Running is not taken for out of
+// date on that read alone: it is looked at again once reads have caught up. Fails on
+// cd9674d: "instance is Running now: the Stopped event is out of date, its ENIs stay", and
+// the stopped instance kept its pool ENIs with nothing saying so (sim seeds 27, 607, 779,
+// 971: a stop during the attach, stale reads up to 4 s).
+func TestStoppedEventOnALaggingRead(t *testing.T) {
+	const inst = "i-bp1lagstop00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.setStatus(inst, "Stopped")
+	enis := c.addENIs("l", 1)
+	c.put(enis[0], cloud.StatusInUse, inst, 0)
+	lag := &staleInstances{fakeCloud: c, stale: 1, was: "Running"}
+	o := DefaultOptions()
+	o.Region = fakeRegion
+	o.AttachTime, o.DetachTime = c.attachTime, c.detachTime
+	o.DeadLetterReserve, o.DefaultTimeout, o.PlatformRetries = 200*time.Millisecond, 3*time.Second, 0
+	o.StaleReadBound = 300 * time.Millisecond
+	h, err := New(o, lag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeDetached {
+		t.Errorf("outcome %s %s (%s), want detached", r.Outcome, r.Code, r.Reason)
+	}
+	time.Sleep(2 * c.detachTime)
+	if got := c.held(inst); len(got) != 0 {
+		t.Errorf("the stopped instance still holds %v", got)
+	}
+}
+
+// An instance holding N pool ENIs InUse and one more attaching that the ranking prefers
+// detaches no InUse cloud.ENI until the preferred one is InUse: cloud.ECS may yet roll it back, and an
+// invocation that saw the N InUse may have reported them already. Fails on cd9674d: the
+// InUse cloud.ENI was detached at once; in sim seed 2824 the other one rolled back, a third was
+// attached, and the instance no longer held what a finished invocation had reported.
+func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
+	const inst = "i-bp1keepwait0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	ids := c.addENIs("k", 2)
+	ranked := engine.Rank(inst, ids)
+	c.put(ranked[1], cloud.StatusInUse, inst, 0)
+	c.put(ranked[0], cloud.StatusAttaching, inst, 300*time.Millisecond) // another invocation's attach
+	var mu sync.Mutex
+	var early []string
+	c.onDetach = func(eni, _ string) (error, bool) {
+		if st := c.state(ranked[0]); st.Status != cloud.StatusInUse {
+			mu.Lock()
+			early = append(early, eni+" while "+ranked[0]+" was "+st.Status)
+			mu.Unlock()
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeAlreadyAttached || r.NetworkInterfaceID != ranked[0] {
+		t.Errorf("%s %s (%s) on %s, want already-attached on %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, ranked[0])
+	}
+	if len(early) > 0 {
+		t.Errorf("detached %v", early)
+	}
+}
+
+// A Stopped event whose instance cloud.ECS says started again after the event's time is out of
+// date at once: no read lag explains a start after the event, so there is nothing to wait
+// for. Fails on e1fa9f3: the release waited StaleReadBound for reads to catch up, past a
+// short deadline, and the stale event was dead-lettered DeadlineExceeded (the soak's 3 s
+// function, seed 335860475).
+func TestStoppedEventOfARestartedInstance(t *testing.T) {
+	const inst = "i-bp1restart00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("r", 1)
+	c.put(enis[0], cloud.StatusInUse, inst, 0)
+	stoppedAt := time.Now().Add(-10 * time.Second)
+	c.mu.Lock()
+	c.insts[inst].StartTime = stoppedAt.Add(4 * time.Second) // started again after the stop
+	c.mu.Unlock()
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
+	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
+		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
+	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+	}
+	if got := c.held(inst); len(got) != 1 {
+		t.Fatalf("the running instance holds %v, want its cloud.ENI", got)
+	}
+}
+
+// A Stopped event older than the bound on read lag, whose instance cloud.ECS shows Starting, is out
+// of date at once: a read sent that long after the event cannot show the world before it. Fails
+// on the parent commit: with StartTime still the previous start's (cloud.ECS sets it once Running),
+// the release waited for reads to catch up, past the 3 s function's deadline, three attempts
+// running (soak seed 260596547).
+func TestStoppedEventOlderThanTheLag(t *testing.T) {
+	const inst = "i-bp1starting0001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("s", 1)
+	c.put(enis[0], cloud.StatusInUse, inst, 0)
+	stoppedAt := time.Now().Add(-6 * time.Second)
+	c.mu.Lock()
+	c.insts[inst].Status, c.insts[inst].StartTime = "Starting", stoppedAt.Add(-time.Minute)
+	c.mu.Unlock()
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
+	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
+		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
+	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
+	if r := resultFor(t, resp, inst); r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+	}
+}

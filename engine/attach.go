@@ -51,6 +51,12 @@ type target struct {
 	err     error // the error behind a dead letter, skip or retry outcome
 	kept    []cloud.ENI
 	dropped []string
+
+	// unwind are the ENIs an unwinding target still has to see off its instance, and
+	// gaveUp/gaveUpErr the outcome it finishes with then (stateUnwinding).
+	unwind    map[string]unwinding
+	gaveUp    Outcome
+	gaveUpErr error
 }
 
 // newTarget makes the target of one instance; hint is an ENI the event asked for.
@@ -188,6 +194,10 @@ func (e *attachRun) call(ctx context.Context, ts []*target, fn func(context.Cont
 // what to fix rather than only that time ran out.
 func (e *attachRun) expire(active []*target, cause error) {
 	for _, t := range active {
+		if t.state == stateUnwinding {
+			t.finish(OutcomeDeadLettered, e.leftBehind(t, cause))
+			continue
+		}
 		msg := fmt.Sprintf("not done before the deadline (%v)", cause)
 		if t.count(isPending) > 0 {
 			msg = fmt.Sprintf("attach accepted but not confirmed InUse before the deadline (%v)", cause)
@@ -219,7 +229,13 @@ func (e *attachRun) failAll(ctx context.Context, ts []*target, err error) {
 		return
 	}
 	for _, t := range ts {
-		if !t.done() {
+		switch {
+		case t.done():
+		case t.state == stateUnwinding:
+			// A retry of the event would find the instance stopped and know nothing of
+			// these ENIs: the dead letter names them.
+			t.finish(OutcomeDeadLettered, e.leftBehind(t, err))
+		default:
 			t.finish(FailOutcome(err), err)
 		}
 	}

@@ -66,6 +66,10 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 	now := e.eng.clock.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
+		if t.state == stateUnwinding {
+			e.unwindRound(ctx, t)
+			continue
+		}
 		held := e.holdings(t)
 		if len(held) >= n {
 			e.converge(ctx, t, held)

@@ -243,6 +243,7 @@ func (e *attachRun) lookInstances(ctx context.Context, ts []*target) ([]*target,
 		if e.precheck(t) {
 			starting = append(starting, t)
 		}
+		e.holdOn(t)
 	}
 	return starting, true
 }

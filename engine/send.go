@@ -75,7 +75,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		if maybeApplied(err) {
 			// The call may have been applied and only its answer lost. The same ENI is
 			// tried again: a refusal then says the first call went through (see below).
-			rec.uncertain = true
+			rec.uncertain, rec.uncertainAt = true, now
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		t.retryAt = now.Add(t.retry.next())

@@ -26,11 +26,15 @@ const (
 	stateLookInstance
 	// stateLookBoth: stateLookENIs and stateLookInstance at once.
 	stateLookBoth
+	// stateUnwinding: the target gave up (its instance stopped) while attaches of its own
+	// may be on the instance; it detaches them before it finishes (see unwind.go). Nothing
+	// is attached for it any more, and no look is asked of it but the ENIs'.
+	stateUnwinding
 	// stateDone: the target has its outcome; nothing moves it on.
 	stateDone
 )
 
-var stateNames = [...]string{"deciding", "look-enis", "list-pool", "look-instance", "look-both", "done"}
+var stateNames = [...]string{"deciding", "look-enis", "list-pool", "look-instance", "look-both", "unwinding", "done"}
 
 func (s state) String() string {
 	if int(s) < len(stateNames) {
@@ -43,7 +47,7 @@ func (s state) String() string {
 // target decides again.
 func (t *target) want(s state) {
 	switch {
-	case t.state == stateDone || t.state == s || t.state == stateLookBoth:
+	case t.state == stateDone || t.state == stateUnwinding || t.state == s || t.state == stateLookBoth:
 	case t.state == stateDeciding:
 		t.state = s
 	case (t.state == stateLookENIs && s == stateLookInstance) || (t.state == stateLookInstance && s == stateLookENIs):
@@ -104,6 +108,8 @@ type eniRecord struct {
 	// uncertain: an attach call failed after it may have been applied; the same ENI is
 	// tried again, and a refusal of it as taken then means the first call went through.
 	uncertain bool
+	// uncertainAt is when the last attach call that may have been applied failed.
+	uncertainAt time.Time
 	// refused: the ENI is never a candidate again (ECS refused it, or its attach did not last).
 	refused bool
 	// contestedAt is when ECS refused the ENI as no longer Available: someone attached it,

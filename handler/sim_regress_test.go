@@ -183,3 +183,39 @@ func TestStoppedEventOlderThanTheLag(t *testing.T) {
 		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
 	}
 }
+
+// A Running event whose attach ECS accepted while the instance was stopping, and which then
+// finds the instance Stopped, detaches that ENI again before it ends skipped: the Stopped
+// event's release may have run before the attach landed, and nothing else would give the
+// ENI back. Fails on 08c3c0b: the event ended skipped ("Stopped now") and the stopped
+// instance kept the ENI with no result saying so (sim seed 1659).
+func TestRunningEventOfAStoppedInstanceDetachesItsAttach(t *testing.T) {
+	const inst = "i-bp1stopattach01"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addENIs("s", 2)
+	var mu sync.Mutex
+	calls := 0
+	c.onAttach = func(_, _ string) (error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 2 {
+			// The instance is stopping: this attach is refused, the first one landed.
+			c.setStatus(inst, "Stopped")
+			return fakeError("AttachNetworkInterface", "InvalidOperation.InvalidEcsState"), false
+		}
+		return nil, false
+	}
+	h, _ := fakeHandler(t, c, func(o *Options) { o.PerInstance, o.Concurrency = 2, 1 })
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	time.Sleep(2 * c.detachTime)
+	held := c.held(inst)
+	switch {
+	case r.Outcome == engine.OutcomeSkipped && len(held) == 0:
+	case r.Outcome == engine.OutcomeDeadLettered && len(held) > 0 && strings.Contains(r.Reason, held[0]):
+	default:
+		t.Errorf("%s %s (%s); the stopped instance holds %v: want it given back, or a dead letter naming it", r.Outcome, r.Code, r.Reason, held)
+	}
+}

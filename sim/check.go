@@ -52,9 +52,12 @@ func Check(r *Report) (bad, known []string) {
 
 // KnownStopDuringAttach is the known defect of an attach that ECS applies after the
 // instance stopped (a lagging read showed it Running when the attach went out, or the
-// request took long on the way): the Running event ends skipped ("Stopped now"), the Stopped
-// event's release ran before the attach landed, and the stopped instance keeps the ENI with
-// no result saying so until the next reconcile sends it back.
+// request took long on the way) while the Stopped event's release ran before it landed.
+// A Running event that then finds the instance Stopped detaches its own attaches again
+// (engine/unwind.go); one that sees its ENIs InUse and ends attached without looking at
+// the instance again, or whose deadline ended it before they were InUse (seeds 2437, 6554),
+// leaves the stopped instance with the ENIs and no result saying so until the next
+// reconcile sends them back.
 const KnownStopDuringAttach = "stop-during-attach"
 
 // KnownLostAnswerSurplus is the known defect of an attach whose answer was lost after ECS

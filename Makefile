@@ -19,8 +19,11 @@ GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 # go vet, the simulation's run, and, inside the tests, the function the soak, the scenarios and
 # the bench run (testbed.BuildFunction) and localcloud's probe functions. One build-cache key
 # for all of them: on a cold cache each package is compiled once without -race, not once per
-# flavour (cgo or not, trimmed or not).
-STATICGO  := CGO_ENABLED=0 $(GO)
+# flavour (cgo or not, trimmed or not). staticcheck loads packages through go list -export, so
+# it runs under the same settings and reads go vet's compile too.
+# GOFLAGS keeps what go env says (the environment or go env -w) and adds -trimpath.
+STATICENV  = CGO_ENABLED=0 GOFLAGS="$(strip $(shell $(GO) env GOFLAGS) -trimpath)"
+STATICGO  := $(STATICENV) $(GO)
 
 .PHONY: help build test gotest unit sim run invoke localcloud scenario bench lint vet fuzz deploy remote-invoke clean docs deps policy policy-example
 
@@ -48,14 +51,14 @@ test: deps ## Everything CI runs: lint and every test with the race detector (go
 # without the race detector and prints the count, the seeds and the time.
 gotest: deps ## Every test with the race detector, the function under test included (what `make test` runs beside lint)
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(STATICGO) test -trimpath -count=1 -run '^TestSim$$' -v ./sim
+	$(STATICGO) test -count=1 -run '^TestSim$$' -v ./sim
 
 unit: ## Only the quick tests (no end-to-end, no soak)
 	$(GO) test -race -count=1 -short ./...
 
 # The deterministic simulation (package sim): seeded fleets in virtual time, SEEDS of them.
 sim: deps ## Simulated fleets: make sim SEEDS=1000000 [START=1]; prints the count, seeds, time and failing seeds
-	$(STATICGO) test -trimpath -count=1 -run '^TestSim$$' -timeout 0 -v ./sim -sim.n=$(SEEDS) -sim.start=$(START)
+	$(STATICGO) test -count=1 -run '^TestSim$$' -timeout 0 -v ./sim -sim.n=$(SEEDS) -sim.start=$(START)
 
 run: deps ## The main job: the function handles every sample event against the local cloud's demo world
 	$(DEMO) run -world $(WORLD) -events events
@@ -77,10 +80,10 @@ bench: deps ## The benchmark: prints a table and writes bench/results.json
 # VETTED=1 (make test passes it) skips the vet prerequisite make test has just run.
 lint: deps $(if $(VETTED),,vet) ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt: not formatted:"; echo "$$unformatted"; exit 1; fi
-	nice $(GO) tool staticcheck ./...
+	$(STATICENV) nice $(GO) tool staticcheck ./...
 
 vet: deps ## go vet, built as `make build` builds (CGO_ENABLED=0, -trimpath)
-	$(STATICGO) vet -trimpath ./...
+	$(STATICGO) vet ./...
 
 fuzz: deps ## Fuzz the event decoder and the dead-letter envelope for FUZZTIME each (default 60s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./event

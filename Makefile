@@ -23,7 +23,7 @@ GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 # it runs under the same settings and reads go vet's compile too.
 # GOFLAGS keeps what go env says (the environment or go env -w) and adds -trimpath.
 STATICENV  = CGO_ENABLED=0 GOFLAGS="$(strip $(shell $(GO) env GOFLAGS) -trimpath)"
-STATICGO  := $(STATICENV) $(GO)
+STATICGO   = $(STATICENV) $(GO)
 
 .PHONY: help build test gotest unit sim run invoke localcloud scenario bench lint vet fuzz deploy remote-invoke clean docs deps policy policy-example
 

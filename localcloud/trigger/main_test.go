@@ -34,7 +34,9 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", echoBinary(), "../fcrt/testdata/echo")
+	// Static and trimmed, as the fcrt tests build their probes (and make build the function):
+	// one build-cache key for every non-race build.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", echoBinary(), "../fcrt/testdata/echo")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build the echo function: %v\n%s", err, out)

@@ -125,16 +125,7 @@ func (s *Service) Dispatch(ctx context.Context, p auth.Principal, action string,
 func dispatchLost(a *fault.AfterRule, wait func(time.Duration) error, note func(string)) error {
 	switch a.Kind {
 	case fault.AfterError:
-		e := &Error{Status: a.HTTPStatus, Code: a.Code, Message: a.Message}
-		if e.Status == 0 {
-			e.Status = http.StatusServiceUnavailable
-		}
-		if e.Code == "" {
-			e.Code = "ServiceUnavailable"
-		}
-		if e.Message == "" {
-			e.Message = msgUnavailable
-		}
+		e := afterError(a)
 		note("after-action-error=" + e.Code)
 		return e
 	case fault.AfterTimeout:

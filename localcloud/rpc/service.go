@@ -318,16 +318,7 @@ func (x *exchange) wait(d time.Duration) bool {
 func (x *exchange) loseAnswer(a *fault.AfterRule) error {
 	switch a.Kind {
 	case fault.AfterError:
-		e := &Error{Status: a.HTTPStatus, Code: a.Code, Message: a.Message}
-		if e.Status == 0 {
-			e.Status = http.StatusServiceUnavailable
-		}
-		if e.Code == "" {
-			e.Code = "ServiceUnavailable"
-		}
-		if e.Message == "" {
-			e.Message = msgUnavailable
-		}
+		e := afterError(a)
 		x.addFault("after-action-error=" + e.Code)
 		return e
 	case fault.AfterTimeout:
@@ -654,4 +645,20 @@ func (c *Call) Authorize(rc ram.Call) error {
 		return fmt.Errorf("rpc: %s: %w", c.Action, err)
 	}
 	return nil
+}
+
+// afterError is the error an after-action rule of kind AfterError answers, its blanks filled
+// with the unavailability error; both the HTTP path and Dispatch answer with it.
+func afterError(a *fault.AfterRule) *Error {
+	e := &Error{Status: a.HTTPStatus, Code: a.Code, Message: a.Message}
+	if e.Status == 0 {
+		e.Status = http.StatusServiceUnavailable
+	}
+	if e.Code == "" {
+		e.Code = "ServiceUnavailable"
+	}
+	if e.Message == "" {
+		e.Message = msgUnavailable
+	}
+	return e
 }

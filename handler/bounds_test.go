@@ -11,9 +11,9 @@ import (
 	"github.com/enipool/enipool/engine"
 )
 
-// One invocation's cloud.ECS calls stop at MaxCalls: what is left is dead-lettered with
+// One invocation's ECS calls stop at MaxCalls: what is left is dead-lettered with
 // enipool.CallBudgetExceeded, and no call goes out past the bound (issue 14, 6: one message
-// made 1,209 cloud.ECS calls in 2 s).
+// made 1,209 ECS calls in 2 s).
 func TestCallBudget(t *testing.T) {
 	c := newFakeCloud()
 	var ids []string
@@ -57,7 +57,7 @@ func TestDeadLetterCap(t *testing.T) {
 		c.addInstance(id, "ecs.g7.large")
 		ids = append(ids, id)
 	}
-	// No pool cloud.ENI at all: every instance is dead-lettered PoolExhausted.
+	// No pool ENI at all: every instance is dead-lettered PoolExhausted.
 	h, _ := fakeHandler(t, c, func(o *Options) { o.MaxDeadLetters = 5 })
 	resp, _ := invoke(t, h, directPayload(ids...), 3*time.Second)
 	letters := c.deadLetters()

@@ -13,11 +13,11 @@ import (
 
 // Regressions the deterministic simulation (package sim) found; each names its seed.
 
-// An instance that holds some of its N pool ENIs, with no Available cloud.ENI left for the rest
+// An instance that holds some of its N pool ENIs, with no Available ENI left for the rest
 // and nothing of its own attaching, is a pool exhausted for it: a dead letter says so at
 // once. Fails on cd9674d: the target was neither attached nor finished, and the loop looked
 // at the cloud every minPoll (50 ms) until the deadline, then asked for a retry
-// (sim seed 17: 300 calls in one invocation; N=2, a rollback left one cloud.ENI tried).
+// (sim seed 17: 300 calls in one invocation; N=2, a rollback left one ENI tried).
 func TestPartlyHeldPoolExhaustedEndsAtOnce(t *testing.T) {
 	const inst = "i-bp1partly000001"
 	c := newFakeCloud()
@@ -40,7 +40,7 @@ func TestPartlyHeldPoolExhaustedEndsAtOnce(t *testing.T) {
 }
 
 // staleInstances answers the first DescribeInstances calls with an instance status from
-// before a change: a read lagging the write, as cloud.ECS reads may for StaleReadBound.
+// before a change: a read lagging the write, as ECS reads may for StaleReadBound.
 type staleInstances struct {
 	*fakeCloud
 	mu    sync.Mutex
@@ -99,9 +99,9 @@ func TestStoppedEventOnALaggingRead(t *testing.T) {
 }
 
 // An instance holding N pool ENIs InUse and one more attaching that the ranking prefers
-// detaches no InUse cloud.ENI until the preferred one is InUse: cloud.ECS may yet roll it back, and an
+// detaches no InUse ENI until the preferred one is InUse: ECS may yet roll it back, and an
 // invocation that saw the N InUse may have reported them already. Fails on cd9674d: the
-// InUse cloud.ENI was detached at once; in sim seed 2824 the other one rolled back, a third was
+// InUse ENI was detached at once; in sim seed 2824 the other one rolled back, a third was
 // attached, and the instance no longer held what a finished invocation had reported.
 func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
 	const inst = "i-bp1keepwait0001"
@@ -132,55 +132,46 @@ func TestNoSurplusDetachWhileTheKeptOneAttaches(t *testing.T) {
 	}
 }
 
-// A Stopped event whose instance cloud.ECS says started again after the event's time is out of
-// date at once: no read lag explains a start after the event, so there is nothing to wait
-// for. Fails on e1fa9f3: the release waited StaleReadBound for reads to catch up, past a
-// short deadline, and the stale event was dead-lettered DeadlineExceeded (the soak's 3 s
-// function, seed 335860475).
-func TestStoppedEventOfARestartedInstance(t *testing.T) {
-	const inst = "i-bp1restart00001"
-	c := newFakeCloud()
-	c.addInstance(inst, "ecs.g7.large")
-	enis := c.addENIs("r", 1)
-	c.put(enis[0], cloud.StatusInUse, inst, 0)
-	stoppedAt := time.Now().Add(-10 * time.Second)
-	c.mu.Lock()
-	c.insts[inst].StartTime = stoppedAt.Add(4 * time.Second) // started again after the stop
-	c.mu.Unlock()
-	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
-	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
-		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
-	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
-	r := resultFor(t, resp, inst)
-	if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
-		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+// A Stopped event that ECS's read shows out of date is out of date at once, with nothing to
+// wait for: an instance that started again after the event's time (no read lag explains a
+// start after it), or a read sent longer than the lag bound after the event (it cannot show
+// the world before it) that shows the instance Starting. Each failed on the commit before its
+// fix: the release waited StaleReadBound for reads to catch up, past a short deadline, and
+// the stale event was dead-lettered DeadlineExceeded (the soak's 3 s function; seeds
+// 335860475, fixed after e1fa9f3, and 260596547, fixed by 8961c88).
+func TestStoppedEventOutOfDateAtOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		ago    time.Duration // the event's time, before now
+		status string        // the instance as ECS shows it
+		start  time.Duration // its StartTime, after the event's time
+	}{
+		{"started again after the event", 10 * time.Second, "Running", 4 * time.Second},
+		{"Starting, the event older than the lag bound", 6 * time.Second, "Starting", -time.Minute},
 	}
-	if got := c.held(inst); len(got) != 1 {
-		t.Fatalf("the running instance holds %v, want its cloud.ENI", got)
-	}
-}
-
-// A Stopped event older than the bound on read lag, whose instance cloud.ECS shows Starting, is out
-// of date at once: a read sent that long after the event cannot show the world before it. Fails
-// on the parent commit: with StartTime still the previous start's (cloud.ECS sets it once Running),
-// the release waited for reads to catch up, past the 3 s function's deadline, three attempts
-// running (soak seed 260596547).
-func TestStoppedEventOlderThanTheLag(t *testing.T) {
-	const inst = "i-bp1starting0001"
-	c := newFakeCloud()
-	c.addInstance(inst, "ecs.g7.large")
-	enis := c.addENIs("s", 1)
-	c.put(enis[0], cloud.StatusInUse, inst, 0)
-	stoppedAt := time.Now().Add(-6 * time.Second)
-	c.mu.Lock()
-	c.insts[inst].Status, c.insts[inst].StartTime = "Starting", stoppedAt.Add(-time.Minute)
-	c.mu.Unlock()
-	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
-	ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
-		`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
-	resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
-	if r := resultFor(t, resp, inst); r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
-		t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const inst = "i-bp1outofdate001"
+			c := newFakeCloud()
+			c.addInstance(inst, "ecs.g7.large")
+			enis := c.addENIs("r", 1)
+			c.put(enis[0], cloud.StatusInUse, inst, 0)
+			stoppedAt := time.Now().Add(-tt.ago)
+			c.mu.Lock()
+			c.insts[inst].Status, c.insts[inst].StartTime = tt.status, stoppedAt.Add(tt.start)
+			c.mu.Unlock()
+			h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = 5 * time.Second })
+			ev := strings.Replace(stateEvent(inst, "Stopped"), `"specversion":"1.0",`,
+				`"specversion":"1.0","time":"`+stoppedAt.UTC().Format(time.RFC3339Nano)+`",`, 1)
+			resp, _ := invoke(t, h, ev, 1500*time.Millisecond)
+			r := resultFor(t, resp, inst)
+			if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+				t.Fatalf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+			}
+			if got := c.held(inst); len(got) != 1 {
+				t.Fatalf("the instance holds %v, want its ENI", got)
+			}
+		})
 	}
 }
 

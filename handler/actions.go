@@ -118,7 +118,13 @@ func (h *Handler) redrive(ctx, finish context.Context, inv Invocation, clients *
 	var out []*item
 	seen := map[string]bool{}
 	for rep.Received < limit && ctx.Err() == nil {
-		msgs, err := clients.DeadLetters.Receive(ctx, min(16, limit-rep.Received), time.Second)
+		var msgs []cloud.Message
+		err := h.engine.Retry(ctx, func(ctx context.Context) (err error) {
+			// A read whose answer is lost leaves its messages invisible until the queue's
+			// visibility timeout: they come back to a later redrive, never lost.
+			msgs, err = clients.DeadLetters.Receive(ctx, min(16, limit-rep.Received), time.Second)
+			return err
+		})
 		if err != nil {
 			h.decide(it, engine.FailOutcome(err), err)
 			return rep, out

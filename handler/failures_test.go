@@ -78,3 +78,29 @@ func TestFailuresAreResults(t *testing.T) {
 		}
 	})
 }
+
+// A redrive survives a transient failure to read the dead-letter queue: the read is retried
+// as the error table says. Fail on d653a5d: one InternalError from BatchReceiveMessage
+// failed the whole redrive (soak seed 338046027).
+func TestRedriveRetriesTheQueueRead(t *testing.T) {
+	c := newFakeCloud()
+	failures := 2
+	c.receiveErr = func() error {
+		if failures == 0 {
+			return nil
+		}
+		failures--
+		return &cloud.APIError{Service: "mns", API: "BatchReceiveMessage", Code: "InternalError", HTTPStatus: 500, Message: "Interal error."}
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, err := invoke(t, h, `{"action":"redrive","max":20}`, 5*time.Second)
+	if err != nil {
+		t.Fatalf("redrive failed: %v", err)
+	}
+	if r := resp.Results[0]; r.Outcome != engine.OutcomeCompleted {
+		t.Errorf("redrive %s %s (%s), want completed", r.Outcome, r.Code, r.Reason)
+	}
+	if got := c.count("BatchReceiveMessage"); got != 3 {
+		t.Errorf("%d queue reads, want 3 (two failed, then the empty answer)", got)
+	}
+}

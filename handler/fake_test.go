@@ -45,6 +45,8 @@ type fakeCloud struct {
 	// heartbeatErr and describeErr script failures of those calls.
 	heartbeatErr func() error
 	describeErr  func(q cloud.InstanceQuery) error
+	// receiveErr, when set, answers a read of the dead-letter queue.
+	receiveErr func() error
 
 	// Auto Scaling: hooks by id, lifecycle actions by scaling activity, scaling instances
 	// by instance id (openAction sets them up); essErr, when set, answers the ESS reads.
@@ -462,6 +464,12 @@ func (c *fakeCloud) Send(ctx context.Context, body []byte) (string, error) {
 
 // Receive implements DeadLetters (nothing to redrive in these tests).
 func (c *fakeCloud) Receive(ctx context.Context, max int, wait time.Duration) ([]cloud.Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls["BatchReceiveMessage"]++
+	if c.receiveErr != nil {
+		return nil, c.receiveErr()
+	}
 	return nil, nil
 }
 

@@ -25,7 +25,7 @@ func (e *attachRun) holdings(t *target) []cloud.ENI {
 		}
 	}
 	for id, r := range t.enis {
-		if r.attach == attachPending && !seen[id] {
+		if (r.attach == attachPending || lostAnswer(r)) && !seen[id] {
 			eni := e.view[id]
 			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
 			held = append(held, eni)
@@ -68,6 +68,9 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 	for _, t := range e.active() {
 		if t.state == stateUnwinding {
 			e.unwindRound(ctx, t)
+			continue
+		}
+		if e.retryLost(t, now, &jobs) {
 			continue
 		}
 		held := e.holdings(t)
@@ -146,6 +149,41 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 		t.want(stateListPool) // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// lostAnswer reports whether r is an attach whose answer was lost after ECS may have
+// applied it, not yet placed by a read or a retry: it counts as attaching to the target, so
+// that no other ENI is attached in its place and the target does not finish beside it.
+func lostAnswer(r *eniRecord) bool {
+	return r.uncertain && r.attach == attachNone && !r.refused
+}
+
+// retryLost settles the target's lost answers a read has placed, and retries the attach of
+// one the view still shows Available once its back-off is over: a refusal of it as taken
+// then says the first call went through (attachOne). It reports whether it queued a retry,
+// in which case the target decides nothing else this round.
+func (e *attachRun) retryLost(t *target, now time.Time, jobs *[]attachJob) bool {
+	for id, r := range t.enis {
+		if !lostAnswer(r) {
+			continue
+		}
+		eni, seen := e.view[id]
+		switch {
+		case seen && eni.InstanceID == t.id:
+			// Attaching or InUse here: it is one of the target's, and holdings counts it.
+		case seen && eni.InstanceID != "":
+			r.uncertain = false // another instance's: the lost call was not applied
+		case now.Sub(r.uncertainAt) > e.eng.cfg.StaleReadBound:
+			r.uncertain = false // still free on a read past the lag bound: not applied
+		case now.Before(t.retryAt) || (seen && eni.Status != cloud.StatusAvailable):
+		case now.Sub(t.lookedAt) > instanceFresh:
+			t.want(stateLookInstance) // as for any attach: not on an old look at the instance
+		default:
+			*jobs = append(*jobs, attachJob{t, id})
+			return true
+		}
+	}
+	return false
 }
 
 // otherENIs counts the ENIs on t's instance that are not its pool's: the primary and any

@@ -56,7 +56,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 			rec.attach, rec.acceptedAt = attachPending, now
 			return
 		}
-		rec.refused = true
+		rec.refused, rec.uncertain = true, false
 		e.eng.claims.unclaim(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			// Maybe a duplicate of this event won it for this instance: look, and until a

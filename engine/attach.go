@@ -51,6 +51,13 @@ type target struct {
 	err     error // the error behind a dead letter, skip or retry outcome
 	kept    []cloud.ENI
 	dropped []string
+	// settleAt is set when the target detached a surplus: another live invocation may be
+	// detaching, on the same instance, an ENI this one keeps (each keeps the other's), on a
+	// read as old as StaleReadBound. The target finishes only on a look sent after
+	// settleAt (see converge); settling holds what it would keep meanwhile, which it reports if the
+	// deadline comes first (the wait guards a rare race; time running out is no failure).
+	settleAt time.Time
+	settling []cloud.ENI
 
 	// unwind are the ENIs an unwinding target still has to see off its instance, and
 	// gaveUp/gaveUpErr the outcome it finishes with then (stateUnwinding).
@@ -196,6 +203,10 @@ func (e *attachRun) expire(active []*target, cause error) {
 	for _, t := range active {
 		if t.state == stateUnwinding {
 			t.finish(OutcomeDeadLettered, e.leftBehind(t, cause))
+			continue
+		}
+		if t.settling != nil {
+			t.keep(t.settling)
 			continue
 		}
 		msg := fmt.Sprintf("not done before the deadline (%v)", cause)

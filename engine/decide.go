@@ -66,6 +66,7 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 	now := e.eng.clock.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
+		t.settling = nil // converge sets it again while what it keeps still holds
 		if t.state == stateUnwinding {
 			e.unwindRound(ctx, t)
 			continue
@@ -149,6 +150,17 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 		t.want(stateListPool) // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // lostAnswer reports whether r is an attach whose answer was lost after ECS may have
@@ -288,14 +300,21 @@ func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
 	return true
 }
 
-// converge settles a target that holds at least its N pool ENIs. Every ENI it holds is
-// ranked, Attaching ones included, so every invocation that looks at the instance keeps the
-// same ones whatever the order its attaches finish in; the surplus is detached once it can be
-// (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
-// else is on it: its result then names what the instance holds. A surplus that cannot be
-// detached is a failure of the event, handled as the error table says.
+// converge settles a target that holds at least its N pool ENIs. The ENIs it did not attach
+// itself are kept first: one of them may be what another invocation, already ended, reported
+// the instance holds, while an ENI of this invocation's own is reported by nobody yet. A
+// surplus therefore costs its maker its own attach, whatever the interleaving (two live
+// invocations that both made one drop both, and attach again through the call as the
+// claim). Within each part the ENIs are ranked, Attaching ones included, so invocations
+// agree on them whatever the order attaches finish in. The surplus is detached once it can
+// be (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and
+// nothing else is on it: its result then names what the instance holds. A surplus that
+// cannot be detached is a failure of the event, handled as the error table says.
 func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
+	slices.SortStableFunc(ranked, func(a, b cloud.ENI) int {
+		return cmpBool(t.made(a.ID), t.made(b.ID))
+	})
 	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
 	waiting := false
 	for _, k := range keep {
@@ -323,6 +342,10 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
 		if err == nil {
 			t.dropped = append(t.dropped, s.ID)
+			// Another invocation's detach of an ENI this one keeps rests on a read sent
+			// at most StaleReadBound after this detach (later reads no longer show the
+			// surplus); a read sent StaleReadBound after that one shows it.
+			t.settleAt = e.eng.clock.Now().Add(2 * e.eng.cfg.StaleReadBound)
 			if t.pending(s.ID) {
 				t.enis[s.ID].attach = attachDone // detached again, as a surplus
 			}
@@ -350,14 +373,22 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		return
 	}
 	t.watchWait = 0
+	if e.lastLook.Before(t.settleAt) {
+		t.settling = keep
+		return // nextWake looks again at settleAt
+	}
+	t.keep(keep)
+}
+
+// keep finishes t holding keep, which are InUse on its instance. The claims stay until they
+// expire: other invocations here may still hold a listing that shows them Available.
+func (t *target) keep(keep []cloud.ENI) {
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {
 		if t.ours(k.ID) {
 			o = OutcomeAttached
 		}
-		// The claim stays until it expires: other invocations here may still hold a
-		// listing that shows this ENI Available.
 	}
 	t.finish(o, nil)
 }

@@ -141,6 +141,13 @@ func (t *target) ours(eni string) bool {
 	return ok && r.attach != attachNone
 }
 
+// made reports whether eni may be on the instance by this invocation's doing: an attach of
+// it was accepted, or its answer was lost after ECS may have applied it.
+func (t *target) made(eni string) bool {
+	r, ok := t.enis[eni]
+	return ok && (r.attach != attachNone || lostAnswer(r))
+}
+
 // refused reports whether eni is no candidate any more.
 func (t *target) refused(eni string) bool {
 	r, ok := t.enis[eni]

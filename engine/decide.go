@@ -9,9 +9,12 @@ import (
 	"github.com/enipool/enipool/cloud"
 )
 
-// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
-// the attaches this invocation had accepted that the view does not show yet (reads lag
-// writes), as Attaching.
+// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, the
+// attaches this invocation had accepted that the view does not show yet (reads lag writes),
+// as Attaching, and its own attaches a read showed InUse on it that a later read, sent
+// within the staleness bound, shows free: reads lag by different amounts, and an ENI that
+// seemed to go would have another attached in its place (sim seed 29574). Only its own:
+// another invocation's ENI may really have gone, detached as a surplus by its maker.
 func (e *attachRun) holdings(t *target) []cloud.ENI {
 	var held []cloud.ENI
 	seen := map[string]bool{}
@@ -29,7 +32,20 @@ func (e *attachRun) holdings(t *target) []cloud.ENI {
 			eni := e.view[id]
 			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
 			held = append(held, eni)
+			seen[id] = true
 		}
+	}
+	for id, s := range e.inUse {
+		eni := e.view[id]
+		if r, ok := t.enis[id]; !ok || r.attach != attachDone {
+			continue
+		}
+		if s.instance != t.id || s.pool != t.pool || seen[id] || slices.Contains(t.dropped, id) || eni.InstanceID != "" ||
+			e.viewSent[id].Sub(s.sent) > e.eng.cfg.StaleReadBound {
+			continue
+		}
+		eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusInUse
+		held = append(held, eni)
 	}
 	return held
 }
@@ -66,7 +82,6 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 	now := e.eng.clock.Now()
 	var jobs []attachJob
 	for _, t := range e.active() {
-		t.settling = nil // converge sets it again while what it keeps still holds
 		if t.state == stateUnwinding {
 			e.unwindRound(ctx, t)
 			continue
@@ -303,18 +318,21 @@ func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
 // converge settles a target that holds at least its N pool ENIs. The ENIs it did not attach
 // itself are kept first: one of them may be what another invocation, already ended, reported
 // the instance holds, while an ENI of this invocation's own is reported by nobody yet. A
-// surplus therefore costs its maker its own attach, whatever the interleaving (two live
-// invocations that both made one drop both, and attach again through the call as the
-// claim). Within each part the ENIs are ranked, Attaching ones included, so invocations
-// agree on them whatever the order attaches finish in. The surplus is detached once it can
+// surplus therefore costs its maker its own attach. Two live invocations that both made one
+// drop both and attach again; a target that has dropped a surplus once ranks by the hash
+// alone, so such a pair agrees the second time even when one of them may attach only the
+// ENI its request names. The ENIs are ranked, Attaching ones included, so invocations agree
+// on them whatever the order attaches finish in. The surplus is detached once it can
 // be (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and
 // nothing else is on it: its result then names what the instance holds. A surplus that
 // cannot be detached is a failure of the event, handled as the error table says.
 func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
-	slices.SortStableFunc(ranked, func(a, b cloud.ENI) int {
-		return cmpBool(t.made(a.ID), t.made(b.ID))
-	})
+	if t.settleAt.IsZero() {
+		slices.SortStableFunc(ranked, func(a, b cloud.ENI) int {
+			return cmpBool(t.made(a.ID), t.made(b.ID))
+		})
+	}
 	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
 	waiting := false
 	for _, k := range keep {
@@ -374,19 +392,19 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	}
 	t.watchWait = 0
 	if e.lastLook.Before(t.settleAt) {
-		t.settling = keep
 		return // nextWake looks again at settleAt
 	}
 	t.keep(keep)
 }
 
-// keep finishes t holding keep, which are InUse on its instance. The claims stay until they
+// keep finishes t holding keep, which are InUse on its instance: attached if one of them is
+// there by its doing, an attach whose answer was lost included. The claims stay until they
 // expire: other invocations here may still hold a listing that shows them Available.
 func (t *target) keep(keep []cloud.ENI) {
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {
-		if t.ours(k.ID) {
+		if t.made(k.ID) {
 			o = OutcomeAttached
 		}
 	}

@@ -43,6 +43,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	rec := t.rec(j.eni)
 	if err == nil {
 		rec.attach, rec.acceptedAt = attachPending, now
+		t.undrop(j.eni)
 		return
 	}
 	t.lastErr = err
@@ -54,6 +55,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 			// most likely here. Wait for it like for an accepted attach; a lagging read
 			// may not show it yet.
 			rec.attach, rec.acceptedAt = attachPending, now
+			t.undrop(j.eni)
 			return
 		}
 		rec.refused, rec.uncertain = true, false

@@ -109,14 +109,14 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 		}
 		seen := map[string]bool{}
 		for _, eni := range got {
-			e.view[eni.ID] = eni
+			e.see(eni, sent)
 			seen[eni.ID] = true
 		}
 		// A view entry that claimed to be on t but is not any more went back to the pool.
 		for id, eni := range e.view {
 			if eni.InstanceID == t.id && !seen[id] {
 				eni.InstanceID, eni.Status = "", cloud.StatusDetaching
-				e.view[id] = eni
+				e.see(eni, sent)
 			}
 		}
 	}

@@ -533,6 +533,7 @@ func fakeHandler(t *testing.T, c *fakeCloud, mutate func(*Options)) (*Handler, *
 	o.Region = fakeRegion
 	o.AttachTime, o.DetachTime = c.attachTime, c.detachTime
 	o.DeadLetterReserve = 200 * time.Millisecond
+	o.StaleReadBound = 200 * time.Millisecond // the fake's reads lag only where a test says so
 	o.DefaultTimeout = 3 * time.Second
 	o.PlatformRetries = 0
 	o.Logger = slog.New(slog.NewJSONHandler(logs, nil))

@@ -233,7 +233,7 @@ func TestSurplusOfALaggingReadDropsItsOwn(t *testing.T) {
 		return 0
 	}
 	c.slow = map[string]time.Duration{first: time.Second}
-	h, _ := fakeHandler(t, c, nil)
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = time.Second })
 	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 5*time.Second)
 	r := resultFor(t, resp, inst)
 	if got := c.state(reported); got.Status != cloud.StatusInUse || got.InstanceID != inst {

@@ -56,6 +56,9 @@ type target struct {
 	// read as old as StaleReadBound. The target finishes only on a look sent after
 	// settleAt (see converge).
 	settleAt time.Time
+	// exhaustedAt is when the pool first had no candidate for the target, and refillAt when
+	// to list it again while an ENI of it is on its way back (see refilling).
+	exhaustedAt, refillAt time.Time
 
 	// unwind are the ENIs an unwinding target still has to see off its instance, and
 	// gaveUp/gaveUpErr the outcome it finishes with then (stateUnwinding).

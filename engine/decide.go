@@ -134,7 +134,8 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			if picked == need {
 				break
 			}
-			if e.eng.claims.take(c.ID, t.id) {
+			// The view shows c Available as of its read's sending, less the staleness bound.
+			if e.eng.claims.take(c.ID, t.id, e.viewSent[c.ID].Add(-e.eng.cfg.StaleReadBound)) {
 				jobs = append(jobs, attachJob{t, c.ID})
 				picked++
 			} else {
@@ -158,6 +159,27 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			continue
 		}
 		if e.listed[t.group()].After(t.lastTry) {
+			if t.exhaustedAt.IsZero() {
+				t.exhaustedAt = now
+			}
+			est := e.eng.attachTime.get()
+			// How long an ENI on its way back may take: a surplus is dropped once what its
+			// instance keeps is InUse, and a read may show its detach StaleReadBound late.
+			back := est + e.eng.cfg.DetachTime + 2*e.eng.cfg.StaleReadBound
+			if e.refilling(t) && now.Sub(t.exhaustedAt) <= back {
+				// An ENI of the pool is on its way back (detaching, or a surplus some
+				// invocation is converging): the pool is short for a moment, not
+				// exhausted (sim seed 21356: an exact pool, duplicates each dropping a
+				// surplus). Look again, spaced out.
+				if now.Before(t.refillAt) {
+					continue
+				}
+				if !t.refillAt.IsZero() {
+					t.want(stateListPool)
+				}
+				t.refillAt = now.Add(max(est/4, 500*time.Millisecond))
+				continue
+			}
 			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodePoolExhausted,
 				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
 			continue
@@ -165,6 +187,28 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 		t.want(stateListPool) // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// refilling reports whether the view shows an ENI of t's pool, in its zone, on its way back
+// to Available: detaching, or on an instance that holds more than N of the pool's.
+func (e *attachRun) refilling(t *target) bool {
+	held := map[string]int{}
+	for _, eni := range e.view {
+		if eni.Tags[e.eng.cfg.TagKey] != t.pool || eni.VpcID != t.inst.VpcID || eni.Zone != t.inst.Zone || eni.Type == "Primary" {
+			continue
+		}
+		switch eni.Status {
+		case cloud.StatusDetaching:
+			if eni.InstanceID != "" {
+				return true // a real detach; the view marks ENIs a look stopped seeing with no instance
+			}
+		case cloud.StatusInUse, cloud.StatusAttaching:
+			if held[eni.InstanceID]++; eni.InstanceID != "" && held[eni.InstanceID] > e.eng.cfg.PerInstance {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cmpBool orders false before true.
@@ -188,8 +232,17 @@ func lostAnswer(r *eniRecord) bool {
 // retryLost settles the target's lost answers a read has placed, and retries the attach of
 // one the view still shows Available once its back-off is over: a refusal of it as taken
 // then says the first call went through (attachOne). It reports whether it queued a retry,
-// in which case the target decides nothing else this round.
+// in which case the target decides nothing else this round. A target that holds N without
+// its lost answers retries none: the retry would make a surplus, and another invocation may
+// have reported what it holds (sim seed 7055); it waits until a read places them instead.
 func (e *attachRun) retryLost(t *target, now time.Time, jobs *[]attachJob) bool {
+	settled := 0
+	for _, eni := range e.holdings(t) {
+		if r, ok := t.enis[eni.ID]; !ok || !lostAnswer(r) {
+			settled++
+		}
+	}
+	needed := settled < e.eng.cfg.PerInstance
 	for id, r := range t.enis {
 		if !lostAnswer(r) {
 			continue
@@ -202,7 +255,7 @@ func (e *attachRun) retryLost(t *target, now time.Time, jobs *[]attachJob) bool 
 			r.uncertain = false // another instance's: the lost call was not applied
 		case now.Sub(r.uncertainAt) > e.eng.cfg.StaleReadBound:
 			r.uncertain = false // still free on a read past the lag bound: not applied
-		case now.Before(t.retryAt) || (seen && eni.Status != cloud.StatusAvailable):
+		case !needed || now.Before(t.retryAt) || (seen && eni.Status != cloud.StatusAvailable):
 		case now.Sub(t.lookedAt) > instanceFresh:
 			t.want(stateLookInstance) // as for any attach: not on an old look at the instance
 		default:

@@ -37,6 +37,9 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 			urgent = sooner(urgent, now.Add(t.watchWait))
 			t.watchWait = min(t.watchWait*3/2, 2*time.Second)
 		}
+		if t.refillAt.After(now) {
+			urgent = sooner(urgent, t.refillAt)
+		}
 		if e.lastLook.Before(t.settleAt) {
 			urgent = sooner(urgent, later(now, t.settleAt))
 		}

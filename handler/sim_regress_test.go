@@ -246,3 +246,26 @@ func TestSurplusOfALaggingReadDropsItsOwn(t *testing.T) {
 		t.Errorf("outcome %s with ENIs %v (%s), want already-attached with [%s]", r.Outcome, r.ENIs, r.Reason, reported)
 	}
 }
+
+// A pool with no Available ENI while one of its ENIs is on its way back (detaching from an
+// instance that held more than N) is short for a moment, not exhausted: the target waits
+// and takes the ENI once it is free. Fails on 7a8fcd5: dead-lettered PoolExhausted at once
+// (sim seed 21356: an exact pool, duplicates each dropping a surplus).
+func TestPoolShortWhileAnENIComesBack(t *testing.T) {
+	const inst, other = "i-bp1shortpool001", "i-bp1shortpool002"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addInstance(other, "ecs.g7.large")
+	enis := c.addENIs("r", 2)
+	c.put(enis[0], cloud.StatusInUse, other, 0)
+	c.put(enis[1], cloud.StatusDetaching, other, 400*time.Millisecond)
+	h, _ := fakeHandler(t, c, func(o *Options) { o.DetachTime = 500 * time.Millisecond })
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 5*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeAttached || r.NetworkInterfaceID != enis[1] {
+		t.Errorf("outcome %s %s (%s) naming %q, want attached naming %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, enis[1])
+	}
+	if n := c.count("DescribeNetworkInterfaces"); n > 8 {
+		t.Errorf("%d DescribeNetworkInterfaces while waiting 400ms, want a few: spaced looks, not a poll loop", n)
+	}
+}

@@ -383,7 +383,14 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
 	if t.settleAt.IsZero() {
 		slices.SortStableFunc(ranked, func(a, b cloud.ENI) int {
-			return cmpBool(t.made(a.ID), t.made(b.ID))
+			ma, mb := t.made(a.ID), t.made(b.ID)
+			if c := cmpBool(ma, mb); c != 0 || !ma {
+				return c
+			}
+			// Of its own, the one that came last made the surplus: the earlier may be
+			// what another invocation saw as the instance's N and reported (sim seed
+			// 21362: a retried attach whose answer was lost landed late).
+			return t.madeAt(a.ID).Compare(t.madeAt(b.ID))
 		})
 	}
 	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]

@@ -145,6 +145,17 @@ func (t *target) made(eni string) bool {
 	return ok && (r.attach != attachNone || lostAnswer(r))
 }
 
+// madeAt is when the target's attach of eni went through, as far as it knows: when it was
+// accepted, or when a call whose answer was lost failed, whichever is earlier.
+func (t *target) madeAt(eni string) time.Time {
+	r := t.enis[eni]
+	at := r.uncertainAt
+	if r.attach != attachNone && (at.IsZero() || r.acceptedAt.Before(at)) {
+		at = r.acceptedAt
+	}
+	return at
+}
+
 // undrop forgets that eni was detached as a surplus: it is attached again (two invocations
 // that each dropped their own attach anew), and a surplus again if it is one.
 func (t *target) undrop(eni string) {

@@ -348,8 +348,28 @@ func (b *bench) single(ctx context.Context) error {
 			b.add(ahead50, ahead99)
 		}
 		b.note("1/%s: outcomes %v; %d FC instances; ECS calls by action %v.", pol, sp.Outcomes, sp.Instances, sp.Audit.ByAction)
+		b.pollNote("1/"+pol, sp.Events)
 	}
 	return nil
+}
+
+// pollNote says when a policy's polls reached the cloud, against the attach times.
+func (b *bench) pollNote(id string, events []*harness.Event) {
+	var first, attach []float64
+	polls := 0
+	for _, ev := range events {
+		if ev.Polls > 0 {
+			first = append(first, ms(ev.FirstPoll))
+			attach = append(attach, ms(ev.AttachTime))
+			polls += ev.Polls
+		}
+	}
+	if len(first) == 0 {
+		return
+	}
+	b.note("%s: the first poll of the attached ENI reached the cloud %.0f ms (p50; p10 %.0f, p90 %.0f) after ECS accepted the attach, whose time was %.0f ms (p50; p10 %.0f, p90 %.0f); %.2f polls per event.",
+		id, harness.PercentileF(first, 50), harness.PercentileF(first, 10), harness.PercentileF(first, 90),
+		harness.PercentileF(attach, 50), harness.PercentileF(attach, 10), harness.PercentileF(attach, 90), float64(polls)/float64(len(first)))
 }
 
 // describe says what a policy does.
@@ -377,6 +397,7 @@ func (b *bench) burst(ctx context.Context) error {
 		for _, ev := range r.Events {
 			b.res.BurstRatios[pol] = append(b.res.BurstRatios[pol], math.Round(ev.Ratio*100)/100)
 		}
+		b.pollNote("2/"+pol, r.Events)
 		r.Events = nil // summed up above and in the ratios
 		b.burstFigures(pol, r)
 	}
@@ -415,6 +436,8 @@ func (b *bench) burstFigures(pol string, r *harness.BurstResult) {
 		fig(fmt.Sprintf("FC instances started (%d cold starts)", r.ColdStarts), float64(r.Instances), "count"),
 	)
 	b.note("2/%s: outcomes %v; lost races %d; ECS calls by action %v.", pol, r.Outcomes, a.LostRaces, a.ByAction)
+	b.note("2/%s: the first attach was accepted %.1f s after the launches (%d FC instances cold-starting on this machine, then a describe and a listing); the floor counts 3L = %.0f ms for that.",
+		pol, ms(r.FirstAttach)/1000, r.Instances, harness.Ms(3*c.L()))
 }
 
 // drawCharts writes the charts of what ran.

@@ -31,6 +31,9 @@ type BurstResult struct {
 	// (see WallFloor).
 	Wall      Duration `json:"wallMs"`
 	WallFloor Duration `json:"wallFloorMs"`
+	// FirstAttach is when ECS accepted the burst's first attach, from the delivery: FC's cold
+	// starts of the instances, then a describe and a listing.
+	FirstAttach Duration `json:"firstAttachMs"`
 	// ECSCallsPerAttach is every ECS call over Events; ThrottledPerAttach likewise for the
 	// throttled ones.
 	ECSCallsPerAttach  float64 `json:"ecsCallsPerAttach"`
@@ -86,6 +89,7 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 	res.Wall = Duration(last.Sub(start))
 	ops := b.Cloud.Store.Operations()
 	Floors(res.Events, ops, p.Cloud, true)
+	Polls(res.Events, b.Cloud.Calls.Calls(record.Match("ecs", "DescribeNetworkInterfaces")))
 	res.WallFloor = Duration(WallFloor(ops, p.Cloud))
 	res.Summary = Summarize(res.Events)
 	res.Outcomes = tallyEvents(res.Events)
@@ -100,6 +104,9 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 	n := int(math.Ceil(res.Wall.D().Seconds())) + 1
 	tl := Timeline{Attaches: make([]int, n), Throttled: make([]int, n), Instances: make([]int, n), Busy: make([]int, n)}
 	for _, op := range ops {
+		if op.Op == "attach" && (res.FirstAttach == 0 || Duration(op.Accepted.Sub(start)) < res.FirstAttach) {
+			res.FirstAttach = Duration(op.Accepted.Sub(start))
+		}
 		if op.Op == "attach" && sec(op.Accepted) < n {
 			tl.Attaches[sec(op.Accepted)]++
 		}

@@ -211,6 +211,11 @@ type Event struct {
 	QuotaWait Duration `json:"quotaWaitMs"`
 	Floor     Duration `json:"floorMs"`
 	Ratio     float64  `json:"ratio"`
+	// Polls counts the reads of the attached ENI (by its id or by the instance) that reached
+	// the cloud after ECS accepted the attach; FirstPoll is when the first of them arrived,
+	// from the acceptance (see Polls).
+	Polls     int      `json:"polls"`
+	FirstPoll Duration `json:"firstPollMs"`
 
 	enqueued, end time.Time
 }

@@ -4,9 +4,11 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
 )
 
@@ -60,6 +62,38 @@ func Floors(events []*Event, ops []world.Operation, p CloudParams, quota bool) {
 		if ev.Latency > 0 && ev.Floor > 0 {
 			ev.Ratio = float64(ev.Latency) / float64(ev.Floor)
 		}
+	}
+}
+
+// Polls sets each event's Polls and FirstPoll from the cloud's call records: the
+// DescribeNetworkInterfaces calls naming its ENI (NetworkInterfaceId.N) or its instance
+// (InstanceId) that arrived after ECS accepted its attach. Call it after Floors.
+func Polls(events []*Event, calls []record.Call) {
+	byENI, byInstance := map[string]*Event{}, map[string]*Event{}
+	for _, ev := range events {
+		if ev != nil && ev.ENI != "" {
+			byENI[ev.ENI], byInstance[ev.Instance] = ev, ev
+		}
+	}
+	for _, c := range calls {
+		if c.Service != "ecs" || c.Action != "DescribeNetworkInterfaces" {
+			continue
+		}
+		ev := byInstance[c.Params["InstanceId"]]
+		if ev == nil {
+			for k, v := range c.Params {
+				if strings.HasPrefix(k, "NetworkInterfaceId.") && byENI[v] != nil {
+					ev = byENI[v]
+				}
+			}
+		}
+		if ev == nil || c.Time.Before(ev.Accepted) {
+			continue
+		}
+		if at := Duration(c.Time.Sub(ev.Accepted)); ev.Polls == 0 || at < ev.FirstPoll {
+			ev.FirstPoll = at
+		}
+		ev.Polls++
 	}
 }
 

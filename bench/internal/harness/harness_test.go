@@ -47,9 +47,9 @@ func TestHarness(t *testing.T) {
 				t.Errorf("%s: an event has no record", what)
 			case ev.Status != "Succeeded" || ev.Outcome != "attached":
 				t.Errorf("%s: %s ended %s, %s: %s", what, ev.Instance, ev.Status, ev.Outcome, ev.Error)
-			case ev.Floor <= 0 || ev.Ratio <= 0 || ev.Attaches != 1:
-				t.Errorf("%s: %s has floor %v, ratio %v and %d accepted attaches: the cloud's records do not match the event",
-					what, ev.Instance, ev.Floor.D(), ev.Ratio, ev.Attaches)
+			case ev.Floor <= 0 || ev.Ratio <= 0 || ev.Attaches != 1 || ev.Polls < 1:
+				t.Errorf("%s: %s has floor %v, ratio %v, %d accepted attaches and %d polls: the cloud's records do not match the event",
+					what, ev.Instance, ev.Floor.D(), ev.Ratio, ev.Attaches, ev.Polls)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/record"
 )
 
 // SingleParams configure the single-event scenario: every policy side by side in one
@@ -112,6 +113,7 @@ func Single(ctx context.Context, bins Functions, p SingleParams) (*SingleResult,
 			}
 		}
 		Floors(sp.Events, ops, p.Cloud, false)
+		Polls(sp.Events, b.Cloud.Calls.Calls(func(c record.Call) bool { return c.Principal == RoleOf(pol) }))
 		var warm, cold []*Event
 		for _, ev := range sp.Events {
 			if ev.Cold {

@@ -43,18 +43,26 @@ type Policy struct {
 	Source string `json:"source"`
 }
 
-// The peers.
-var (
-	Terway = Policy{Name: "terway", First: 3 * time.Second, Interval: 3 * time.Second, Factor: 1.5, Jitter: 0.5, Checks: 8,
+// Terway is Terway's ENI status wait.
+func Terway() Policy {
+	return Policy{Name: "terway", First: 3 * time.Second, Interval: 3 * time.Second, Factor: 1.5, Jitter: 0.5, Checks: 8,
 		Source: "Terway WaitENIStatus: initial delay 3 s, then wait.Backoff{3 s, x1.5, jitter 0.5, 8 steps}"}
-	OOS = Policy{Name: "oos", Interval: 15 * time.Second, Factor: 1, Checks: 8,
+}
+
+// OOS is the OOS lifecycle-hook template's wait.
+func OOS() Policy {
+	return Policy{Name: "oos", Interval: 15 * time.Second, Factor: 1, Checks: 8,
 		Source: "OOS ESS lifecycle-hook template: ACS::WaitFor InUse, Retries 7, Delay 15 s, DelayType Constant"}
-	Fixed = Policy{Name: "fixed2s", Interval: 2 * time.Second, Factor: 1, Checks: 60,
+}
+
+// Fixed is a fixed-interval poller.
+func Fixed() Policy {
+	return Policy{Name: "fixed2s", Interval: 2 * time.Second, Factor: 1, Checks: 60,
 		Source: "fixed-interval poller, 2 s apart, as the AWS boto waiters poll"}
-)
+}
 
 // Policies returns the peers in the order the bench reports them.
-func Policies() []Policy { return []Policy{Terway, OOS, Fixed} }
+func Policies() []Policy { return []Policy{Terway(), OOS(), Fixed()} }
 
 // ByName returns the peer named name.
 func ByName(name string) (Policy, bool) {

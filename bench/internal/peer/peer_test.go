@@ -19,10 +19,10 @@ func TestWaits(t *testing.T) {
 		u    float64 // every jitter draw
 		want []time.Duration
 	}{
-		{"terway, no jitter drawn", Terway, 0, []time.Duration{3 * s, 3 * s, ms(4.5), ms(6.75), ms(10.125), ms(15.1875), ms(22.78125), ms(34.171875)}},
-		{"terway, the most jitter", Terway, 0.999999, []time.Duration{3 * s, ms(4.5), ms(6.75), ms(10.125), ms(15.1875), ms(22.78125), ms(34.171875), ms(51.2578125)}},
-		{"oos: at once, then 15 s x 7", OOS, 0.5, []time.Duration{0, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s}},
-		{"scaled", OOS.Scaled(0.1), 0, []time.Duration{0, ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5)}},
+		{"terway, no jitter drawn", Terway(), 0, []time.Duration{3 * s, 3 * s, ms(4.5), ms(6.75), ms(10.125), ms(15.1875), ms(22.78125), ms(34.171875)}},
+		{"terway, the most jitter", Terway(), 0.999999, []time.Duration{3 * s, ms(4.5), ms(6.75), ms(10.125), ms(15.1875), ms(22.78125), ms(34.171875), ms(51.2578125)}},
+		{"oos: at once, then 15 s x 7", OOS(), 0.5, []time.Duration{0, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s, 15 * s}},
+		{"scaled", OOS().Scaled(0.1), 0, []time.Duration{0, ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5), ms(1.5)}},
 	}
 	for _, tt := range tests {
 		got := tt.p.Waits(func() float64 { return tt.u })
@@ -36,7 +36,7 @@ func TestWaits(t *testing.T) {
 			}
 		}
 	}
-	fixed := Fixed.Waits(func() float64 { return 0.3 })
+	fixed := Fixed().Waits(func() float64 { return 0.3 })
 	if len(fixed) != 60 || fixed[0] != 0 || slices.ContainsFunc(fixed[1:], func(d time.Duration) bool { return d != 2*time.Second }) {
 		t.Errorf("fixed2s: %v", fixed)
 	}
@@ -103,7 +103,7 @@ func TestAttach(t *testing.T) {
 	}
 	for _, tt := range tests {
 		f := &fakeECS{enis: tt.enis, attach: tt.attach, inUseAt: tt.inUseAt}
-		pol := OOS
+		pol := OOS()
 		pol.Checks = tt.checks
 		var slept time.Duration
 		a := Attacher{ECS: f, TagKey: "enipool", Policy: pol, Rand: func() float64 { return 0 },

@@ -72,8 +72,8 @@ localcloud: deps ## Run the local cloud standalone (endpoints and credentials pr
 scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
 	$(DEMO) run -scenario $(SCENARIO)
 
-bench: deps ## The benchmark: prints a table and writes bench/results.json
-	$(GO) run ./bench -out bench/results.json
+bench: deps ## The benchmark: prints a table, writes bench/results.json and the charts in docs/bench
+	$(GO) run ./bench -out bench/results.json -charts docs/bench
 
 # staticcheck runs under nice: beside the tests (make test) it takes the CPU they leave idle
 # while they wait on the local cloud's timing, instead of slowing their compile.

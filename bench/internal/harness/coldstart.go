@@ -23,22 +23,26 @@ import (
 	"github.com/enipool/enipool/localcloud/record"
 )
 
-// Binaries are the two functions the cold-start scenario runs, built in the same run with
-// the same command (testbed.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
+// Binaries are the functions the cold-start scenario runs, built in the same run with the
+// same flags (testbed.BuildFunction's: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0,
+// as make build).
 type Binaries struct {
-	// Enipool and Hello are the binaries' paths, in a temporary folder: not results, so not
-	// written out.
+	// Enipool, Hello and Floor are the binaries' paths, in a temporary folder: not results,
+	// so not written out.
 	Enipool string `json:"-"`
 	Hello   string `json:"-"`
-	// EnipoolBytes and HelloBytes are the binaries' sizes.
+	Floor   string `json:"-"`
+	// EnipoolBytes, HelloBytes and FloorBytes are the binaries' sizes.
 	EnipoolBytes int64 `json:"enipoolBytes"`
 	HelloBytes   int64 `json:"helloBytes"`
-	// BuildTime is how long both builds took.
+	FloorBytes   int64 `json:"sdkFloorBytes"`
+	// BuildTime is how long the builds took.
 	BuildTime Duration `json:"buildMs"`
 }
 
-// Build builds the function (testbed.BuildFunction) and the hello-world baseline
-// (localcloud/fcrt/testdata/hello) into dir.
+// Build builds the function (testbed.BuildFunction), the hello-world baseline
+// (localcloud/fcrt/testdata/hello) and the SDK floor (testdata/sdkfloor of this package)
+// into dir.
 func Build(ctx context.Context, dir string) (Binaries, error) {
 	start := time.Now()
 	var b Binaries
@@ -54,18 +58,23 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 	if mod == "" || mod == os.DevNull {
 		return b, errors.New("harness: not inside the enipool module")
 	}
-	b.Hello = filepath.Join(dir, "hello")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.Hello, "./localcloud/fcrt/testdata/hello")
-	cmd.Dir = filepath.Dir(mod)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return b, fmt.Errorf("harness: building hello: %w\n%s", err, msg)
+	b.Hello, b.Floor = filepath.Join(dir, "hello"), filepath.Join(dir, "sdkfloor")
+	for _, f := range []struct{ out, pkg string }{
+		{b.Hello, "./localcloud/fcrt/testdata/hello"},
+		{b.Floor, "./bench/internal/harness/testdata/sdkfloor"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", f.out, f.pkg)
+		cmd.Dir = filepath.Dir(mod)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("harness: building %s: %w\n%s", f.pkg, err, msg)
+		}
 	}
 	b.BuildTime = Duration(time.Since(start))
 	for _, f := range []struct {
 		path string
 		size *int64
-	}{{b.Enipool, &b.EnipoolBytes}, {b.Hello, &b.HelloBytes}} {
+	}{{b.Enipool, &b.EnipoolBytes}, {b.Hello, &b.HelloBytes}, {b.Floor, &b.FloorBytes}} {
 		st, err := os.Stat(f.path)
 		if err != nil {
 			return b, err
@@ -89,11 +98,13 @@ type ColdStartParams struct {
 	Batch      int         `json:"batch"`
 }
 
-// The series of the cold-start scenario: the hello-world baseline, the function calling a
-// local cloud that serves HTTPS as production's endpoints do (the function's default
-// scheme), and the same binary against a plain-HTTP cloud, which shows what TLS costs.
+// The series of the cold-start scenario: the hello-world baseline; the SDK floor (the SDKs'
+// clients and one ECS call, nothing of enipool) over HTTPS; the function calling a local
+// cloud that serves HTTPS as production's endpoints do (the function's default scheme); and
+// the same binary against a plain-HTTP cloud, which shows what TLS costs.
 const (
 	SeriesHello = "hello"
+	SeriesFloor = "SDK floor over https"
 	SeriesHTTPS = "enipool over https"
 	SeriesHTTP  = "enipool over http"
 )
@@ -193,8 +204,10 @@ type BatchMemory struct {
 type ColdStartResult struct {
 	Params   ColdStartParams `json:"params"`
 	Binaries Binaries        `json:"binaries"`
-	// Hello, HTTPS and HTTP are the series (SeriesHello, SeriesHTTPS, SeriesHTTP).
+	// Hello, Floor, HTTPS and HTTP are the series (SeriesHello, SeriesFloor, SeriesHTTPS,
+	// SeriesHTTP).
 	Hello ColdSeries `json:"hello"`
+	Floor ColdSeries `json:"sdkFloorHttps"`
 	HTTPS ColdSeries `json:"enipoolHttps"`
 	HTTP  ColdSeries `json:"enipoolHttp"`
 	// StartRatio and RSSRatio are the function's (over HTTPS, the production path) to
@@ -209,9 +222,9 @@ type ColdStartResult struct {
 	Batch       *BatchMemory `json:"batch,omitempty"`
 }
 
-// ColdStart builds both binaries into dir and measures them under the local FC runtime: Runs
-// cold starts of hello, of the function against a cloud serving HTTPS and of the function
-// against one serving plain HTTP.
+// ColdStart builds the binaries into dir and measures them under the local FC runtime: Runs
+// cold starts of hello, of the SDK floor and of the function against a cloud serving HTTPS,
+// and of the function against one serving plain HTTP.
 func ColdStart(ctx context.Context, p ColdStartParams, dir string) (*ColdStartResult, error) {
 	if p.Runs < 1 || p.Cloud.Instances < 2*p.Runs || p.Cloud.Pool < 2*p.Runs {
 		return nil, fmt.Errorf("harness: coldstart: %d runs need %d instances and pool ENIs (have %d, %d)",
@@ -222,7 +235,8 @@ func ColdStart(ctx context.Context, p ColdStartParams, dir string) (*ColdStartRe
 		return nil, err
 	}
 	res := &ColdStartResult{Params: p, Binaries: bins,
-		Hello: ColdSeries{Name: SeriesHello}, HTTPS: ColdSeries{Name: SeriesHTTPS}, HTTP: ColdSeries{Name: SeriesHTTP}}
+		Hello: ColdSeries{Name: SeriesHello}, Floor: ColdSeries{Name: SeriesFloor},
+		HTTPS: ColdSeries{Name: SeriesHTTPS}, HTTP: ColdSeries{Name: SeriesHTTP}}
 	if res.EnipoolInit, err = TraceInit(ctx, bins.Enipool); err != nil {
 		return nil, err
 	}
@@ -239,11 +253,21 @@ func ColdStart(ctx context.Context, p ColdStartParams, dir string) (*ColdStartRe
 		return nil, err
 	}
 	defer plain.Close()
-	res.HTTPS.Scheme, res.HTTP.Scheme = secure.Scheme, plain.Scheme
+	res.Floor.Scheme, res.HTTPS.Scheme, res.HTTP.Scheme = secure.Scheme, secure.Scheme, plain.Scheme
+	attach := func(instance string, c *localcloud.Cloud) []byte { return ECSRunning(instance, c.Region, c.AccountID) }
+	describe := func(instance string, c *localcloud.Cloud) []byte { return Direct(instance, c.Region) }
 	series := []func(int) error{
 		func(int) error { return coldHello(ctx, secure, bins.Hello, &res.Hello) },
-		func(i int) error { return coldEnipool(ctx, secure, bins.Enipool, i, p.Runs, &res.HTTPS) },
-		func(i int) error { return coldEnipool(ctx, plain, bins.Enipool, i, p.Runs, &res.HTTP) },
+		// The floor describes instances the function attaches in its runs: it changes nothing.
+		func(i int) error {
+			return coldCaller(ctx, secure, bins.Floor, i, p.Runs, describe, floorOutcome, &res.Floor)
+		},
+		func(i int) error {
+			return coldCaller(ctx, secure, bins.Enipool, i, p.Runs, attach, outcomeOf, &res.HTTPS)
+		},
+		func(i int) error {
+			return coldCaller(ctx, plain, bins.Enipool, i, p.Runs, attach, outcomeOf, &res.HTTP)
+		},
 	}
 	for i := range p.Runs {
 		// Each series goes first, second and third in turn, so none always follows the same.
@@ -255,7 +279,7 @@ func ColdStart(ctx context.Context, p ColdStartParams, dir string) (*ColdStartRe
 			}
 		}
 	}
-	for _, s := range []*ColdSeries{&res.Hello, &res.HTTPS, &res.HTTP} {
+	for _, s := range []*ColdSeries{&res.Hello, &res.Floor, &res.HTTPS, &res.HTTP} {
 		s.summarise()
 	}
 	res.StartRatio = res.HTTPS.ColdStart.P50 / res.Hello.ColdStart.P50
@@ -288,26 +312,28 @@ func newTLSCloud(p CloudParams) (*localcloud.Cloud, error) {
 	return localcloud.Start(w, localcloud.Options{TLS: true})
 }
 
-// coldEnipool starts the real function on a fresh runtime (one instance) against c, sends
-// it the ECS Running event of instance i (its cold invocation), then that of instance
-// runs+i (a warm one), and appends the sample to s.
-func coldEnipool(ctx context.Context, c *localcloud.Cloud, bin string, i, runs int, s *ColdSeries) error {
+// coldCaller starts a function that calls the cloud (the real one or the SDK floor) on a
+// fresh runtime (one instance) against c, with the environment that aims enipool at c,
+// invokes it with payload(instance i) (its cold invocation), then with payload(instance
+// runs+i) (a warm one), and appends the sample to s.
+func coldCaller(ctx context.Context, c *localcloud.Cloud, bin string, i, runs int,
+	payload func(string, *localcloud.Cloud) []byte, outcome func([]byte) string, s *ColdSeries) error {
 	rt, err := testbed.StartFunction(c, testbed.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 	mark := lastSeq(c)
-	x, r, err := coldRun(ctx, rt, ECSRunning(InstanceID(i), c.Region, c.AccountID))
+	x, r, err := coldRun(ctx, rt, payload(InstanceID(i), c))
 	if err != nil {
 		return err
 	}
-	x.Outcome = outcomeOf(r.Payload)
+	x.Outcome = outcome(r.Payload)
 	if x.FirstCall, err = firstCall(c, rt, r.RequestID, mark); err != nil {
 		return err
 	}
 	mark = lastSeq(c)
-	warm, err := rt.Invoke(ctx, ECSRunning(InstanceID(runs+i), c.Region, c.AccountID))
+	warm, err := rt.Invoke(ctx, payload(InstanceID(runs+i), c))
 	if err != nil {
 		return err
 	}
@@ -317,12 +343,21 @@ func coldEnipool(ctx context.Context, c *localcloud.Cloud, bin string, i, runs i
 	if warm.ColdStart {
 		return errors.New("harness: cold start: the second invocation started another instance")
 	}
-	x.WarmOutcome = outcomeOf(warm.Payload)
+	x.WarmOutcome = outcome(warm.Payload)
 	if x.WarmFirstCall, err = firstCall(c, rt, warm.RequestID, mark); err != nil {
 		return err
 	}
 	s.Samples = append(s.Samples, x)
 	return nil
+}
+
+// floorOutcome reads the SDK floor's answer, the number of instances described: "described"
+// when it is the one asked for.
+func floorOutcome(payload []byte) string {
+	if string(payload) == "1" {
+		return "described"
+	}
+	return "unexpected answer " + string(payload)
 }
 
 // coldHello starts the hello-world function the same way (c's FC runtime, the same role and

@@ -14,7 +14,8 @@
 // Scenarios: single (events one at a time per lane, every policy side by side in one world:
 // latency against each event's own floor, 3L + its attach time), burst (500 launches at once
 // against the attach quota, each policy in a fresh copy of the world) and coldstart (process
-// start and peak RSS against a hello-world function, and a 1000-event batch).
+// start, the first invocation and peak RSS over HTTPS against a hello-world function, the
+// same over plain HTTP, and a 1000-event batch).
 package main
 
 import (
@@ -499,9 +500,10 @@ func (b *bench) coldstart(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b.progress("4 cold start: building both binaries, then %d cold starts of each, alternating, one invocation each; then one %d-event batch", p.ColdRuns, p.BigBatch)
+	b.progress("4 cold start: building the binaries, then %d cold starts each of hello, the SDK floor, enipool over https and enipool over http, rotating; then one %d-event batch",
+		p.ColdRuns, p.BigBatch)
 	r, err := harness.ColdStart(ctx, harness.ColdStartParams{
-		Cloud: p.cloud(p.ColdRuns, p.ColdRuns), Runs: p.ColdRuns,
+		Cloud: p.cloud(2*p.ColdRuns, 2*p.ColdRuns), Runs: p.ColdRuns,
 		BatchCloud: p.cloud(p.BigBatch, p.BigBatch), Batch: p.BigBatch,
 	}, dir)
 	if err != nil {
@@ -510,38 +512,67 @@ func (b *bench) coldstart(ctx context.Context) error {
 	b.res.ColdStart = r
 	cmd := b.command("coldstart")
 	mib := func(v float64) float64 { return v / (1 << 20) }
-	hello := ms(r.HelloStartP50)
-	group := fmt.Sprintf("cold start and memory: the built binary under the local FC runtime vs hello-world, %d cold starts each, alternating, medians", len(r.Enipool))
+	hello, floor, https, http := r.Hello, r.Floor, r.HTTPS, r.HTTP
+	group := fmt.Sprintf("cold start and memory: the built binary under the local FC runtime vs hello-world built the same way, %d cold starts each, "+
+		"the function calling ECS and MNS over HTTPS as in production (a local CA its instances trust)", len(https.Samples))
 	fig := func(name string, v float64, unit string) report.Figure {
 		return report.Figure{ID: "4", Group: group, Name: name, Value: v, Unit: unit, Command: cmd}
 	}
-	start := fig("cold start: exec -> first GET /next", ms(r.EnipoolStartP50), "ms").Goal("<=", 1.3*hello, "1.3x hello").WithFloor(hello, "(hello)")
+	start := fig("cold start p50: exec -> first GET /next", https.ColdStart.P50, "ms").Goal("<=", 1.3*hello.ColdStart.P50, "1.3x hello").WithFloor(hello.ColdStart.P50, "(hello p50)")
 	start.Note = "fcrt InstanceStats.ColdStart: Go runtime and package init, main's configuration, connector and handler, fc.Start's first request"
-	rss := fig("peak RSS (VmHWM), one event handled", mib(r.EnipoolRSSP50), "MiB").Goal("<=", 1.5*mib(r.HelloRSSP50), "1.5x hello").WithFloor(mib(r.HelloRSSP50), "(hello, 1 call)")
+	start90 := fig("cold start p90", https.ColdStart.P90, "ms").WithFloor(hello.ColdStart.P90, "(hello p90)")
+	startFloor := fig("cold start p50 of the SDK floor", floor.ColdStart.P50, "ms").WithFloor(hello.ColdStart.P50, "(hello p50)")
+	startFloor.Note = "bench/internal/harness/testdata/sdkfloor: the SDKs' clients and one ECS call over https, nothing of enipool"
+	rss := fig("peak RSS p50 (VmHWM), one event handled over https", mib(https.PeakRSS.P50), "MiB").
+		Goal("<=", 1.5*mib(hello.PeakRSS.P50), "1.5x hello").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
 	rss.Note = "sampled by fcrt when the first result is posted"
-	served := fig("exec -> first result", ms(r.EnipoolServedP50), "ms").WithFloor(ms(r.HelloServedP50), "(hello)")
+	rss90 := fig("peak RSS p90", mib(https.PeakRSS.P90), "MiB").WithFloor(mib(hello.PeakRSS.P90), "(hello p90)")
+	rssFloor := fig("peak RSS p50 of the SDK floor, one call over https", mib(floor.PeakRSS.P50), "MiB").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
+	rssFloor.Note = "the required SDKs and TLS without enipool: what no change inside enipool can remove"
+	rssHTTP := fig("peak RSS p50, the same over plain http", mib(http.PeakRSS.P50), "MiB").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
+	rssHTTP.Note = "the same binary against a cloud without TLS: the difference to the https figure is what TLS costs"
+	first := fig("first invocation p50: taken -> first ECS call at the cloud, https", https.FirstCall.P50, "ms").
+		WithFloor(https.WarmFirstCall.P50, "(2nd invocation p50)")
+	first.Note = "the handler's work before its first call on a cold process: SDK clients, trusted roots, TLS handshake"
+	first90 := fig("first invocation p90: taken -> first ECS call, https", https.FirstCall.P90, "ms").WithFloor(https.WarmFirstCall.P90, "(2nd invocation p90)")
+	firstFloor := fig("first invocation p50: taken -> first ECS call, SDK floor over https", floor.FirstCall.P50, "ms").WithFloor(floor.WarmFirstCall.P50, "(2nd invocation p50)")
+	firstHTTP := fig("first invocation p50: taken -> first ECS call, plain http", http.FirstCall.P50, "ms").WithFloor(http.WarmFirstCall.P50, "(2nd invocation p50)")
+	served := fig("exec -> first result p50, https", https.Served.P50, "ms").WithFloor(hello.Served.P50, "(hello p50)")
 	served.Note = "ColdStart + the first Result.Duration; the first invocation includes the attach and its confirmation"
-	fastest := fig(fmt.Sprintf("fastest cold start of %d (hello's fastest %.1f ms)", len(r.Enipool), ms(r.HelloStartMin)), ms(r.EnipoolStartMin), "ms").
-		WithFloor(ms(r.HelloStartMin), "(hello)")
+	fastest := fig(fmt.Sprintf("fastest cold start of %d (hello's fastest %.1f ms)", len(https.Samples), hello.ColdStart.Min), https.ColdStart.Min, "ms").
+		WithFloor(hello.ColdStart.Min, "(hello)")
 	fastest.Note = "the least disturbed by the machine's noise; the target applies to the median"
-	b.add(start, fastest, rss, served)
+	b.add(start, start90, fastest, startFloor, rss, rss90, rssFloor, rssHTTP, first, first90, firstFloor, firstHTTP, served)
 	if m := r.Batch; m != nil {
-		big := fig(fmt.Sprintf("peak RSS, one %d-event batch invocation", m.Events), mib(float64(m.PeakRSS)), "MiB").WithFloor(mib(r.EnipoolRSSP50), "(one event)")
+		big := fig(fmt.Sprintf("peak RSS, one %d-event batch invocation over https", m.Events), mib(float64(m.PeakRSS)), "MiB").WithFloor(mib(https.PeakRSS.P50), "(one event)")
 		big.Note = fmt.Sprintf("world of %d instances, pool %d; s.yaml memorySize %d MB", p.BigBatch, p.BigBatch, p.FunctionMemoryMB)
 		att := fig(fmt.Sprintf("that batch: attached (%.1f s, %d ECS calls)", ms(m.Duration)/1000, m.Audit.ECSCalls), float64(m.Audit.Attached), "count").
 			Goal("==", float64(m.Events), "")
 		b.add(big, att)
 	}
-	for _, s := range r.Enipool {
-		if !s.ColdFlag || s.Outcome != string(engine.OutcomeAttached) {
-			b.note("4: a cold start's first invocation was not a cold attach: cold=%v outcome=%s", s.ColdFlag, s.Outcome)
+	for _, s := range []harness.ColdSeries{https, http} {
+		for _, x := range s.Samples {
+			if !x.ColdFlag || x.Outcome != string(engine.OutcomeAttached) || x.WarmOutcome != string(engine.OutcomeAttached) {
+				b.note("4: %s: a run was not a cold attach then a warm one: cold=%v outcomes %s, %s", s.Name, x.ColdFlag, x.Outcome, x.WarmOutcome)
+			}
 		}
 	}
-	b.note("4: binaries %.1f MiB (enipool) and %.1f MiB (hello); package init (GODEBUG=inittrace=1): enipool %.1f ms, %.1f MiB allocated, hello %.1f ms, %.1f MiB.",
-		mib(float64(r.Binaries.EnipoolBytes)), mib(float64(r.Binaries.HelloBytes)), r.EnipoolInit.ClockMs, mib(float64(r.EnipoolInit.Bytes)),
+	b.note("4: medians (p90) over %d runs: cold start hello %.1f (%.1f) ms, SDK floor %.1f (%.1f) ms, enipool https %.1f (%.1f) ms, http %.1f (%.1f) ms; enipool to hello %.2fx (p90 %.2fx), to the SDK floor %.2fx.",
+		len(https.Samples), hello.ColdStart.P50, hello.ColdStart.P90, floor.ColdStart.P50, floor.ColdStart.P90, https.ColdStart.P50, https.ColdStart.P90,
+		http.ColdStart.P50, http.ColdStart.P90, r.StartRatio, r.StartRatioP90, https.ColdStart.P50/floor.ColdStart.P50)
+	b.note("4: peak RSS hello %.1f (%.1f) MiB, SDK floor %.1f (%.1f) MiB, enipool https %.1f (%.1f) MiB, http %.1f (%.1f) MiB; enipool to hello %.2fx (p90 %.2fx), to the SDK floor %.2fx; TLS adds %.1f MiB to enipool at the median.",
+		mib(hello.PeakRSS.P50), mib(hello.PeakRSS.P90), mib(floor.PeakRSS.P50), mib(floor.PeakRSS.P90), mib(https.PeakRSS.P50), mib(https.PeakRSS.P90),
+		mib(http.PeakRSS.P50), mib(http.PeakRSS.P90), r.RSSRatio, r.RSSRatioP90, https.PeakRSS.P50/floor.PeakRSS.P50, mib(https.PeakRSS.P50-http.PeakRSS.P50))
+	b.note("4: first invocation, taken -> first ECS call, p50 (p90): SDK floor %.1f (%.1f) ms, enipool https %.1f (%.1f) ms, http %.1f (%.1f) ms; on the second invocation %.1f, %.1f and %.1f ms "+
+		"(the local FC runtime hands each invocation fresh STS credentials, so the second rebuilds its clients and connects again).",
+		floor.FirstCall.P50, floor.FirstCall.P90, https.FirstCall.P50, https.FirstCall.P90, http.FirstCall.P50, http.FirstCall.P90,
+		floor.WarmFirstCall.P50, https.WarmFirstCall.P50, http.WarmFirstCall.P50)
+	b.note("4: binaries %.1f MiB (enipool), %.1f MiB (SDK floor) and %.1f MiB (hello); package init (GODEBUG=inittrace=1): enipool %.1f ms, %.1f MiB allocated, hello %.1f ms, %.1f MiB.",
+		mib(float64(r.Binaries.EnipoolBytes)), mib(float64(r.Binaries.FloorBytes)), mib(float64(r.Binaries.HelloBytes)), r.EnipoolInit.ClockMs, mib(float64(r.EnipoolInit.Bytes)),
 		r.HelloInit.ClockMs, mib(float64(r.HelloInit.Bytes)))
-	b.note("4: resident memory after the first result (median): enipool %.1f MiB anonymous + %.1f MiB file-backed, hello %.1f + %.1f MiB.",
-		mib(r.EnipoolAnonP50), mib(r.EnipoolFileP50), mib(r.HelloAnonP50), mib(r.HelloFileP50))
+	b.note("4: resident memory after the first result (median), anonymous + file-backed: enipool over https %.1f + %.1f MiB, over http %.1f + %.1f, SDK floor %.1f + %.1f, hello %.1f + %.1f MiB.",
+		mib(https.RSSAnon.P50), mib(https.RSSFile.P50), mib(http.RSSAnon.P50), mib(http.RSSFile.P50), mib(floor.RSSAnon.P50), mib(floor.RSSFile.P50),
+		mib(hello.RSSAnon.P50), mib(hello.RSSFile.P50))
 	var top []string
 	for _, c := range r.EnipoolInit.Top[:min(5, len(r.EnipoolInit.Top))] {
 		top = append(top, fmt.Sprintf("%s %.1f ms", c.Package, c.ClockMs))

@@ -6,47 +6,204 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/clock"
+	"github.com/enipool/enipool/cloud"
 )
 
-// limiter is a token bucket that paces calls to qps per second with a burst of half a
-// second's worth, which stays inside a server bucket of a second's worth even when calls
-// bunch up on their way. A nil limiter does not limit.
+// RateControl says how one function instance paces its ECS calls. ECS throttles each API
+// per account and region, and FC 3.0 runs every concurrent invocation in its own process,
+// so no instance knows what the others send: a Throttling answer is the one signal they
+// share.
+type RateControl string
+
+// The rate controls.
+const (
+	// RateAdaptive paces each ECS API on its own: no pacing until ECS first answers
+	// Throttling, then a rate cut by half at each Throttling answer (at most once per
+	// interval of the cut rate) and raised by rateStep per second while calls go through, up
+	// to the ceiling (AttachQPS for AttachNetworkInterface).
+	RateAdaptive RateControl = "adaptive"
+	// RateFixed paces AttachNetworkInterface at AttachQPS (0: not at all) and nothing else,
+	// whatever ECS answers.
+	RateFixed RateControl = "fixed"
+)
+
+// The adaptive control's figures. rateCut is the multiplicative decrease at a Throttling
+// answer; rateStep the additive increase per second of calls that went through; rateFloor
+// the least rate it cuts to, so that a call still goes out well inside any invocation's
+// deadline. Measured in the simulated burst (sim/burst_test.go): see the README.
+const (
+	rateCut   = 0.5
+	rateStep  = 0.05
+	rateFloor = 0.1
+)
+
+// sendWindow is how far back the sent calls are counted for the rate a first cut starts
+// from.
+const sendWindow = time.Second
+
+// limiter paces one API's calls from this process. It is a token bucket: calls go at most
+// rate per second, with a burst of half a second's worth (at least one call), which stays
+// inside a server bucket of a second's worth even when calls bunch up on their way. An
+// adaptive limiter sets its rate from what ECS answers (observe); rate 0 does not pace.
+// A nil limiter does not pace.
 type limiter struct {
-	mu       sync.Mutex
-	interval time.Duration
-	next     time.Time
-	burst    time.Duration
 	clock    clock.Clock
+	adaptive bool
+	ceiling  float64 // the most an adaptive rate grows to; 0: no ceiling
+
+	mu   sync.Mutex
+	rate float64   // calls per second; 0: not pacing
+	next time.Time // when the next call may go
+	// cutAt is when the rate was last cut: a Throttling answer to a call sent before it was
+	// sent at the old rate and does not cut again. grownAt is when it last grew.
+	cutAt, grownAt time.Time
+	// sent are the times of the calls sent in the last sendWindow, oldest first.
+	sent []time.Time
 }
 
 func newLimiter(qps float64, clk clock.Clock) *limiter {
 	if qps <= 0 {
 		return nil
 	}
-	iv := time.Duration(float64(time.Second) / qps)
-	return &limiter{interval: iv, burst: time.Second / 2, clock: clk}
+	return &limiter{clock: clk, rate: qps}
 }
 
-// wait blocks until a call may go, or ctx is done.
-func (l *limiter) wait(ctx context.Context) error {
+func newAdaptiveLimiter(ceiling float64, clk clock.Clock) *limiter {
+	return &limiter{clock: clk, adaptive: true, ceiling: ceiling}
+}
+
+func (l *limiter) interval() time.Duration { return time.Duration(float64(time.Second) / l.rate) }
+
+// wait blocks until a call may go, or ctx is done; it returns when the call went.
+func (l *limiter) wait(ctx context.Context) (time.Time, error) {
 	if l == nil {
-		return ctx.Err()
+		return time.Time{}, ctx.Err()
 	}
 	l.mu.Lock()
 	now := l.clock.Now()
-	// burst/interval calls may go at once: the first at floor, the last at now.
-	if floor := now.Add(l.interval - l.burst); l.next.Before(floor) {
-		l.next = floor
+	at := now
+	if l.rate > 0 {
+		iv := l.interval()
+		// burst/interval calls may go at once: the first at floor, the last at now.
+		if floor := now.Add(iv - max(time.Second/2, iv)); l.next.Before(floor) {
+			l.next = floor
+		}
+		if l.next.After(now) {
+			at = l.next
+		}
+		l.next = l.next.Add(iv)
 	}
-	at := l.next
-	l.next = l.next.Add(l.interval)
+	if l.adaptive {
+		l.sent = append(l.sent, at)
+	}
 	l.mu.Unlock()
 	if err := l.clock.Sleep(ctx, at.Sub(now)); err != nil {
 		// Give the slot back so a cancelled waiter does not slow the others.
 		l.mu.Lock()
-		l.next = l.next.Add(-l.interval)
+		if l.rate > 0 {
+			l.next = l.next.Add(-l.interval())
+		}
 		l.mu.Unlock()
-		return err
+		return time.Time{}, err
 	}
-	return nil
+	return at, nil
+}
+
+// observe tells an adaptive limiter how a call sent at sent was answered.
+func (l *limiter) observe(sent time.Time, throttled bool) {
+	if l == nil || !l.adaptive {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock.Now()
+	l.forget(now)
+	if throttled {
+		if !sent.Before(l.cutAt) {
+			// Cut from what was really sent when that was less than the rate allowed.
+			from := float64(max(len(l.sent), 1)) / sendWindow.Seconds()
+			if l.rate > 0 && l.rate < from {
+				from = l.rate
+			}
+			l.rate = max(rateFloor, rateCut*from)
+			l.cutAt, l.grownAt = now, now
+			// The next call waits a whole interval of the new rate.
+			if after := now.Add(l.interval()); l.next.Before(after) {
+				l.next = after
+			}
+		}
+		return
+	}
+	if l.rate > 0 {
+		l.rate += rateStep * now.Sub(l.grownAt).Seconds()
+		if l.ceiling > 0 {
+			l.rate = min(l.rate, l.ceiling)
+		}
+		l.grownAt = now
+	}
+}
+
+// forget drops the sent calls older than sendWindow.
+func (l *limiter) forget(now time.Time) {
+	i := 0
+	for i < len(l.sent) && now.Sub(l.sent[i]) > sendWindow {
+		i++
+	}
+	l.sent = append(l.sent[:0], l.sent[i:]...)
+}
+
+// currentRate returns the rate the limiter paces at (0: not pacing).
+func (l *limiter) currentRate() float64 {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rate
+}
+
+// rates are the limiters of one process, one per ECS API.
+type rates struct {
+	clock   clock.Clock
+	control RateControl
+	attach  float64 // AttachQPS
+
+	mu sync.Mutex
+	m  map[string]*limiter
+}
+
+func newRates(control RateControl, attachQPS float64, clk clock.Clock) *rates {
+	return &rates{clock: clk, control: control, attach: attachQPS, m: map[string]*limiter{}}
+}
+
+// of returns the limiter of api; nil when api is not paced.
+func (r *rates) of(api string) *limiter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, ok := r.m[api]
+	if !ok {
+		switch {
+		case r.control == RateFixed && api == apiAttach:
+			l = newLimiter(r.attach, r.clock)
+		case r.control == RateFixed:
+		case api == apiAttach:
+			l = newAdaptiveLimiter(r.attach, r.clock)
+		default:
+			l = newAdaptiveLimiter(0, r.clock)
+		}
+		r.m[api] = l
+	}
+	return l
+}
+
+// apiAttach is the API AttachQPS paces.
+const apiAttach = "AttachNetworkInterface"
+
+// throttled reports whether err is a Throttling answer of the error table's.
+func throttled(err error) bool {
+	if err == nil {
+		return false
+	}
+	_, rule := cloud.Classify(err)
+	return rule.Code == "Throttling*" || rule.Code == "Rejected.Throttling"
 }

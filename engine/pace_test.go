@@ -84,25 +84,6 @@ func TestTypeLookupsShareOneCall(t *testing.T) {
 	}
 }
 
-// The pacer lets at most half a second's worth through at once, then paces.
-func TestLimiterBurst(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(20, stopped{now})
-	// The clock stands still: a call that would have to wait (50 ms apart at 20/s) runs
-	// out of this context first.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	passed := 0
-	for range 40 {
-		if l.wait(ctx) == nil {
-			passed++
-		}
-	}
-	if passed != 10 {
-		t.Fatalf("%d calls passed at once at 20/s, want 10 (half a second)", passed)
-	}
-}
-
 // Concurrent polls sent with one estimate that turns out short raise it once, not once per
 // poll, and the estimate then stays above the attach time for a long run of hits.
 func TestEstimatorClusterOfMisses(t *testing.T) {

@@ -1,0 +1,262 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/enipool/enipool/clock"
+	"github.com/enipool/enipool/cloud"
+)
+
+// step is one thing done to a limiter at a moment of virtual time (from the start).
+type step struct {
+	at time.Duration
+	// send calls go out, one after the other, each answered (throttled or not) as it goes.
+	send      int
+	throttled bool
+	// wantWaits are how long each call waited for its turn.
+	wantWaits []time.Duration
+	// wantRate is the rate after the step (nil: not checked).
+	wantRate *float64
+}
+
+// The limiter under the injected clock, in virtual time: what each call waits, and how the
+// adaptive rate moves with ECS's answers.
+func TestLimiter(t *testing.T) {
+	rate := func(r float64) *float64 { return &r }
+	ms := func(d ...int) []time.Duration {
+		out := make([]time.Duration, len(d))
+		for i, v := range d {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		fixed    float64 // > 0: a fixed limiter at this rate
+		ceiling  float64 // an adaptive limiter's ceiling
+		steps    []step
+		disabled bool // the limiter is nil (fixed at 0)
+	}{
+		{name: "fixed: half a second's worth at once, then paced", fixed: 20, steps: []step{
+			{send: 12, wantWaits: ms(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 50), wantRate: rate(20)},
+		}},
+		{name: "fixed: a Throttling answer changes nothing", fixed: 2, steps: []step{
+			{send: 2, throttled: true, wantWaits: ms(0, 500), wantRate: rate(2)},
+		}},
+		{name: "fixed at 0 does not pace", disabled: true, steps: []step{
+			{send: 30, wantWaits: make([]time.Duration, 30)},
+		}},
+		{name: "adaptive: unpaced until the first Throttling answer", steps: []step{
+			{send: 40, wantWaits: make([]time.Duration, 40), wantRate: rate(0)},
+		}},
+		{name: "adaptive: a Throttling answer halves the rate sent in the last second", steps: []step{
+			{send: 9, wantWaits: make([]time.Duration, 9)},
+			// The 10th call in the second is throttled: 10/s sent, cut to 5/s; the next
+			// call waits a whole interval of the new rate.
+			{at: 500 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(5)},
+			{at: 500 * time.Millisecond, send: 2, wantWaits: ms(200, 200)},
+		}},
+		{name: "adaptive: answers to calls sent before a cut cut once", steps: []step{
+			{send: 10, wantWaits: make([]time.Duration, 10)},
+			{at: 100 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(5.5)},
+			// Each call of this step is sent after the cut: each answer cuts again.
+			{at: 3 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.5)},
+		}},
+		{name: "adaptive: grows back additively while calls go through", steps: []step{
+			{send: 4, wantWaits: make([]time.Duration, 4)},
+			{at: 10 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(2.5)},
+			{at: 20*time.Second + 10*time.Millisecond, send: 1, wantWaits: ms(0), wantRate: rate(2.5 + 20*rateStep)},
+		}},
+		{name: "adaptive: grows no higher than the ceiling", ceiling: 3, steps: []step{
+			{send: 4, wantWaits: make([]time.Duration, 4)},
+			{at: 10 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(2.5)},
+			{at: time.Minute, send: 1, wantWaits: ms(0), wantRate: rate(3)},
+		}},
+		{name: "adaptive: never below the floor", steps: []step{
+			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.5)},
+			{at: 5 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.25)},
+			{at: 10 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.125)},
+			{at: 20 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clock.Real() // in the bubble, virtual time
+				var l *limiter
+				switch {
+				case tt.disabled:
+					l = newLimiter(0, clk)
+				case tt.fixed > 0:
+					l = newLimiter(tt.fixed, clk)
+				default:
+					l = newAdaptiveLimiter(tt.ceiling, clk)
+				}
+				start := clk.Now()
+				for i, s := range tt.steps {
+					if err := clk.Sleep(context.Background(), start.Add(s.at).Sub(clk.Now())); err != nil {
+						t.Fatal(err)
+					}
+					for c := range s.send {
+						before := clk.Now()
+						sent, err := l.wait(context.Background())
+						if err != nil {
+							t.Fatal(err)
+						}
+						if waited := clk.Now().Sub(before); c < len(s.wantWaits) && waited != s.wantWaits[c] {
+							t.Errorf("step %d, call %d waited %v, want %v", i, c, waited, s.wantWaits[c])
+						}
+						l.observe(sent, s.throttled)
+					}
+					if got := l.currentRate(); s.wantRate != nil && math.Abs(got-*s.wantRate) > 1e-9 {
+						t.Errorf("after step %d the rate is %v, want %v", i, got, *s.wantRate)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A waiter whose context ends gives its turn back: the next call does not wait for it.
+func TestLimiterCancelledWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.Real()
+		l := newLimiter(1, clk)
+		if _, err := l.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if _, err := l.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the waiter's context ended and wait returned %v", err)
+		}
+		before := clk.Now()
+		if _, err := l.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if waited := clk.Now().Sub(before); waited != 900*time.Millisecond {
+			t.Fatalf("the next call waited %v, want 900ms (the turn the cancelled waiter gave back)", waited)
+		}
+	})
+}
+
+// Separate processes, each with its own adaptive limiter and a backlog of calls, against one
+// server bucket: whatever their number, they converge on the quota with few throttled calls,
+// and none is starved.
+func TestLimitersConverge(t *testing.T) {
+	const quota, burst = 20.0, 20
+	tests := []struct {
+		processes int
+		// maxThrottled bounds the throttled calls per call that went through.
+		maxThrottled float64
+	}{
+		{1, 0.05},
+		{5, 0.1},
+		{20, 0.2},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d processes", tt.processes), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clock.Real()
+				srv := &bucket{rate: quota, tokens: burst, max: burst, last: clk.Now()}
+				run := 120 * time.Second
+				ctx, cancel := clock.Deadline(context.Background(), clk, run)
+				defer cancel()
+				ok := make([]int, tt.processes)
+				var throttledCalls int
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				for p := range tt.processes {
+					l := newAdaptiveLimiter(0, clk)
+					wg.Go(func() {
+						for {
+							sent, err := l.wait(ctx)
+							if err != nil {
+								return
+							}
+							// 20 ms on the way, as a call's latency.
+							if clk.Sleep(ctx, 20*time.Millisecond) != nil {
+								return
+							}
+							got := srv.take(clk.Now())
+							l.observe(sent, !got)
+							mu.Lock()
+							if got {
+								ok[p]++
+							} else {
+								throttledCalls++
+							}
+							mu.Unlock()
+						}
+					})
+				}
+				wg.Wait()
+				total := 0
+				for _, n := range ok {
+					total += n
+				}
+				rate := float64(total) / run.Seconds()
+				t.Logf("%d processes: %.1f calls/s through, %d throttled for %d (%.3f per call)", tt.processes, rate, throttledCalls, total, float64(throttledCalls)/float64(total))
+				if rate < 0.8*quota {
+					t.Errorf("%d processes sent %.1f calls/s through, want at least 80%% of the quota (%v/s)", tt.processes, rate, quota)
+				}
+				if r := float64(throttledCalls) / float64(total); r > tt.maxThrottled {
+					t.Errorf("%d processes: %d throttled calls for %d that went through (%.3f per call), want <= %v", tt.processes, throttledCalls, total, r, tt.maxThrottled)
+				}
+				for p, n := range ok {
+					if float64(n) < 0.25*float64(total)/float64(tt.processes) {
+						t.Errorf("process %d got %d calls through of %d, less than a quarter of its share", p, n, total)
+					}
+				}
+			})
+		})
+	}
+}
+
+// bucket is a server's token bucket (as ECS throttles an API per account).
+type bucket struct {
+	mu                sync.Mutex
+	rate, tokens, max float64
+	last              time.Time
+}
+
+func (b *bucket) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.max, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Only the error table's throttling codes count as throttled.
+func TestThrottled(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{&cloud.APIError{Code: "Throttling"}, true},
+		{&cloud.APIError{Code: "Throttling.User"}, true},
+		{&cloud.APIError{Code: "Throttling.Api"}, true},
+		{&cloud.APIError{Code: "Rejected.Throttling"}, true},
+		{&cloud.APIError{Code: "ServiceUnavailable", HTTPStatus: 503}, false},
+		{&cloud.APIError{Code: "QpsLimitExceeded"}, false}, // MNS's, not ECS's
+		{&cloud.APIError{Err: context.DeadlineExceeded}, false},
+	}
+	for _, tt := range tests {
+		if got := throttled(tt.err); got != tt.want {
+			t.Errorf("throttled(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

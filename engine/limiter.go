@@ -33,8 +33,12 @@ const (
 // deadline. Measured in the simulated burst (sim/burst_test.go): see the README.
 const (
 	rateCut   = 0.5
-	rateStep  = 0.05
-	rateFloor = 0.1
+	rateStep  = 0.1
+	rateFloor = 0.25
+	// rateStart and startBurst are a fresh instance's: startBurst calls at once (an event's
+	// N ENIs go together), then rateStart per second until ECS's answers move it.
+	rateStart  = 2.0
+	startBurst = 4
 )
 
 // sendWindow is how far back the sent calls are counted for the rate a first cut starts
@@ -51,15 +55,21 @@ type limiter struct {
 	adaptive bool
 	ceiling  float64 // the most an adaptive rate grows to; 0: no ceiling
 
-	mu   sync.Mutex
-	rate float64   // calls per second; 0: not pacing
-	next time.Time // when the next call may go
+	mu     sync.Mutex
+	rate   float64 // calls per second; 0: not pacing
+	tokens float64
+	filled time.Time // when tokens were last added
 	// cutAt is when the rate was last cut: a Throttling answer to a call sent before it was
 	// sent at the old rate and does not cut again. grownAt is when it last grew.
 	cutAt, grownAt time.Time
-	// sent are the times of the calls sent in the last sendWindow, oldest first.
-	sent []time.Time
+	// sent are the times of the calls sent in the last sendWindow, oldest first; passed
+	// those of the calls that went through.
+	sent, passed []time.Time
 }
+
+// maxNap bounds one sleep of a waiting call, so that a rate that grows meanwhile lets it go
+// sooner than the rate it started waiting under would have.
+const maxNap = 250 * time.Millisecond
 
 func newLimiter(qps float64, clk clock.Clock) *limiter {
 	if qps <= 0 {
@@ -69,44 +79,56 @@ func newLimiter(qps float64, clk clock.Clock) *limiter {
 }
 
 func newAdaptiveLimiter(ceiling float64, clk clock.Clock) *limiter {
-	return &limiter{clock: clk, adaptive: true, ceiling: ceiling}
+	l := &limiter{clock: clk, adaptive: true, ceiling: ceiling, rate: rateStart, tokens: startBurst}
+	if ceiling > 0 {
+		l.rate = min(l.rate, ceiling)
+	}
+	return l
 }
 
-func (l *limiter) interval() time.Duration { return time.Duration(float64(time.Second) / l.rate) }
+// refill adds the tokens earned since the last refill at the current rate.
+func (l *limiter) refill(now time.Time) {
+	if l.rate > 0 && !l.filled.IsZero() {
+		l.tokens = min(max(l.burst(), l.tokens), l.tokens+now.Sub(l.filled).Seconds()*l.rate)
+	} else if l.rate > 0 && l.tokens == 0 {
+		l.tokens = l.burst()
+	}
+	l.filled = now
+}
+
+// burst is how many calls may go at once: half a second's worth, at least one; an adaptive
+// limiter's first startBurst.
+func (l *limiter) burst() float64 { return max(1, l.rate/2) }
 
 // wait blocks until a call may go, or ctx is done; it returns when the call went.
 func (l *limiter) wait(ctx context.Context) (time.Time, error) {
 	if l == nil {
 		return time.Time{}, ctx.Err()
 	}
-	l.mu.Lock()
-	now := l.clock.Now()
-	at := now
-	if l.rate > 0 {
-		iv := l.interval()
-		// burst/interval calls may go at once: the first at floor, the last at now.
-		if floor := now.Add(iv - max(time.Second/2, iv)); l.next.Before(floor) {
-			l.next = floor
+	for {
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, err
 		}
-		if l.next.After(now) {
-			at = l.next
-		}
-		l.next = l.next.Add(iv)
-	}
-	if l.adaptive {
-		l.sent = append(l.sent, at)
-	}
-	l.mu.Unlock()
-	if err := l.clock.Sleep(ctx, at.Sub(now)); err != nil {
-		// Give the slot back so a cancelled waiter does not slow the others.
 		l.mu.Lock()
-		if l.rate > 0 {
-			l.next = l.next.Add(-l.interval())
+		now := l.clock.Now()
+		l.refill(now)
+		if l.rate <= 0 || l.tokens >= 1 {
+			if l.rate > 0 {
+				l.tokens--
+			}
+			if l.adaptive {
+				l.sent = append(l.sent, now)
+			}
+			l.mu.Unlock()
+			return now, nil
 		}
+		// At least a millisecond: a token short by a rounding error must not spin.
+		nap := max(time.Millisecond, time.Duration((1-l.tokens)/l.rate*float64(time.Second)))
 		l.mu.Unlock()
-		return time.Time{}, err
+		if err := l.clock.Sleep(ctx, min(nap, maxNap)); err != nil {
+			return time.Time{}, err
+		}
 	}
-	return at, nil
 }
 
 // observe tells an adaptive limiter how a call sent at sent was answered.
@@ -118,22 +140,25 @@ func (l *limiter) observe(sent time.Time, throttled bool) {
 	defer l.mu.Unlock()
 	now := l.clock.Now()
 	l.forget(now)
+	l.refill(now)
 	if throttled {
 		if !sent.Before(l.cutAt) {
-			// Cut from what was really sent when that was less than the rate allowed.
+			// Cut from what was really sent when that was less than the rate allowed, and
+			// to no more than what went through: in a storm of many instances that is about
+			// this instance's share of the quota.
 			from := float64(max(len(l.sent), 1)) / sendWindow.Seconds()
 			if l.rate > 0 && l.rate < from {
 				from = l.rate
 			}
-			l.rate = max(rateFloor, rateCut*from)
+			through := float64(len(l.passed)) / sendWindow.Seconds()
+			l.rate = max(rateFloor, min(rateCut*from, through))
 			l.cutAt, l.grownAt = now, now
 			// The next call waits a whole interval of the new rate.
-			if after := now.Add(l.interval()); l.next.Before(after) {
-				l.next = after
-			}
+			l.tokens = min(l.tokens, 0)
 		}
 		return
 	}
+	l.passed = append(l.passed, now)
 	if l.rate > 0 {
 		l.rate += rateStep * now.Sub(l.grownAt).Seconds()
 		if l.ceiling > 0 {
@@ -143,13 +168,18 @@ func (l *limiter) observe(sent time.Time, throttled bool) {
 	}
 }
 
-// forget drops the sent calls older than sendWindow.
+// forget drops the calls sent and passed longer than sendWindow ago.
 func (l *limiter) forget(now time.Time) {
+	l.sent = recent(l.sent, now)
+	l.passed = recent(l.passed, now)
+}
+
+func recent(ts []time.Time, now time.Time) []time.Time {
 	i := 0
-	for i < len(l.sent) && now.Sub(l.sent[i]) > sendWindow {
+	for i < len(ts) && now.Sub(ts[i]) > sendWindow {
 		i++
 	}
-	l.sent = append(l.sent[:0], l.sent[i:]...)
+	return append(ts[:0], ts[i:]...)
 }
 
 // currentRate returns the rate the limiter paces at (0: not pacing).

@@ -20,6 +20,8 @@ type step struct {
 	// send calls go out, one after the other, each answered (throttled or not) as it goes.
 	send      int
 	throttled bool
+	// together sends every call of the step before any answer comes back (20 ms later).
+	together bool
 	// wantWaits are how long each call waited for its turn.
 	wantWaits []time.Duration
 	// wantRate is the rate after the step (nil: not checked).
@@ -53,37 +55,36 @@ func TestLimiter(t *testing.T) {
 		{name: "fixed at 0 does not pace", disabled: true, steps: []step{
 			{send: 30, wantWaits: make([]time.Duration, 30)},
 		}},
-		{name: "adaptive: unpaced until the first Throttling answer", steps: []step{
-			{send: 40, wantWaits: make([]time.Duration, 40), wantRate: rate(0)},
+		{name: "adaptive: a fresh instance sends a few at once, then paces", ceiling: rateStart, steps: []step{
+			{send: 6, wantWaits: ms(0, 0, 0, 0, 500, 500), wantRate: rate(rateStart)},
 		}},
-		{name: "adaptive: a Throttling answer halves the rate sent in the last second", steps: []step{
-			{send: 9, wantWaits: make([]time.Duration, 9)},
-			// The 10th call in the second is throttled: 10/s sent, cut to 5/s; the next
-			// call waits a whole interval of the new rate.
-			{at: 500 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(5)},
-			{at: 500 * time.Millisecond, send: 2, wantWaits: ms(200, 200)},
+		{name: "adaptive: a Throttling answer halves the rate", ceiling: rateStart, steps: []step{
+			{send: 4, wantWaits: ms(0, 0, 0, 0)},
+			{at: 500 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateStart / 2)},
+			// The next call waits a whole interval of the new rate.
+			{at: 500 * time.Millisecond, send: 1, wantWaits: ms(1000)},
 		}},
-		{name: "adaptive: answers to calls sent before a cut cut once", steps: []step{
-			{send: 10, wantWaits: make([]time.Duration, 10)},
-			{at: 100 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(5.5)},
-			// Each call of this step is sent after the cut: each answer cuts again.
-			{at: 3 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.5)},
+		{name: "adaptive: a cut goes no higher than what went through in the last second", steps: []step{
+			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+		}},
+		{name: "adaptive: answers to calls sent before a cut cut once", ceiling: rateStart, steps: []step{
+			{send: 2, wantWaits: ms(0, 0)},
+			{at: 10 * time.Millisecond, send: 2, together: true, throttled: true, wantWaits: ms(0, 0), wantRate: rate(rateStart / 2)},
+			// Sent after the cut: cuts again, to what went through since (nothing): the floor.
+			{at: 3 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
 		}},
 		{name: "adaptive: grows back additively while calls go through", steps: []step{
-			{send: 4, wantWaits: make([]time.Duration, 4)},
-			{at: 10 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(2.5)},
-			{at: 20*time.Second + 10*time.Millisecond, send: 1, wantWaits: ms(0), wantRate: rate(2.5 + 20*rateStep)},
+			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+			{at: 10 * time.Second, send: 1, wantWaits: ms(0), wantRate: rate(rateFloor + 10*rateStep)},
 		}},
 		{name: "adaptive: grows no higher than the ceiling", ceiling: 3, steps: []step{
-			{send: 4, wantWaits: make([]time.Duration, 4)},
-			{at: 10 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(2.5)},
+			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
 			{at: time.Minute, send: 1, wantWaits: ms(0), wantRate: rate(3)},
 		}},
 		{name: "adaptive: never below the floor", steps: []step{
-			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.5)},
-			{at: 5 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.25)},
-			{at: 10 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(0.125)},
-			{at: 20 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+			{at: 5 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
+			{at: 10 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
 		}},
 	}
 	for _, tt := range tests {
@@ -104,16 +105,30 @@ func TestLimiter(t *testing.T) {
 					if err := clk.Sleep(context.Background(), start.Add(s.at).Sub(clk.Now())); err != nil {
 						t.Fatal(err)
 					}
+					var sent []time.Time
 					for c := range s.send {
 						before := clk.Now()
-						sent, err := l.wait(context.Background())
+						at, err := l.wait(context.Background())
 						if err != nil {
 							t.Fatal(err)
 						}
-						if waited := clk.Now().Sub(before); c < len(s.wantWaits) && waited != s.wantWaits[c] {
+						// Within a millisecond: the rate grows a little with each call that goes through.
+						if waited := clk.Now().Sub(before); c < len(s.wantWaits) && (waited-s.wantWaits[c]).Abs() > time.Millisecond {
 							t.Errorf("step %d, call %d waited %v, want %v", i, c, waited, s.wantWaits[c])
 						}
-						l.observe(sent, s.throttled)
+						if !s.together {
+							l.observe(at, s.throttled)
+							continue
+						}
+						sent = append(sent, at)
+					}
+					if len(sent) > 0 {
+						if err := clk.Sleep(context.Background(), 20*time.Millisecond); err != nil {
+							t.Fatal(err)
+						}
+						for _, at := range sent {
+							l.observe(at, s.throttled)
+						}
 					}
 					if got := l.currentRate(); s.wantRate != nil && math.Abs(got-*s.wantRate) > 1e-9 {
 						t.Errorf("after step %d the rate is %v, want %v", i, got, *s.wantRate)

@@ -17,10 +17,11 @@ type RateControl string
 
 // The rate controls.
 const (
-	// RateAdaptive paces each ECS API on its own: no pacing until ECS first answers
-	// Throttling, then a rate cut by half at each Throttling answer (at most once per
-	// interval of the cut rate) and raised by rateStep per second while calls go through, up
-	// to the ceiling (AttachQPS for AttachNetworkInterface).
+	// RateAdaptive paces each ECS API on its own: a fresh instance sends startBurst calls at
+	// once, then rateStart per second; each Throttling answer to a call sent since the last
+	// cut halves the rate (to no more than went through in the last second, no less than
+	// rateFloor), and every second of calls going through adds rateStep, up to the ceiling
+	// (AttachQPS for AttachNetworkInterface).
 	RateAdaptive RateControl = "adaptive"
 	// RateFixed paces AttachNetworkInterface at AttachQPS (0: not at all) and nothing else,
 	// whatever ECS answers.
@@ -29,8 +30,8 @@ const (
 
 // The adaptive control's figures. rateCut is the multiplicative decrease at a Throttling
 // answer; rateStep the additive increase per second of calls that went through; rateFloor
-// the least rate it cuts to, so that a call still goes out well inside any invocation's
-// deadline. Measured in the simulated burst (sim/burst_test.go): see the README.
+// the least rate it cuts to, so that a throttled call is tried again within 4 s. Chosen
+// in the simulated burst (sim/burst.go, make burst): see the README.
 const (
 	rateCut   = 0.5
 	rateStep  = 0.1

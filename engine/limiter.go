@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -17,11 +18,13 @@ type RateControl string
 
 // The rate controls.
 const (
-	// RateAdaptive paces each ECS API on its own: a fresh instance sends startBurst calls at
-	// once, then rateStart per second; each Throttling answer to a call sent since the last
-	// cut halves the rate (to no more than went through in the last second, no less than
-	// rateFloor), and every second of calls going through adds rateStep, up to the ceiling
-	// (AttachQPS for AttachNetworkInterface).
+	// RateAdaptive paces each ECS API on its own, as a CUBIC-like token bucket: a fresh
+	// instance sends startBurst calls at once, then rateStart per second, doubling every
+	// second until ECS first answers Throttling. Each Throttling answer to a call sent since
+	// the last cut cuts the rate by rateCut (to no more than went through in the last second,
+	// no less than rateFloor); then the rate grows back along a cubic, slowly near the rate
+	// it was cut from and faster beyond it, up to the ceiling (AttachQPS for
+	// AttachNetworkInterface).
 	RateAdaptive RateControl = "adaptive"
 	// RateFixed paces AttachNetworkInterface at AttachQPS (0: not at all) and nothing else,
 	// whatever ECS answers.
@@ -29,17 +32,21 @@ const (
 )
 
 // The adaptive control's figures. rateCut is the multiplicative decrease at a Throttling
-// answer; rateStep the additive increase per second of calls that went through; rateFloor
-// the least rate it cuts to, so that a throttled call is tried again within 4 s. Chosen
-// in the simulated burst (sim/burst.go, make burst): see the README.
+// answer; cubic scales the growth after it, rate(t) = wmax (1 + cubic (t - K)^3), where wmax
+// is the rate the cut came from and K the time at which the rate is back at it; rateFloor is
+// the least rate a cut goes to, so that a throttled call is tried again within 4 s. They
+// were chosen in the simulated burst (sim/burst.go, make burst): the README has the figures.
 const (
-	rateCut   = 0.5
-	rateStep  = 0.1
+	rateCut   = 0.7
+	cubic     = 0.05
 	rateFloor = 0.25
 	// rateStart and startBurst are a fresh instance's: startBurst calls at once (an event's
-	// N ENIs go together), then rateStart per second until ECS's answers move it.
+	// N ENIs go together), then rateStart per second, doubling every second until ECS first
+	// answers Throttling.
 	rateStart  = 2.0
 	startBurst = 4
+	// rateCap bounds the growth: far above any ECS quota, it no longer paces.
+	rateCap = 1000.0
 )
 
 // sendWindow is how far back the sent calls are counted for the rate a first cut starts
@@ -60,9 +67,13 @@ type limiter struct {
 	rate   float64 // calls per second; 0: not pacing
 	tokens float64
 	filled time.Time // when tokens were last added
-	// cutAt is when the rate was last cut: a Throttling answer to a call sent before it was
-	// sent at the old rate and does not cut again. grownAt is when it last grew.
-	cutAt, grownAt time.Time
+	// cutAt is when the rate was last cut (or the limiter made): a Throttling answer to a
+	// call sent before it was sent at the old rate and does not cut again.
+	cutAt time.Time
+	// wmax is the rate the last cut came from, low the rate it cut to; slowStart is true
+	// until the first cut.
+	wmax, low float64
+	slowStart bool
 	// sent are the times of the calls sent in the last sendWindow, oldest first; passed
 	// those of the calls that went through.
 	sent, passed []time.Time
@@ -84,6 +95,7 @@ func newAdaptiveLimiter(ceiling float64, clk clock.Clock) *limiter {
 	if ceiling > 0 {
 		l.rate = min(l.rate, ceiling)
 	}
+	l.wmax, l.low, l.cutAt, l.slowStart = l.rate, l.rate, clk.Now(), true
 	return l
 }
 
@@ -153,7 +165,8 @@ func (l *limiter) observe(sent time.Time, throttled bool) {
 			}
 			through := float64(len(l.passed)) / sendWindow.Seconds()
 			l.rate = max(rateFloor, min(rateCut*from, through))
-			l.cutAt, l.grownAt = now, now
+			l.cutAt = now
+			l.wmax, l.low, l.slowStart = max(from, l.rate), l.rate, false
 			// The next call waits a whole interval of the new rate.
 			l.tokens = min(l.tokens, 0)
 		}
@@ -161,11 +174,17 @@ func (l *limiter) observe(sent time.Time, throttled bool) {
 	}
 	l.passed = append(l.passed, now)
 	if l.rate > 0 {
-		l.rate += rateStep * now.Sub(l.grownAt).Seconds()
+		if l.slowStart {
+			l.rate = max(l.rate, l.low*math.Exp2(now.Sub(l.cutAt).Seconds()))
+		} else {
+			k := math.Cbrt((1 - l.low/l.wmax) / cubic)
+			t := now.Sub(l.cutAt).Seconds() - k
+			l.rate = max(l.rate, l.wmax*(1+cubic*t*t*t))
+		}
+		l.rate = min(l.rate, rateCap)
 		if l.ceiling > 0 {
 			l.rate = min(l.rate, l.ceiling)
 		}
-		l.grownAt = now
 	}
 }
 

@@ -96,6 +96,9 @@ type BurstResult struct {
 	ECSCalls, Attaches, Throttled int
 	// ThrottledBy counts the throttled calls per API.
 	ThrottledBy map[string]int
+	// LostRaces counts the attaches ECS refused because another had taken the ENI
+	// (InvalidOperation.InvalidEniState): each spent a unit of the attach quota.
+	LostRaces int
 	// Invocations counts the invocations that ran, FCRefused those FC refused at its
 	// instance limit (and retried), PeakInstances the most function instances alive.
 	Invocations, FCRefused, PeakInstances int
@@ -121,9 +124,9 @@ func (r *BurstResult) PerAttach(n int) float64 { return float64(n) / float64(r.P
 
 // String is one line of the burst's figures.
 func (r *BurstResult) String() string {
-	return fmt.Sprintf("seed=%d %s: attached %d twice %d missing %d letters %d | wall %.1fs = %.2fx floor | ECS calls/attach %.2f attach calls/attach %.2f throttled/attach %.3f | invocations %d fc-refused %d instances %d | throttled %v",
+	return fmt.Sprintf("seed=%d %s: attached %d twice %d missing %d letters %d | wall %.1fs = %.2fx floor | ECS calls/attach %.2f attach calls/attach %.2f throttled/attach %.3f lost races %d | invocations %d fc-refused %d instances %d | throttled %v",
 		r.Params.Seed, r.Params, r.Attached, r.Twice, r.Missing, r.DeadLetters, r.Wall.Seconds(), float64(r.Wall)/float64(r.Floor),
-		r.PerAttach(r.ECSCalls), r.PerAttach(r.Attaches), r.PerAttach(r.Throttled), r.Invocations, r.FCRefused, r.PeakInstances, r.ThrottledBy)
+		r.PerAttach(r.ECSCalls), r.PerAttach(r.Attaches), r.PerAttach(r.Throttled), r.LostRaces, r.Invocations, r.FCRefused, r.PeakInstances, r.ThrottledBy)
 }
 
 // burstWorld is an account with p.Launches Running instances tagged for the pool over two
@@ -223,6 +226,9 @@ func Burst(p BurstParams) (*BurstResult, error) {
 		}
 		if c.API == "AttachNetworkInterface" {
 			res.Attaches++
+			if c.Code == "InvalidOperation.InvalidEniState" {
+				res.LostRaces++
+			}
 			if !c.Failed {
 				res.Seconds[sec].Accepted++
 			}

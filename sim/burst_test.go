@@ -56,6 +56,8 @@ func TestBurstMeasure(t *testing.T) {
 		{"unpaced-batch10", func(p *BurstParams) { p.RateControl = engine.RateFixed; p.Batch = 10 }},
 		{"fixed0.4-batch10", func(p *BurstParams) { p.RateControl = engine.RateFixed; p.ClientQPS = 0.4; p.Batch = 10 }},
 		{"adaptive-batch10", func(p *BurstParams) { p.Batch = 10 }},
+		{"unpaced-batch100", func(p *BurstParams) { p.RateControl = engine.RateFixed; p.Batch = 100 }},
+		{"adaptive-batch100", func(p *BurstParams) { p.Batch = 100 }},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 )
 
@@ -104,13 +103,4 @@ func TestEstimatorClusterOfMisses(t *testing.T) {
 	if hits < 100 {
 		t.Fatalf("the estimate fell back below the attach time after %d hits, want a long run", hits)
 	}
-}
-
-// stopped is a clock whose time stands still; its waits are real.
-type stopped struct{ at time.Time }
-
-func (s stopped) Now() time.Time { return s.at }
-
-func (s stopped) Sleep(ctx context.Context, d time.Duration) error {
-	return clock.Real().Sleep(ctx, d)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -18,13 +19,13 @@ type RateControl string
 
 // The rate controls.
 const (
-	// RateAdaptive paces each ECS API on its own, as a CUBIC-like token bucket: a fresh
-	// instance sends startBurst calls at once, then rateStart per second, doubling every
-	// second until ECS first answers Throttling. Each Throttling answer to a call sent since
-	// the last cut cuts the rate by rateCut (to no more than went through in the last second,
-	// no less than rateFloor); then the rate grows back along a cubic, slowly near the rate
-	// it was cut from and faster beyond it, up to the ceiling (AttachQPS for
-	// AttachNetworkInterface).
+	// RateAdaptive paces each ECS API on its own, as a CUBIC-like token bucket. A fresh
+	// instance sends startBurst attaches at once, then rateStart per second, doubling every
+	// second until ECS first answers Throttling; its other calls go unpaced until then. Each
+	// Throttling answer to a call sent since the last cut cuts the rate by rateCut (to no
+	// more than went through in the last second, no less than rateFloor); then the rate
+	// grows back along a cubic, slowly near the rate it was cut from and faster beyond it,
+	// up to the ceiling (AttachQPS for AttachNetworkInterface).
 	RateAdaptive RateControl = "adaptive"
 	// RateFixed paces AttachNetworkInterface at AttachQPS (0: not at all) and nothing else,
 	// whatever ECS answers.
@@ -40,11 +41,11 @@ const (
 	rateCut   = 0.7
 	cubic     = 0.05
 	rateFloor = 0.25
-	// rateStart and startBurst are a fresh instance's: startBurst calls at once (an event's
-	// N ENIs go together), then rateStart per second, doubling every second until ECS first
-	// answers Throttling.
-	rateStart  = 2.0
-	startBurst = 4
+	// rateStart and startBurst are a fresh instance's attaches: startBurst at once (a batch
+	// of the work queue's default size goes together), then rateStart per second, doubling
+	// every second until ECS first answers Throttling.
+	rateStart  = 10.0
+	startBurst = 10
 	// rateCap bounds the growth: far above any ECS quota, it no longer paces.
 	rateCap = 1000.0
 )
@@ -90,12 +91,18 @@ func newLimiter(qps float64, clk clock.Clock) *limiter {
 	return &limiter{clock: clk, rate: qps}
 }
 
-func newAdaptiveLimiter(ceiling float64, clk clock.Clock) *limiter {
-	l := &limiter{clock: clk, adaptive: true, ceiling: ceiling, rate: rateStart, tokens: startBurst}
-	if ceiling > 0 {
-		l.rate = min(l.rate, ceiling)
+// newAdaptiveLimiter returns an adaptive limiter. One that starts slow sends startBurst calls
+// at once, then rateStart per second doubling every second until the first Throttling
+// answer; one that does not is unpaced until then.
+func newAdaptiveLimiter(ceiling float64, startSlow bool, clk clock.Clock) *limiter {
+	l := &limiter{clock: clk, adaptive: true, ceiling: ceiling}
+	if startSlow {
+		l.rate, l.tokens = rateStart, startBurst
+		if ceiling > 0 {
+			l.rate = min(l.rate, ceiling)
+		}
+		l.wmax, l.low, l.cutAt, l.slowStart = l.rate, l.rate, clk.Now(), true
 	}
-	l.wmax, l.low, l.cutAt, l.slowStart = l.rate, l.rate, clk.Now(), true
 	return l
 }
 
@@ -113,14 +120,16 @@ func (l *limiter) refill(now time.Time) {
 // limiter's first startBurst.
 func (l *limiter) burst() float64 { return max(1, l.rate/2) }
 
-// wait blocks until a call may go, or ctx is done; it returns when the call went.
-func (l *limiter) wait(ctx context.Context) (time.Time, error) {
+// wait blocks until a call may go, or ctx is done; it returns when the call went. When
+// longer than most (0: any wait), a call does not wait: wait returns errPaced and about how
+// long the call would have waited.
+func (l *limiter) wait(ctx context.Context, most time.Duration) (time.Time, time.Duration, error) {
 	if l == nil {
-		return time.Time{}, ctx.Err()
+		return time.Time{}, 0, ctx.Err()
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return time.Time{}, err
+			return time.Time{}, 0, err
 		}
 		l.mu.Lock()
 		now := l.clock.Now()
@@ -133,16 +142,22 @@ func (l *limiter) wait(ctx context.Context) (time.Time, error) {
 				l.sent = append(l.sent, now)
 			}
 			l.mu.Unlock()
-			return now, nil
+			return now, 0, nil
 		}
 		// At least a millisecond: a token short by a rounding error must not spin.
-		nap := max(time.Millisecond, time.Duration((1-l.tokens)/l.rate*float64(time.Second)))
+		need := max(time.Millisecond, time.Duration((1-l.tokens)/l.rate*float64(time.Second)))
 		l.mu.Unlock()
-		if err := l.clock.Sleep(ctx, min(nap, maxNap)); err != nil {
-			return time.Time{}, err
+		if most > 0 && need > most {
+			return time.Time{}, need, errPaced
+		}
+		if err := l.clock.Sleep(ctx, min(need, maxNap)); err != nil {
+			return time.Time{}, 0, err
 		}
 	}
 }
+
+// errPaced says a call would have waited longer than its caller allows.
+var errPaced = errors.New("paced: the call's turn is further off than its caller waits")
 
 // observe tells an adaptive limiter how a call sent at sent was answered.
 func (l *limiter) observe(sent time.Time, throttled bool) {
@@ -237,9 +252,9 @@ func (r *rates) of(api string) *limiter {
 			l = newLimiter(r.attach, r.clock)
 		case r.control == RateFixed:
 		case api == apiAttach:
-			l = newAdaptiveLimiter(r.attach, r.clock)
+			l = newAdaptiveLimiter(r.attach, true, r.clock)
 		default:
-			l = newAdaptiveLimiter(0, r.clock)
+			l = newAdaptiveLimiter(0, false, r.clock)
 		}
 		r.m[api] = l
 	}

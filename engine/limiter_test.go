@@ -45,6 +45,9 @@ func TestLimiter(t *testing.T) {
 		ceiling  float64 // an adaptive limiter's ceiling
 		steps    []step
 		disabled bool // the limiter is nil (fixed at 0)
+		// unpacedStart makes an adaptive limiter that does not pace until the first
+		// Throttling answer (every API but AttachNetworkInterface).
+		unpacedStart bool
 	}{
 		{name: "fixed: half a second's worth at once, then paced", fixed: 20, steps: []step{
 			{send: 12, wantWaits: ms(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 50, 50), wantRate: rate(20)},
@@ -56,24 +59,29 @@ func TestLimiter(t *testing.T) {
 			{send: 30, wantWaits: make([]time.Duration, 30)},
 		}},
 		{name: "adaptive: a fresh instance sends a few at once, then paces", ceiling: rateStart, steps: []step{
-			{send: 6, wantWaits: ms(0, 0, 0, 0, 500, 500), wantRate: rate(rateStart)},
+			{send: startBurst + 2, wantWaits: append(make([]time.Duration, startBurst), time.Second/rateStart, time.Second/rateStart),
+				wantRate: rate(rateStart)},
 		}},
 		{name: "adaptive: a fresh instance doubles its rate every second until throttled", steps: []step{
 			{send: 1, wantWaits: ms(0), wantRate: rate(rateStart)},
 			{at: 3 * time.Second, send: 1, wantWaits: ms(0), wantRate: rate(rateStart * 8)},
 		}},
+		{name: "adaptive: other APIs go unpaced until the first Throttling answer", unpacedStart: true, steps: []step{
+			{send: 40, wantWaits: make([]time.Duration, 40), wantRate: rate(0)},
+			{at: 100 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(41 * rateCut)},
+		}},
 		{name: "adaptive: a Throttling answer cuts the rate", ceiling: rateStart, steps: []step{
-			{send: 4, wantWaits: ms(0, 0, 0, 0)},
-			{at: 500 * time.Millisecond, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateStart * rateCut)},
+			{send: startBurst, wantWaits: make([]time.Duration, startBurst)},
+			{at: time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateStart * rateCut)},
 			// The next call waits a whole interval of the new rate.
-			{at: 500 * time.Millisecond, send: 1, wantWaits: []time.Duration{time.Duration(math.Round(float64(time.Second) / (rateStart * rateCut)))}},
+			{at: time.Second, send: 1, wantWaits: []time.Duration{time.Duration(math.Round(float64(time.Second) / (rateStart * rateCut)))}},
 		}},
 		{name: "adaptive: a cut goes no higher than what went through in the last second", steps: []step{
 			{send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
 		}},
 		{name: "adaptive: answers to calls sent before a cut cut once", ceiling: rateStart, steps: []step{
-			{send: 2, wantWaits: ms(0, 0)},
-			{at: 10 * time.Millisecond, send: 2, together: true, throttled: true, wantWaits: ms(0, 0), wantRate: rate(rateStart * rateCut)},
+			{send: startBurst, wantWaits: make([]time.Duration, startBurst)},
+			{at: 10 * time.Millisecond, send: 2, together: true, throttled: true, wantRate: rate(rateStart * rateCut)},
 			// Sent after the cut: cuts again, to what went through since (nothing): the floor.
 			{at: 3 * time.Second, send: 1, throttled: true, wantWaits: ms(0), wantRate: rate(rateFloor)},
 		}},
@@ -104,7 +112,7 @@ func TestLimiter(t *testing.T) {
 				case tt.fixed > 0:
 					l = newLimiter(tt.fixed, clk)
 				default:
-					l = newAdaptiveLimiter(tt.ceiling, clk)
+					l = newAdaptiveLimiter(tt.ceiling, !tt.unpacedStart, clk)
 				}
 				start := clk.Now()
 				for i, s := range tt.steps {
@@ -114,7 +122,7 @@ func TestLimiter(t *testing.T) {
 					var sent []time.Time
 					for c := range s.send {
 						before := clk.Now()
-						at, err := l.wait(context.Background())
+						at, _, err := l.wait(context.Background(), 0)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -152,25 +160,45 @@ func regrown(t float64) float64 {
 	return 1 + cubic*math.Pow(t-k, 3)
 }
 
-// A waiter whose context ends gives its turn back: the next call does not wait for it.
+// A waiter whose context ends takes no turn: the next call does not wait for it.
 func TestLimiterCancelledWaiter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		clk := clock.Real()
 		l := newLimiter(1, clk)
-		if _, err := l.wait(context.Background()); err != nil {
+		if _, _, err := l.wait(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		if _, err := l.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		if _, _, err := l.wait(ctx, 0); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("the waiter's context ended and wait returned %v", err)
 		}
 		before := clk.Now()
-		if _, err := l.wait(context.Background()); err != nil {
+		if _, _, err := l.wait(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 		if waited := clk.Now().Sub(before); waited != 900*time.Millisecond {
-			t.Fatalf("the next call waited %v, want 900ms (the turn the cancelled waiter gave back)", waited)
+			t.Fatalf("the next call waited %v, want 900ms (the turn the cancelled waiter did not take)", waited)
+		}
+	})
+}
+
+// A call whose turn is further off than its caller waits does not wait: it learns about when
+// its turn comes, and takes none.
+func TestLimiterWaitsAtMost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.Real()
+		l := newLimiter(2, clk) // one at once, then one every 500 ms
+		if _, _, err := l.wait(context.Background(), 100*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		before := clk.Now()
+		_, after, err := l.wait(context.Background(), 100*time.Millisecond)
+		if !errors.Is(err, errPaced) || after != 500*time.Millisecond || clk.Now() != before {
+			t.Fatalf("wait returned after %v, %v, having waited %v; want errPaced at once, turn in 500ms", after, err, clk.Now().Sub(before))
+		}
+		if _, _, err := l.wait(context.Background(), time.Second); err != nil || clk.Now().Sub(before) != 500*time.Millisecond {
+			t.Fatalf("a caller that waits a second got its turn after %v (%v), want 500ms", clk.Now().Sub(before), err)
 		}
 	})
 }
@@ -204,10 +232,10 @@ func TestLimitersConverge(t *testing.T) {
 				var mu sync.Mutex
 				var wg sync.WaitGroup
 				for p := range tt.processes {
-					l := newAdaptiveLimiter(0, clk)
+					l := newAdaptiveLimiter(0, true, clk)
 					wg.Go(func() {
 						for {
-							sent, err := l.wait(ctx)
+							sent, _, err := l.wait(ctx, 0)
 							if err != nil {
 								return
 							}

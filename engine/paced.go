@@ -2,8 +2,7 @@ package engine
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"time"
 
 	"github.com/enipool/enipool/cloud"
 )
@@ -14,9 +13,23 @@ import (
 // outlives the invocation as long as the process does.
 func (eng *Engine) Paced(ecs cloud.ECS) cloud.ECS { return paced{ecs: ecs, rates: eng.rates} }
 
-// errNotSent says a paced call never went out: its context ended while it waited for its
-// turn. Such a call cannot have been applied.
-var errNotSent = errors.New("not sent: the context ended while the call waited for its turn")
+// notSent is the error of a paced call that never went out, so cannot have been applied:
+// its context ended while it waited for its turn, or its turn was further off than its caller
+// waits (After says about when it comes).
+type notSent struct {
+	After time.Duration
+	Err   error
+}
+
+func (n *notSent) Error() string { return "not sent: " + n.Err.Error() }
+
+func (n *notSent) Unwrap() error { return n.Err }
+
+// attachWait is the longest an attach waits for its turn inside the call. Longer, the call
+// comes back not sent and the engine tries again when its turn comes, looking at the
+// instance again first if that look has aged meanwhile (instanceFresh): an attach never goes
+// out on a look older than that, however long the pacing holds it.
+const attachWait = 250 * time.Millisecond
 
 type paced struct {
 	ecs   cloud.ECS
@@ -26,9 +39,13 @@ type paced struct {
 // do runs fn as a call of api, paced.
 func (p paced) do(ctx context.Context, api string, fn func(context.Context) error) error {
 	l := p.rates.of(api)
-	sent, err := l.wait(ctx)
+	most := time.Duration(0)
+	if api == apiAttach {
+		most = attachWait
+	}
+	sent, after, err := l.wait(ctx, most)
 	if err != nil {
-		return &cloud.APIError{Service: "ecs", API: api, Err: fmt.Errorf("%w: %w", errNotSent, err)}
+		return &cloud.APIError{Service: "ecs", API: api, Err: &notSent{After: after, Err: err}}
 	}
 	err = fn(ctx)
 	l.observe(sent, throttled(err))

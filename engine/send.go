@@ -29,7 +29,13 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	t := j.t
 	var reqID string
 	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
-	if errors.Is(err, errNotSent) {
+	if ns := (*notSent)(nil); errors.As(err, &ns) {
+		// Never sent: no attempt. Its turn comes after ns.After; the claim is kept.
+		if ns.After > 0 {
+			e.mu.Lock()
+			t.retryAt = e.eng.clock.Now().Add(ns.After)
+			e.mu.Unlock()
+		}
 		return
 	}
 	now := e.eng.clock.Now()

@@ -35,12 +35,12 @@ const (
 // The adaptive control's figures. rateCut is the multiplicative decrease at a Throttling
 // answer; cubic scales the growth after it, rate(t) = wmax (1 + cubic (t - K)^3), where wmax
 // is the rate the cut came from and K the time at which the rate is back at it; rateFloor is
-// the least rate a cut goes to, so that a throttled call is tried again within 4 s. They
+// the least rate a cut goes to, so that a throttled call is tried again within a second. They
 // were chosen in the simulated burst (sim/burst.go, make burst): the README has the figures.
 const (
 	rateCut   = 0.7
 	cubic     = 0.05
-	rateFloor = 0.25
+	rateFloor = 1.0
 	// rateStart and startBurst are a fresh instance's attaches: startBurst at once (a batch
 	// of the work queue's default size goes together), then rateStart per second, doubling
 	// every second until ECS first answers Throttling.

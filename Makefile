@@ -78,8 +78,8 @@ BURST_SEEDS ?= 3
 burst: deps ## Simulated 500-launch burst, rate controls x FC instance limits x batching: make burst [BURST_SEEDS=3]
 	$(STATICGO) test -count=1 -run '^TestBurstMeasure$$' -timeout 0 -v ./sim -burst.measure -burst.seeds=$(BURST_SEEDS) | grep -E 'seed=|^(ok|FAIL|---)'
 
-bench: deps ## The benchmark: prints a table and writes bench/results.json
-	$(GO) run ./bench -out bench/results.json
+bench: deps ## The benchmark: prints a table, writes bench/results.json and the charts in docs/bench
+	$(GO) run ./bench -out bench/results.json -charts docs/bench
 
 # staticcheck runs under nice: beside the tests (make test) it takes the CPU they leave idle
 # while they wait on the local cloud's timing, instead of slowing their compile.

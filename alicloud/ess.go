@@ -24,14 +24,14 @@ type essAPI struct {
 	creds  *creds
 
 	mu     sync.Mutex
-	client *ess.Client
+	client *sdk.Client
 }
 
 func newESS(opts Options, region string, c *creds) *essAPI {
 	return &essAPI{opts: opts, region: region, creds: c}
 }
 
-func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*ess.Client) (string, error)) error {
+func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*sdk.Client) (string, error)) error {
 	timeout, err := deadlineTimeout(ctx, a.opts.ReadTimeout)
 	if err != nil {
 		return &cloud.APIError{Service: "ess", API: api, Err: err}
@@ -40,7 +40,7 @@ func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeo
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.client == nil {
-		c := &ess.Client{} // built by hand: see newECS's get for why
+		c := &sdk.Client{} // the SDK core, not *ess.Client: see ecsAPI for why
 		cfg := sdk.NewConfig().WithScheme(strings.ToUpper(a.opts.Scheme)).WithAutoRetry(false)
 		if err := c.InitWithOptions(a.region, cfg, a.creds); err != nil {
 			return &cloud.APIError{Service: "ess", API: api, Err: err}
@@ -70,12 +70,10 @@ func (a *essAPI) Complete(ctx context.Context, hookID, token, result string) err
 	req.LifecycleHookId, req.LifecycleActionToken, req.LifecycleActionResult = hookID, token, result
 	// ESS de-duplicates completions carrying the same client token.
 	req.ClientToken = clientToken("complete", hookID, token)
-	return a.do(ctx, "CompleteLifecycleAction", req, func(c *ess.Client) (string, error) {
-		resp, err := c.CompleteLifecycleAction(req)
-		if resp != nil {
-			return resp.RequestId, err
-		}
-		return "", err
+	return a.do(ctx, "CompleteLifecycleAction", req, func(c *sdk.Client) (string, error) {
+		resp := ess.CreateCompleteLifecycleActionResponse()
+		err := c.DoAction(req, resp)
+		return resp.RequestId, err
 	})
 }
 
@@ -83,12 +81,10 @@ func (a *essAPI) Heartbeat(ctx context.Context, hookID, token string, timeout ti
 	req := ess.CreateRecordLifecycleActionHeartbeatRequest()
 	req.LifecycleHookId, req.LifecycleActionToken = hookID, token
 	req.HeartbeatTimeout = requests.NewInteger(int(timeout.Seconds()))
-	return a.do(ctx, "RecordLifecycleActionHeartbeat", req, func(c *ess.Client) (string, error) {
-		resp, err := c.RecordLifecycleActionHeartbeat(req)
-		if resp != nil {
-			return resp.RequestId, err
-		}
-		return "", err
+	return a.do(ctx, "RecordLifecycleActionHeartbeat", req, func(c *sdk.Client) (string, error) {
+		resp := ess.CreateRecordLifecycleActionHeartbeatResponse()
+		err := c.DoAction(req, resp)
+		return resp.RequestId, err
 	})
 }
 
@@ -99,11 +95,9 @@ func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (cloud.Lifecy
 	req := ess.CreateDescribeLifecycleHooksRequest()
 	req.LifecycleHookId = &[]string{hookID}
 	var got []ess.LifecycleHook
-	err := a.do(ctx, "DescribeLifecycleHooks", req, func(c *ess.Client) (string, error) {
-		resp, err := c.DescribeLifecycleHooks(req)
-		if resp == nil {
-			return "", err
-		}
+	err := a.do(ctx, "DescribeLifecycleHooks", req, func(c *sdk.Client) (string, error) {
+		resp := ess.CreateDescribeLifecycleHooksResponse()
+		err := c.DoAction(req, resp)
 		got = resp.LifecycleHooks.LifecycleHook
 		return resp.RequestId, err
 	})
@@ -129,11 +123,9 @@ func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string
 		req.ScalingActivityId, req.LifecycleActionStatus, req.NextToken = activityID, status, next
 		req.MaxResults = requests.NewInteger(50)
 		var got []ess.LifecycleAction
-		err := a.do(ctx, "DescribeLifecycleActions", req, func(c *ess.Client) (string, error) {
-			resp, err := c.DescribeLifecycleActions(req)
-			if resp == nil {
-				return "", err
-			}
+		err := a.do(ctx, "DescribeLifecycleActions", req, func(c *sdk.Client) (string, error) {
+			resp := ess.CreateDescribeLifecycleActionsResponse()
+			err := c.DoAction(req, resp)
 			got, next = resp.LifecycleActions.LifecycleAction, resp.NextToken
 			return resp.RequestId, err
 		})
@@ -168,11 +160,9 @@ func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID strin
 			req.PageNumber, req.PageSize = requests.NewInteger(page), requests.NewInteger(50)
 			var got []ess.ScalingInstance
 			total := 0
-			err := a.do(ctx, "DescribeScalingInstances", req, func(c *ess.Client) (string, error) {
-				resp, err := c.DescribeScalingInstances(req)
-				if resp == nil {
-					return "", err
-				}
+			err := a.do(ctx, "DescribeScalingInstances", req, func(c *sdk.Client) (string, error) {
+				resp := ess.CreateDescribeScalingInstancesResponse()
+				err := c.DoAction(req, resp)
 				got, total = resp.ScalingInstances.ScalingInstance, resp.TotalCount
 				return resp.RequestId, err
 			})

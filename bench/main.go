@@ -1,18 +1,21 @@
-// Command bench is enipool's benchmark, behind `make bench`. It measures the function
-// through the production code path (the handler built as main.go builds it, with the real
-// SDKs, over loopback against localcloud; the built binary under localcloud's FC runtime for
-// cold start and memory), prints one table in which every figure sits beside its target, its
-// floor and the command that reproduces it, and writes the same figures, the machine and the
-// exact parameters as JSON.
+// Command bench is enipool's benchmark, behind `make bench`. It runs the function as Function
+// Compute runs it (the built binary under the local FC runtime, one process per concurrent
+// invocation, cold when new, reused when warm, configured as s.yaml deploys it) against a
+// local cloud as unkind as production (long-tailed attach times, stale reads, latency on both
+// halves of every call, ECS's rate limits), side by side with the peers' confirmation
+// policies run the same way. It prints one table in which every figure sits beside its
+// target, its floor and the command that reproduces it, writes the same figures, the
+// machine and the exact parameters as JSON, and draws the charts.
 //
-//	go run ./bench -out bench/results.json      # everything (a few minutes)
-//	go run ./bench -quick                       # smoke sizes, seconds
-//	go run ./bench -only burst,contention       # some scenarios
+//	go run ./bench -out bench/results.json -charts docs/bench   # everything (make bench)
+//	go run ./bench -quick                                       # smoke sizes
+//	go run ./bench -only burst -policies enipool                # some of it
 //
-// Scenarios: single (one event at a time: latency against 3L + T + L), burst (500 launches
-// at once against an attach rate limit, paced, unpaced and as MNS batches), contention (a
-// pool smaller than the burst) and coldstart (process start and peak RSS against a
-// hello-world function, and a 1000-event batch).
+// Scenarios: single (events one at a time per lane, every policy side by side in one world:
+// latency against each event's own floor, 3L + its attach time), burst (500 launches at once
+// against the attach quota, each policy in a fresh copy of the world) and coldstart (process
+// start, the first invocation and peak RSS over HTTPS against a hello-world function, the
+// same over plain HTTP, and a 1000-event batch).
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,139 +33,148 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enipool/enipool/bench/internal/chart"
 	"github.com/enipool/enipool/bench/internal/harness"
+	"github.com/enipool/enipool/bench/internal/peer"
 	"github.com/enipool/enipool/bench/internal/report"
-	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/engine"
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/fault"
 )
 
 // scenarios returns the names -only accepts, in the order they run.
-func scenarios() []string { return []string{"single", "burst", "contention", "coldstart"} }
+func scenarios() []string { return []string{"single", "burst", "coldstart"} }
 
 func main() {
 	out := flag.String("out", "", "write the results as JSON to this file (make bench writes bench/results.json)")
-	quick := flag.Bool("quick", false, "smoke-run sizes (seconds, not minutes); the figures are not comparable with the targets")
+	charts := flag.String("charts", "", "write the SVG charts into this folder (make bench writes docs/bench)")
+	quick := flag.Bool("quick", false, "smoke-run sizes; the figures are not comparable with the targets")
 	only := flag.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios(), ", "))
+	policies := flag.String("policies", "", "compare only these policies, comma-separated: "+strings.Join(harness.Policies(), ", "))
 	flag.Parse()
-	sel, err := selectScenarios(*only)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
+	sel, err := pick("-only", *only, scenarios())
+	if err == nil {
+		var pols []string
+		if pols, err = pick("-policies", *policies, harness.Policies()); err == nil {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+			defer stop()
+			err = run(ctx, config{out: *out, charts: *charts, quick: *quick, only: sel, policies: pols}, os.Stdout, os.Stderr)
+		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, config{out: *out, quick: *quick, only: sel}, os.Stdout, os.Stderr); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func selectScenarios(only string) ([]string, error) {
-	if only == "" {
-		return scenarios(), nil
+// pick returns the names of list that flag value names, in list's order (all for "").
+func pick(flag, value string, list []string) ([]string, error) {
+	if value == "" {
+		return list, nil
 	}
 	var sel []string
-	for _, s := range strings.Split(only, ",") {
+	for _, s := range strings.Split(value, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains(scenarios(), s) {
-			return nil, fmt.Errorf("-only: unknown scenario %q (want %s)", s, strings.Join(scenarios(), ", "))
+		if !slices.Contains(list, s) {
+			return nil, fmt.Errorf("%s: unknown name %q (want %s)", flag, s, strings.Join(list, ", "))
 		}
-		if !slices.Contains(sel, s) {
-			sel = append(sel, s)
-		}
+		sel = append(sel, s)
 	}
-	return sel, nil
+	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return !slices.Contains(sel, s) }), nil
 }
 
 type config struct {
-	out   string
-	quick bool
-	only  []string
+	out, charts string
+	quick       bool
+	only        []string
+	policies    []string
 }
 
 // Parameters are the exact settings of a run.
 type Parameters struct {
-	LatencyMs        float64 `json:"latencyLMs"`
-	LatencyJitterMs  float64 `json:"latencyJitterMs"`
-	AttachTimeMs     float64 `json:"attachTimeTMs"`
-	AttachJitterMs   float64 `json:"attachJitterMs"`
-	Zones            int     `json:"zones"`
-	Seed             int64   `json:"seed"`
-	ThrottleQPS      float64 `json:"throttleQps"`
-	ThrottleBurst    int     `json:"throttleBurst"`
-	AttachQPS        float64 `json:"attachQps"`
-	Concurrency      int     `json:"concurrency"`
-	BatchSize        int     `json:"batchSize"`
-	SingleWarmup     int     `json:"singleWarmup"`
-	SingleEvents     int     `json:"singleEvents"`
-	SingleWorld      int     `json:"singleWorld"`
-	BurstEvents      int     `json:"burstEvents"`
-	BurstPool        int     `json:"burstPool"`
-	ContentionPool   int     `json:"contentionPool"`
-	ColdRuns         int     `json:"coldRuns"`
-	BigBatch         int     `json:"bigBatch"`
-	FirstGuessMs     float64 `json:"firstGuessDefaultMs"`
+	// Cloud is the world every scenario starts from (each sets its own instances and pool).
+	Cloud harness.CloudParams `json:"cloud"`
+	// Policies are the policies compared; Peers the peers' published parameters.
+	Policies []string      `json:"policies"`
+	Peers    []peer.Policy `json:"peers"`
+	// SingleLanes lanes per policy send SinglePerLane events each, one at a time.
+	SingleLanes   int `json:"singleLanes"`
+	SinglePerLane int `json:"singlePerLane"`
+	// BurstEvents launches at once; FC runs at most BurstMaxInstances instances of a function.
+	BurstEvents       int `json:"burstEvents"`
+	BurstMaxInstances int `json:"burstMaxInstances"`
+	ColdRuns          int `json:"coldRuns"`
+	BigBatch          int `json:"bigBatch"`
+	// Deployment says how the functions are configured.
+	Deployment       string  `json:"deployment"`
 	FunctionTimeoutS float64 `json:"functionTimeoutS"`
 	FunctionMemoryMB int     `json:"functionMemoryMB"`
 	// Randomness says what is not fixed by the seed.
 	Randomness string `json:"randomness"`
 }
 
-func parameters(quick bool) Parameters {
+func parameters(quick bool, policies []string) Parameters {
+	d := func(v time.Duration) fault.Duration { return fault.Duration(v) }
 	p := Parameters{
-		LatencyMs: 20, AttachTimeMs: 300, Zones: 2, Seed: 1,
-		ThrottleQPS: 20, ThrottleBurst: 20, AttachQPS: 20, Concurrency: 32, BatchSize: 10,
-		SingleWarmup: 5, SingleEvents: 50, SingleWorld: 500,
-		BurstEvents: 500, BurstPool: 500, ContentionPool: 450,
+		// The realistic world's figures (localcloud/worlds/demo.yaml, as the soak and the
+		// scenarios run it): attach median 2 s, p99 8 s; reads up to 1 s stale; the account's
+		// attach quota 20/s (bucket 40), every other ECS action 200/s (bucket 400). Latency
+		// is that world's base on each half, without its jitter and spikes, so that every
+		// event's floor is exact; no answers are lost after the action (a lost answer is a
+		// 15 s hold in that world, a fault rather than a speed).
+		Cloud: harness.CloudParams{Zones: 2, Seed: 1,
+			RequestLatency: harness.Duration(15 * time.Millisecond), ResponseLatency: harness.Duration(5 * time.Millisecond),
+			AttachSpread: fault.Spread{Median: d(2 * time.Second), P99: d(8 * time.Second), Max: d(30 * time.Second)},
+			DetachSpread: fault.Spread{Median: d(time.Second), P99: d(4 * time.Second), Max: d(15 * time.Second)},
+			Staleness:    harness.Duration(time.Second),
+			AttachQPS:    20, AttachBurst: 40, OtherQPS: 200, OtherBurst: 400},
+		Policies: policies, Peers: peer.Policies(),
+		SingleLanes: 8, SinglePerLane: 6,
+		BurstEvents: 500, BurstMaxInstances: 100,
 		ColdRuns: 20, BigBatch: 1000,
-		FirstGuessMs:     harness.Ms(handler.DefaultOptions().AttachTime),
+		Deployment: "s.yaml rendered with every default (environment, timeout, asyncInvokeConfig); no ENIPOOL_ATTACH_TIME; " +
+			"the peers run the same way as a function of their own (bench/peerfn), BENCH_PEER_POLICY naming the policy; " +
+			"events are EventBridge ECS Running events delivered as asynchronous invocations",
 		FunctionTimeoutS: harness.FunctionTimeout.Seconds(),
 		FunctionMemoryMB: 256,
-		Randomness: "the cloud's latency and attach time have no jitter and no fault is drawn; the handler's retry " +
-			"backoff jitter (math/rand/v2) is not seeded, so runs with retries differ in their timing",
+		Randomness: "the cloud's attach durations and stale reads are drawn from the seed (the n-th attach of a world takes as long in every run); " +
+			"which attach is the n-th, the peers' jitter and ENI choice, enipool's backoff jitter and the machine's scheduling are not seeded",
 	}
 	if quick {
-		p.SingleWarmup, p.SingleEvents, p.SingleWorld = 2, 8, 20
-		p.BurstEvents, p.BurstPool, p.ContentionPool, p.Concurrency = 40, 40, 36, 8
+		p.SingleLanes, p.SinglePerLane = 2, 3
+		p.BurstEvents, p.BurstMaxInstances = 60, 30
 		p.ColdRuns, p.BigBatch = 2, 100
 	}
 	return p
 }
 
-// T is the attach time as a duration.
-func (p Parameters) T() harness.Duration {
-	return harness.Duration(time.Duration(p.AttachTimeMs * float64(time.Millisecond)))
-}
-
+// cloud is the cold-start scenario's world: the run's latency, a fixed 300 ms attach, no
+// stale reads and no rate limits, as that scenario has always had. It measures a process
+// (start, memory, a 1000-event batch within the function's timeout), not the cloud.
 func (p Parameters) cloud(instances, pool int) harness.CloudParams {
-	return harness.CloudParams{
-		Instances: instances, Pool: pool, Zones: p.Zones, Seed: p.Seed,
-		Latency:    harness.Duration(time.Duration(p.LatencyMs * float64(time.Millisecond))),
-		AttachTime: p.T(),
-	}
-}
-
-func (p Parameters) throttled(instances, pool int) harness.CloudParams {
-	c := p.cloud(instances, pool)
-	c.ThrottleQPS, c.ThrottleBurst = p.ThrottleQPS, p.ThrottleBurst
+	c := p.Cloud
+	c.Instances, c.Pool = instances, pool
+	c.AttachSpread = fault.Spread{Median: fault.Duration(300 * time.Millisecond)}
+	c.Staleness, c.AttachQPS, c.AttachBurst, c.OtherQPS, c.OtherBurst = 0, 0, 0, 0, 0
 	return c
 }
 
 // Results is what -out writes.
 type Results struct {
-	Date       time.Time                        `json:"date"`
-	Command    string                           `json:"command"`
-	Quick      bool                             `json:"quick"`
-	Scenarios  []string                         `json:"scenarios"`
-	Machine    report.Machine                   `json:"machine"`
-	Parameters Parameters                       `json:"parameters"`
-	RunTimeS   float64                          `json:"runTimeS"`
-	Figures    []report.Figure                  `json:"figures"`
-	Notes      []string                         `json:"notes"`
-	Single     map[string]*harness.SingleResult `json:"single,omitempty"`
-	Bursts     map[string]*harness.BurstResult  `json:"bursts,omitempty"`
-	ColdStart  *harness.ColdStartResult         `json:"coldStart,omitempty"`
+	Date       time.Time             `json:"date"`
+	Command    string                `json:"command"`
+	Quick      bool                  `json:"quick"`
+	Scenarios  []string              `json:"scenarios"`
+	Machine    report.Machine        `json:"machine"`
+	Parameters Parameters            `json:"parameters"`
+	RunTimeS   float64               `json:"runTimeS"`
+	Figures    []report.Figure       `json:"figures"`
+	Notes      []string              `json:"notes"`
+	Charts     []string              `json:"charts,omitempty"`
+	Single     *harness.SingleResult `json:"single,omitempty"`
+	// Bursts are by policy; their events are summed up (the ratios are in BurstRatios).
+	Bursts      map[string]*harness.BurstResult `json:"bursts,omitempty"`
+	BurstRatios map[string][]float64            `json:"burstRatios,omitempty"`
+	ColdStart   *harness.ColdStartResult        `json:"coldStart,omitempty"`
 }
 
 // bench holds a run in progress.
@@ -171,21 +184,36 @@ type bench struct {
 	res   *Results
 	start time.Time
 	log   io.Writer
+	bins  harness.Functions
 }
 
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	b := &bench{cfg: cfg, p: parameters(cfg.quick), start: time.Now(), log: stderr}
+	b := &bench{cfg: cfg, p: parameters(cfg.quick, cfg.policies), start: time.Now(), log: stderr}
 	b.res = &Results{
 		Date: b.start.UTC(), Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
 		Quick: cfg.quick, Scenarios: cfg.only, Machine: report.ReadMachine(), Parameters: b.p,
-		Single: map[string]*harness.SingleResult{}, Bursts: map[string]*harness.BurstResult{},
+		Bursts: map[string]*harness.BurstResult{}, BurstRatios: map[string][]float64{},
 	}
-	steps := map[string]func(context.Context) error{
-		"single": b.single, "burst": b.burst, "contention": b.contention, "coldstart": b.coldstart,
+	if slices.Contains(cfg.only, "single") || slices.Contains(cfg.only, "burst") {
+		dir, err := os.MkdirTemp("", "enipool-bench-fn-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		b.progress("building enipool and the peers' function")
+		if b.bins, err = harness.BuildFunctions(ctx, dir); err != nil {
+			return err
+		}
 	}
+	steps := map[string]func(context.Context) error{"single": b.single, "burst": b.burst, "coldstart": b.coldstart}
 	for _, s := range cfg.only {
 		if err := steps[s](ctx); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	if cfg.charts != "" {
+		if err := b.drawCharts(); err != nil {
+			return err
 		}
 	}
 	for i := range b.res.Figures {
@@ -196,16 +224,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.quick {
 		fmt.Fprintln(stdout, "QUICK RUN: smoke sizes; the figures are not comparable with the targets.")
 	}
-	m := b.res.Machine
+	m, c := b.res.Machine, b.p.Cloud
 	fmt.Fprintf(stdout, "enipool bench, %s: %s, %d cores, %.1f GiB, %s, %s\n", b.res.Date.Format(time.RFC3339), m.CPU, m.Cores,
 		float64(m.MemoryBytes)/(1<<30), m.Go, m.OS)
-	fmt.Fprintf(stdout, "L = %g ms on every ECS call, T = %g ms (no jitter on either); attach limit %g/s, bucket %d; seed %d\n\n",
-		b.p.LatencyMs, b.p.AttachTimeMs, b.p.ThrottleQPS, b.p.ThrottleBurst, b.p.Seed)
+	fmt.Fprintf(stdout, "L = %v + %v on every ECS call; attach time per attach: median %v, p99 %v; reads up to %v stale; attach quota %g/s (bucket %d), other ECS actions %g/s; seed %d\n\n",
+		c.RequestLatency.D(), c.ResponseLatency.D(), c.AttachSpread.Median.D(), c.AttachSpread.P99.D(), c.Staleness.D(),
+		c.AttachQPS, c.AttachBurst, c.OtherQPS, c.Seed)
 	if err := report.WriteTable(stdout, b.res.Figures); err != nil {
 		return err
 	}
 	if len(b.res.Notes) > 0 {
-		fmt.Fprintln(stdout, "\nNotes (from the call records and the cloud's state):")
+		fmt.Fprintln(stdout, "\nNotes (from the runtime's and the cloud's records):")
 		for _, n := range b.res.Notes {
 			fmt.Fprintln(stdout, "  - "+n)
 		}
@@ -243,6 +272,9 @@ func writeJSON(path string, v any) error {
 // command is what reproduces a scenario's figures.
 func (b *bench) command(scenario string) string {
 	c := "go run ./bench -only " + scenario
+	if len(b.cfg.policies) < len(harness.Policies()) {
+		c += " -policies " + strings.Join(b.cfg.policies, ",")
+	}
 	if b.cfg.quick {
 		c += " -quick"
 	}
@@ -261,221 +293,202 @@ func (b *bench) note(format string, args ...any) {
 
 func ms(d harness.Duration) float64 { return harness.Ms(d.D()) }
 
-func fmtMs(d harness.Duration) string { return fmt.Sprintf("%.0f ms", ms(d)) }
+// ratio is a figure of latency ÷ floor.
+func ratio(id, group, name string, v float64, cmd string) report.Figure {
+	return report.Figure{ID: id, Group: group, Name: name, Value: v, Unit: "x floor", Command: cmd}.WithFloor(1, "(the event's own floor)")
+}
 
-// single: scenario 1, with the production first guess and, as a diagnostic, with T.
+// single: scenario 1, every policy side by side.
 func (b *bench) single(ctx context.Context) error {
 	p := b.p
-	for _, guess := range []harness.Duration{0, p.T()} {
-		id, label := "1", fmt.Sprintf("first guess %s (default)", time.Duration(p.FirstGuessMs*float64(time.Millisecond)))
-		if guess > 0 {
-			id, label = "1/T", fmt.Sprintf("diagnostic: first guess = T (ENIPOOL_ATTACH_TIME=%s)", guess.D())
+	b.progress("1 single events: %s side by side, %d lanes each, %d events per lane one at a time (the first of each lane cold)",
+		strings.Join(p.Policies, ", "), p.SingleLanes, p.SinglePerLane)
+	r, err := harness.Single(ctx, b.bins, harness.SingleParams{Cloud: p.Cloud, Policies: p.Policies, Lanes: p.SingleLanes, PerLane: p.SinglePerLane})
+	if err != nil {
+		return err
+	}
+	b.progress("1 done: %.0f s", ms(r.Wall)/1000)
+	b.res.Single = r
+	cmd := b.command("single")
+	cheapest := math.Inf(1)
+	bestP50, bestP99 := math.Inf(1), math.Inf(1)
+	for _, pol := range p.Policies {
+		if sp := r.Policies[pol]; pol != harness.Enipool {
+			cheapest = min(cheapest, sp.ECSCallsPerEvent)
+			bestP50, bestP99 = min(bestP50, sp.Warm.P50), min(bestP99, sp.Warm.P99)
 		}
-		b.progress("%s single events: %d warm-up + %d sampled, one at a time, %s", id, p.SingleWarmup, p.SingleEvents, label)
-		r, err := harness.Single(ctx, harness.SingleParams{Cloud: b.p.cloud(p.SingleWorld, p.SingleWorld),
-			Warmup: p.SingleWarmup, Events: p.SingleEvents, FirstGuess: guess})
-		if err != nil {
-			return err
-		}
-		b.res.Single[id] = r
-		cmd, floor := b.command("single"), ms(r.Floor)
-		n := len(r.Sample)
-		group := fmt.Sprintf("single events, one at a time, each a new instance; %d sampled after %d warm-up on the same process; %s",
-			n, len(r.Warmup), label)
+	}
+	for _, pol := range p.Policies {
+		sp := r.Policies[pol]
+		id := "1/" + pol
+		group := fmt.Sprintf("single events, %s: %d lanes x %d events one at a time, each for a new instance; %d warm, %d cold (a new FC instance's first); %s",
+			pol, p.SingleLanes, p.SinglePerLane, sp.Warm.N, sp.Cold.N, describe(pol))
 		fig := func(name string, v float64, unit string) report.Figure {
 			return report.Figure{ID: id, Group: group, Name: name, Value: v, Unit: unit, Command: cmd}
 		}
-		b.add(
-			fig("p50 event -> ENI confirmed InUse", ms(r.P50), "ms").Goal("<=", 1.15*floor, "1.15x floor").WithFloor(floor, "(3L+T+L)"),
-			fig(fmt.Sprintf("p99 (nearest rank: %s of %d)", largest(n-ceilPct(99, n)+1), n), ms(r.P99), "ms").WithFloor(floor, "(3L+T+L)"),
-			fig("ECS calls per event", r.ECSCallsPerEvent, "calls/event").Goal("<=", 4, "").WithFloor(4, "(describe, list, attach, confirm)"),
-			fig("attached, confirmed InUse", float64(r.Audit.Attached), "count").Goal("==", float64(n), ""),
-		)
-		if len(r.Warmup) > 0 {
-			w := r.Warmup[0]
-			f := fig("warm-up #1: the process's first event", ms(w.Latency), "ms").WithFloor(floor+p.LatencyMs, "(+L: type lookup)")
-			f.Note = fmt.Sprintf("%d ECS calls, DescribeInstanceTypes among them; not in the sample", w.ECSCalls)
-			b.add(f)
-		}
-		var waits, over []float64
-		var lastWaits []float64
-		for i, s := range r.Sample {
-			waits = append(waits, ms(s.PollWait))
-			over = append(over, ms(s.Latency-s.CloudTime-s.PollWait))
-			if i >= n-min(10, n) {
-				lastWaits = append(lastWaits, ms(s.PollWait))
+		w50 := ratio(id, group, "warm: p50 latency ÷ floor", sp.Warm.P50, cmd)
+		w50.Note = fmt.Sprintf("latency p50 %.0f ms, floor p50 %.0f ms", ms(sp.Warm.LatencyP50), ms(sp.Warm.FloorP50))
+		w99 := ratio(id, group, fmt.Sprintf("warm: p99 latency ÷ floor (nearest rank of %d)", sp.Warm.N-sp.Warm.Failed), sp.Warm.P99, cmd)
+		w99.Note = fmt.Sprintf("latency p99 %.0f ms", ms(sp.Warm.LatencyP99))
+		c := ratio(id, group, fmt.Sprintf("cold: worst latency ÷ floor (of %d; p50 %.2f)", sp.Cold.N-sp.Cold.Failed, sp.Cold.P50), sp.Cold.Max, cmd)
+		calls := fig("ECS calls per event", sp.ECSCallsPerEvent, "calls/event").WithFloor(4, "(describe, list, attach, one poll)")
+		att := fig("attached, confirmed InUse (the cloud's state)", float64(sp.Audit.Attached), "count").Goal("==", float64(len(sp.Events)), "")
+		thr := fig("throttled calls", float64(sp.Audit.Throttled), "count")
+		if pol == harness.Enipool {
+			w50 = w50.Goal("<=", 1.15, "")
+			w99 = w99.Goal("<=", 1.5, "")
+			c = c.Goal("<=", 1.5, "")
+			if !math.IsInf(cheapest, 1) {
+				calls = calls.Goal("<=", 2*cheapest, "2x the cheapest peer")
 			}
 		}
-		b.note("%s: the first confirmation poll reached the cloud %.0f ms (p50) after the attach was answered; first guess %s, T %g ms; over the last %d sampled events the p50 was %.0f ms.",
-			id, harness.Median(waits), r.FirstGuess.D(), p.AttachTimeMs, len(lastWaits), harness.Median(lastWaits))
-		b.note("%s: per event, %.1f ms (p50) of the latency is neither the cloud's time on the %.0f calls (L included) nor that wait: handler, SDKs and loopback, with a %d-ENI pool listing.",
-			id, harness.Median(over), r.ECSCallsPerEvent, p.SingleWorld)
-		b.note("%s: DescribeInstanceTypes calls: %d in warm-up #1 (the process's first event), %d in the sample.",
-			id, countAction(r.Warmup[:min(1, len(r.Warmup))], "DescribeInstanceTypes"), r.TypeLookupsInSample)
+		b.add(w50, w99, c, calls, thr, att)
+		if pol == harness.Enipool && !math.IsInf(bestP50, 1) {
+			ahead50 := ratio(id, group, "warm p50 ÷ floor, against the best peer's", sp.Warm.P50, cmd).Goal("<=", bestP50, "the best peer")
+			ahead99 := ratio(id, group, "warm p99 ÷ floor, against the best peer's", sp.Warm.P99, cmd).Goal("<=", bestP99, "the best peer")
+			b.add(ahead50, ahead99)
+		}
+		b.note("1/%s: outcomes %v; %d FC instances; ECS calls by action %v.", pol, sp.Outcomes, sp.Instances, sp.Audit.ByAction)
+		b.pollNote("1/"+pol, sp.Events)
 	}
 	return nil
 }
 
-func countAction(ss []harness.EventSample, action string) int {
-	n := 0
-	for _, s := range ss {
-		for _, c := range s.Calls {
-			if c.Action == action {
-				n++
-			}
+// pollNote says when a policy's polls reached the cloud, against the attach times.
+func (b *bench) pollNote(id string, events []*harness.Event) {
+	var first, attach []float64
+	polls := 0
+	for _, ev := range events {
+		if ev.Polls > 0 {
+			first = append(first, ms(ev.FirstPoll))
+			attach = append(attach, ms(ev.AttachTime))
+			polls += ev.Polls
 		}
 	}
-	return n
-}
-
-func ceilPct(p, n int) int { return (p*n + 99) / 100 }
-
-// largest names the k-th largest value of a sample.
-func largest(k int) string {
-	switch k {
-	case 1:
-		return "the largest"
-	case 2:
-		return "the 2nd largest"
-	case 3:
-		return "the 3rd largest"
+	if len(first) == 0 {
+		return
 	}
-	return fmt.Sprintf("the %dth largest", k)
+	b.note("%s: the first poll of the attached ENI reached the cloud %.0f ms (p50; p10 %.0f, p90 %.0f) after ECS accepted the attach, whose time was %.0f ms (p50; p10 %.0f, p90 %.0f); %.2f polls per event.",
+		id, harness.PercentileF(first, 50), harness.PercentileF(first, 10), harness.PercentileF(first, 90),
+		harness.PercentileF(attach, 50), harness.PercentileF(attach, 10), harness.PercentileF(attach, 90), float64(polls)/float64(len(first)))
 }
 
-// burstRun runs one burst (or reuses it when it already ran) and records it.
-func (b *bench) burstRun(ctx context.Context, id, label string, bp harness.BurstParams) (*harness.BurstResult, error) {
-	if r, ok := b.res.Bursts[id]; ok {
-		return r, nil
+// describe says what a policy does.
+func describe(policy string) string {
+	if p, ok := peer.ByName(policy); ok {
+		return p.Source
 	}
-	b.progress("%s %s: %d events, %d in flight, pool %d", id, label, bp.Events, bp.Concurrency, bp.Cloud.Pool)
-	r, err := harness.Burst(ctx, bp)
-	if err != nil {
-		return nil, err
-	}
-	b.progress("%s done: wall %.1f s", id, ms(r.Wall)/1000)
-	b.res.Bursts[id] = r
-	return r, nil
+	return "enipool as deployed"
 }
 
-// burstParams returns scenario 2's parameters.
-func (b *bench) burstParams(pool int, pace float64, batch int, guess harness.Duration) harness.BurstParams {
-	p := b.p
-	return harness.BurstParams{Cloud: p.throttled(p.BurstEvents, pool), Events: p.BurstEvents, Concurrency: p.Concurrency,
-		AttachQPS: pace, BatchSize: batch, FirstGuess: guess}
-}
-
-// burst: scenario 2, (a) paced, (b) unpaced, (c) MNS batches, and (a) and (b) again with the
-// first guess at T as a diagnostic.
+// burst: scenario 2, each policy in a fresh copy of the world.
 func (b *bench) burst(ctx context.Context) error {
 	p := b.p
-	T := p.T()
-	runs := []struct {
-		id, label string
-		bp        harness.BurstParams
-	}{
-		{"2a", fmt.Sprintf("paced: ENIPOOL_ATTACH_QPS=%g", p.AttachQPS), b.burstParams(p.BurstPool, p.AttachQPS, 0, 0)},
-		{"2b", "unpaced: ENIPOOL_ATTACH_QPS=0", b.burstParams(p.BurstPool, 0, 0, 0)},
-		{"2c", fmt.Sprintf("MNS batches of %d, paced at %g/s", p.BatchSize, p.AttachQPS), b.burstParams(p.BurstPool, p.AttachQPS, p.BatchSize, 0)},
-		{"2a/T", fmt.Sprintf("diagnostic: as 2a, first guess = T (ENIPOOL_ATTACH_TIME=%s)", T.D()), b.burstParams(p.BurstPool, p.AttachQPS, 0, T)},
-		{"2b/T", fmt.Sprintf("diagnostic: as 2b, first guess = T (ENIPOOL_ATTACH_TIME=%s)", T.D()), b.burstParams(p.BurstPool, 0, 0, T)},
-	}
-	for _, run := range runs {
-		r, err := b.burstRun(ctx, run.id, run.label, run.bp)
+	for _, pol := range p.Policies {
+		b.progress("2/%s burst: %d launches at once, at most %d FC instances", pol, p.BurstEvents, p.BurstMaxInstances)
+		c := p.Cloud
+		c.Instances, c.Pool = p.BurstEvents, p.BurstEvents
+		r, err := harness.Burst(ctx, b.bins, harness.BurstParams{Cloud: c, Policy: pol,
+			Events: p.BurstEvents, MaxInstances: p.BurstMaxInstances})
 		if err != nil {
 			return err
 		}
-		callsTarget, callsFloor := 4.0, 4.0
-		if run.bp.BatchSize > 1 {
-			callsTarget, callsFloor = 1.6, 1+3/float64(run.bp.BatchSize)
+		b.progress("2/%s done: wall %.1f s (floor %.1f s)", pol, ms(r.Wall)/1000, ms(r.WallFloor)/1000)
+		b.res.Bursts[pol] = r
+		for _, ev := range r.Events {
+			b.res.BurstRatios[pol] = append(b.res.BurstRatios[pol], math.Round(ev.Ratio*100)/100)
 		}
-		b.add(b.burstFigures(run.id, run.label, r, b.command("burst"), callsTarget, callsFloor, true)...)
-		b.burstNotes(run.id, r)
+		b.pollNote("2/"+pol, r.Events)
+		r.Events = nil // summed up above and in the ratios
+		b.burstFigures(pol, r)
 	}
 	return nil
 }
 
-func (b *bench) burstFigures(id, label string, r *harness.BurstResult, cmd string, callsTarget, callsFloor float64, wallTarget bool) []report.Figure {
-	a := r.Audit
-	need := r.Params.Events - r.Exhausted.Shortfall // the instances the pool can serve
-	events := r.Params.Events
-	inv := fmt.Sprintf("%d invocations of 1 event", r.Invocations)
-	if r.Params.BatchSize > 1 {
-		inv = fmt.Sprintf("%d invocations of %d events", r.Invocations, r.Params.BatchSize)
-	}
-	group := fmt.Sprintf("%s: %d launches at once, pool %d over %d zones, %d invocations in flight (%s)",
-		label, events, r.Params.Cloud.Pool, r.Params.Cloud.Zones, r.Params.Concurrency, inv)
+func (b *bench) burstFigures(pol string, r *harness.BurstResult) {
+	p, a, c := b.p, r.Audit, b.p.Cloud
+	id := "2/" + pol
+	cmd := b.command("burst")
+	group := fmt.Sprintf("burst, %s: %d launches at once, pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; %s",
+		pol, p.BurstEvents, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances, describe(pol))
 	fig := func(name string, v float64, unit string) report.Figure {
 		return report.Figure{ID: id, Group: group, Name: name, Value: v, Unit: unit, Command: cmd}
 	}
-	double := fig("ENIs attached twice (final world and call records)", float64(a.DoubleAttaches()), "count").Goal("==", 0, "")
-	double.Note = fmt.Sprintf("pool ENIs bound to two instances %d, pool ENIs with two successful attaches %d, instances given two ENIs %d, instances holding more than one %d",
-		a.SharedENIs, a.ENIsAttachedTwice, a.InstancesAttachedTwice, len(a.Multi))
-	calls := fig(fmt.Sprintf("ECS calls per launch (%d / %d)", a.ECSCalls, events), r.ECSCallsPerAttach, "calls/attach").
-		Goal("<=", callsTarget, "").WithFloor(callsFloor, "")
-	wall := fig("wall time, first invocation to last return", ms(r.Wall)/1000, "s")
-	if r.Floor > 0 {
-		floor := ms(r.Floor) / 1000
-		wall = wall.WithFloor(floor, fmt.Sprintf("(%d-%d)/%g/s + 3L+T+L", need, r.Params.Cloud.ThrottleBurst, r.Params.Cloud.ThrottleQPS))
-		if wallTarget {
-			wall = wall.Goal("<=", 1.15*floor, "1.15x floor")
-		}
+	floor := ms(r.WallFloor) / 1000
+	wall := fig("wall time, delivery to the last event's end", ms(r.Wall)/1000, "s").
+		WithFloor(floor, fmt.Sprintf("(3L + the quota's least schedule of the %d attach times)", p.BurstEvents))
+	thr := fig(fmt.Sprintf("throttled calls per attach (%d)", a.Throttled), r.ThrottledPerAttach, "calls/attach").WithFloor(0, "")
+	calls := fig(fmt.Sprintf("ECS calls per attach (%d / %d)", a.ECSCalls, p.BurstEvents), r.ECSCallsPerAttach, "calls/attach").WithFloor(4, "")
+	dead := fig("dead letters", float64(len(a.DeadLetters)), "count")
+	if pol == harness.Enipool {
+		wall = wall.Goal("<=", 1.2*floor, "1.2x floor")
+		thr = thr.Goal("<=", 0.2, "")
+		calls = calls.Goal("<=", 6, "")
+		dead = dead.Goal("==", 0, "")
 	}
-	return []report.Figure{
-		fig("attached (exactly 1 pool ENI, InUse)", float64(a.Attached), "count").Goal("==", float64(need), ""),
-		double,
-		calls,
-		fig("throttled calls (Throttling.User)", float64(a.Throttled), "count").WithFloor(0, ""),
-		fig("lost races (InvalidEniState)", float64(a.LostRaces), "count").WithFloor(0, ""),
-		fig("dead letters", float64(len(a.DeadLetters)), "count").Goal("==", float64(r.Exhausted.Shortfall), ""),
-		wall,
-	}
-}
-
-func (b *bench) burstNotes(id string, r *harness.BurstResult) {
-	a := r.Audit
-	b.note("%s: DescribeInstanceTypes %d, DescribeInstances %d, DescribeNetworkInterfaces %d, successful attaches %d; invocations p50 %s, p99 %s.",
-		id, a.ByAction["DescribeInstanceTypes"], a.ByAction["DescribeInstances"], a.ByAction["DescribeNetworkInterfaces"],
-		a.ByAction["AttachNetworkInterface"], fmtMs(r.InvocationP50), fmtMs(r.InvocationP99))
-	b.note("%s: successful attaches reached the cloud at %.1f/s over %.1f s (limit %g/s, bucket %d); %d in flight / invocation p50 = %.1f invocations/s.",
-		id, r.AttachRate, ms(r.AttachSpan)/1000, r.Params.Cloud.ThrottleQPS, r.Params.Cloud.ThrottleBurst,
-		r.Params.Concurrency, float64(r.Params.Concurrency)/(ms(r.InvocationP50)/1000))
-	if a.Throttled > 0 {
-		var at []string
-		for _, d := range a.ThrottledAt {
-			at = append(at, fmt.Sprintf("%.0f", ms(d)))
-		}
-		b.note("%s: %d throttled; the first at %s ms after the run's first ECS call.", id, a.Throttled, strings.Join(at, ", "))
-	}
-}
-
-// contention: scenario 3, a pool exactly the burst's size (run 2a) and one smaller.
-func (b *bench) contention(ctx context.Context) error {
-	p := b.p
-	a, err := b.burstRun(ctx, "2a", fmt.Sprintf("paced: ENIPOOL_ATTACH_QPS=%g", p.AttachQPS), b.burstParams(p.BurstPool, p.AttachQPS, 0, 0))
-	if err != nil {
-		return err
-	}
-	cmd := b.command("contention")
-	group := fmt.Sprintf("contention: pool exactly the burst's size (%d) is the run 2a", p.BurstPool)
+	r50 := ratio(id, group, "p50 latency ÷ floor (each event's floor with its quota wait)", r.Summary.P50, cmd)
+	r50.Note = fmt.Sprintf("latency p50 %.1f s", ms(r.Summary.LatencyP50)/1000)
+	r99 := ratio(id, group, "p99 latency ÷ floor", r.Summary.P99, cmd)
+	r99.Note = fmt.Sprintf("latency p99 %.1f s", ms(r.Summary.LatencyP99)/1000)
 	b.add(
-		report.Figure{ID: "3a", Group: group, Name: "dead letters", Value: float64(len(a.Audit.DeadLetters)), Unit: "count", Command: cmd}.Goal("==", 0, ""),
-		report.Figure{ID: "3a", Group: group, Name: "ENIs attached twice (final world and call records)", Value: float64(a.Audit.DoubleAttaches()), Unit: "count", Command: cmd}.Goal("==", 0, ""),
+		fig("attached (exactly 1 pool ENI, InUse)", float64(a.Attached), "count").Goal("==", float64(p.BurstEvents), ""),
+		fig("ENIs attached twice (final world and call records)", float64(a.DoubleAttaches()), "count").Goal("==", 0, ""),
+		wall, thr, calls, r50, r99, dead,
+		fig(fmt.Sprintf("FC instances started (%d cold starts)", r.ColdStarts), float64(r.Instances), "count"),
 	)
-	r, err := b.burstRun(ctx, "3b", fmt.Sprintf("contention: pool smaller than the burst, paced at %g/s", p.AttachQPS), b.burstParams(p.ContentionPool, p.AttachQPS, 0, 0))
-	if err != nil {
-		return err
+	b.note("2/%s: outcomes %v; lost races %d; ECS calls by action %v.", pol, r.Outcomes, a.LostRaces, a.ByAction)
+	b.note("2/%s: the first attach was accepted %.1f s after the launches (%d FC instances cold-starting on this machine, then a describe and a listing); the floor counts 3L = %.0f ms for that.",
+		pol, ms(r.FirstAttach)/1000, r.Instances, harness.Ms(3*c.L()))
+}
+
+// drawCharts writes the charts of what ran.
+func (b *bench) drawCharts() error {
+	dir := b.cfg.charts
+	var written []string
+	if r := b.res.Single; r != nil {
+		var warm []chart.Series
+		for _, pol := range b.p.Policies {
+			var v []float64
+			for _, ev := range r.Policies[pol].Events {
+				if !ev.Cold && ev.Ratio > 0 {
+					v = append(v, ev.Ratio)
+				}
+			}
+			warm = append(warm, chart.Series{Name: pol, Values: v})
+		}
+		path := filepath.Join(dir, "single-ratio.svg")
+		if err := chart.RatioCDF(path, "Single events on warm FC instances: latency ÷ the event's floor (3L + its attach time)", warm); err != nil {
+			return err
+		}
+		written = append(written, path)
 	}
-	figs := b.burstFigures("3b", fmt.Sprintf("contention, pool %d < burst %d, paced at %g/s", p.ContentionPool, p.BurstEvents, p.AttachQPS), r, cmd, 4, 4, false)
-	valid := report.Figure{ID: "3b", Group: figs[0].Group, Name: "letters naming the exhausted pool and zone", Value: float64(r.Exhausted.Valid), Unit: "count", Command: cmd}.
-		Goal("==", float64(r.Exhausted.Shortfall), "the shortfall")
-	valid.Note = fmt.Sprintf("code %s, pool %q, zone set and named in the reason, a burst instance left bare, one letter each; by zone %v",
-		cloud.CodePoolExhausted, harness.PoolName, r.Exhausted.ByZone)
-	b.add(append(figs, valid)...)
-	for _, pr := range r.Exhausted.Problems {
-		b.note("3b: dead letter not as expected: %s", pr)
+	if len(b.res.Bursts) > 0 {
+		var all []chart.Series
+		for _, pol := range b.p.Policies {
+			if v, ok := b.res.BurstRatios[pol]; ok {
+				all = append(all, chart.Series{Name: pol, Values: slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return x <= 0 })})
+			}
+		}
+		path := filepath.Join(dir, "burst-ratio.svg")
+		if err := chart.RatioCDF(path, fmt.Sprintf("%d launches at once: latency ÷ the event's floor (with its quota wait)", b.p.BurstEvents), all); err != nil {
+			return err
+		}
+		written = append(written, path)
+		for _, pol := range b.p.Policies {
+			r, ok := b.res.Bursts[pol]
+			if !ok {
+				continue
+			}
+			t := r.Timeline
+			path := filepath.Join(dir, "burst-timeline-"+pol+".svg")
+			title := fmt.Sprintf("%s: %d launches at once, per second", pol, b.p.BurstEvents)
+			if err := chart.BurstTimeline(path, title, chart.Timeline{Attaches: t.Attaches, Throttled: t.Throttled, Instances: t.Instances, Busy: t.Busy}, b.p.Cloud.AttachQPS); err != nil {
+				return err
+			}
+			written = append(written, path)
+		}
 	}
-	b.burstNotes("3b", r)
+	b.res.Charts = written
 	return nil
 }
 
@@ -487,9 +500,10 @@ func (b *bench) coldstart(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	b.progress("4 cold start: building both binaries, then %d cold starts of each, alternating, one invocation each; then one %d-event batch", p.ColdRuns, p.BigBatch)
+	b.progress("4 cold start: building the binaries, then %d cold starts each of hello, the SDK floor, enipool over https and enipool over http, rotating; then one %d-event batch",
+		p.ColdRuns, p.BigBatch)
 	r, err := harness.ColdStart(ctx, harness.ColdStartParams{
-		Cloud: p.cloud(p.ColdRuns, p.ColdRuns), Runs: p.ColdRuns,
+		Cloud: p.cloud(2*p.ColdRuns, 2*p.ColdRuns), Runs: p.ColdRuns,
 		BatchCloud: p.cloud(p.BigBatch, p.BigBatch), Batch: p.BigBatch,
 	}, dir)
 	if err != nil {
@@ -498,38 +512,67 @@ func (b *bench) coldstart(ctx context.Context) error {
 	b.res.ColdStart = r
 	cmd := b.command("coldstart")
 	mib := func(v float64) float64 { return v / (1 << 20) }
-	hello := ms(r.HelloStartP50)
-	group := fmt.Sprintf("cold start and memory: the built binary under the local FC runtime vs hello-world, %d cold starts each, alternating, medians", len(r.Enipool))
+	hello, floor, https, http := r.Hello, r.Floor, r.HTTPS, r.HTTP
+	group := fmt.Sprintf("cold start and memory: the built binary under the local FC runtime vs hello-world built the same way, %d cold starts each, "+
+		"the function calling ECS and MNS over HTTPS as in production (a local CA its instances trust)", len(https.Samples))
 	fig := func(name string, v float64, unit string) report.Figure {
 		return report.Figure{ID: "4", Group: group, Name: name, Value: v, Unit: unit, Command: cmd}
 	}
-	start := fig("cold start: exec -> first GET /next", ms(r.EnipoolStartP50), "ms").Goal("<=", 1.3*hello, "1.3x hello").WithFloor(hello, "(hello)")
+	start := fig("cold start p50: exec -> first GET /next", https.ColdStart.P50, "ms").Goal("<=", 1.3*hello.ColdStart.P50, "1.3x hello").WithFloor(hello.ColdStart.P50, "(hello p50)")
 	start.Note = "fcrt InstanceStats.ColdStart: Go runtime and package init, main's configuration, connector and handler, fc.Start's first request"
-	rss := fig("peak RSS (VmHWM), one event handled", mib(r.EnipoolRSSP50), "MiB").Goal("<=", 1.5*mib(r.HelloRSSP50), "1.5x hello").WithFloor(mib(r.HelloRSSP50), "(hello, 1 call)")
+	start90 := fig("cold start p90", https.ColdStart.P90, "ms").WithFloor(hello.ColdStart.P90, "(hello p90)")
+	startFloor := fig("cold start p50 of the SDK floor", floor.ColdStart.P50, "ms").WithFloor(hello.ColdStart.P50, "(hello p50)")
+	startFloor.Note = "bench/internal/harness/testdata/sdkfloor: the SDKs' clients and one ECS call over https, nothing of enipool"
+	rss := fig("peak RSS p50 (VmHWM), one event handled over https", mib(https.PeakRSS.P50), "MiB").
+		Goal("<=", 1.5*mib(hello.PeakRSS.P50), "1.5x hello").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
 	rss.Note = "sampled by fcrt when the first result is posted"
-	served := fig("exec -> first result", ms(r.EnipoolServedP50), "ms").WithFloor(ms(r.HelloServedP50), "(hello)")
+	rss90 := fig("peak RSS p90", mib(https.PeakRSS.P90), "MiB").WithFloor(mib(hello.PeakRSS.P90), "(hello p90)")
+	rssFloor := fig("peak RSS p50 of the SDK floor, one call over https", mib(floor.PeakRSS.P50), "MiB").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
+	rssFloor.Note = "the required SDKs and TLS without enipool: what no change inside enipool can remove"
+	rssHTTP := fig("peak RSS p50, the same over plain http", mib(http.PeakRSS.P50), "MiB").WithFloor(mib(hello.PeakRSS.P50), "(hello p50)")
+	rssHTTP.Note = "the same binary against a cloud without TLS: the difference to the https figure is what TLS costs"
+	first := fig("first invocation p50: taken -> first ECS call at the cloud, https", https.FirstCall.P50, "ms").
+		WithFloor(https.WarmFirstCall.P50, "(2nd invocation p50)")
+	first.Note = "the handler's work before its first call on a cold process: SDK clients, trusted roots, TLS handshake"
+	first90 := fig("first invocation p90: taken -> first ECS call, https", https.FirstCall.P90, "ms").WithFloor(https.WarmFirstCall.P90, "(2nd invocation p90)")
+	firstFloor := fig("first invocation p50: taken -> first ECS call, SDK floor over https", floor.FirstCall.P50, "ms").WithFloor(floor.WarmFirstCall.P50, "(2nd invocation p50)")
+	firstHTTP := fig("first invocation p50: taken -> first ECS call, plain http", http.FirstCall.P50, "ms").WithFloor(http.WarmFirstCall.P50, "(2nd invocation p50)")
+	served := fig("exec -> first result p50, https", https.Served.P50, "ms").WithFloor(hello.Served.P50, "(hello p50)")
 	served.Note = "ColdStart + the first Result.Duration; the first invocation includes the attach and its confirmation"
-	fastest := fig(fmt.Sprintf("fastest cold start of %d (hello's fastest %.1f ms)", len(r.Enipool), ms(r.HelloStartMin)), ms(r.EnipoolStartMin), "ms").
-		WithFloor(ms(r.HelloStartMin), "(hello)")
+	fastest := fig(fmt.Sprintf("fastest cold start of %d (hello's fastest %.1f ms)", len(https.Samples), hello.ColdStart.Min), https.ColdStart.Min, "ms").
+		WithFloor(hello.ColdStart.Min, "(hello)")
 	fastest.Note = "the least disturbed by the machine's noise; the target applies to the median"
-	b.add(start, fastest, rss, served)
+	b.add(start, start90, fastest, startFloor, rss, rss90, rssFloor, rssHTTP, first, first90, firstFloor, firstHTTP, served)
 	if m := r.Batch; m != nil {
-		big := fig(fmt.Sprintf("peak RSS, one %d-event batch invocation", m.Events), mib(float64(m.PeakRSS)), "MiB").WithFloor(mib(r.EnipoolRSSP50), "(one event)")
+		big := fig(fmt.Sprintf("peak RSS, one %d-event batch invocation over https", m.Events), mib(float64(m.PeakRSS)), "MiB").WithFloor(mib(https.PeakRSS.P50), "(one event)")
 		big.Note = fmt.Sprintf("world of %d instances, pool %d; s.yaml memorySize %d MB", p.BigBatch, p.BigBatch, p.FunctionMemoryMB)
 		att := fig(fmt.Sprintf("that batch: attached (%.1f s, %d ECS calls)", ms(m.Duration)/1000, m.Audit.ECSCalls), float64(m.Audit.Attached), "count").
 			Goal("==", float64(m.Events), "")
 		b.add(big, att)
 	}
-	for _, s := range r.Enipool {
-		if !s.ColdFlag || s.Outcome != string(engine.OutcomeAttached) {
-			b.note("4: a cold start's first invocation was not a cold attach: cold=%v outcome=%s", s.ColdFlag, s.Outcome)
+	for _, s := range []harness.ColdSeries{https, http} {
+		for _, x := range s.Samples {
+			if !x.ColdFlag || x.Outcome != string(engine.OutcomeAttached) || x.WarmOutcome != string(engine.OutcomeAttached) {
+				b.note("4: %s: a run was not a cold attach then a warm one: cold=%v outcomes %s, %s", s.Name, x.ColdFlag, x.Outcome, x.WarmOutcome)
+			}
 		}
 	}
-	b.note("4: binaries %.1f MiB (enipool) and %.1f MiB (hello); package init (GODEBUG=inittrace=1): enipool %.1f ms, %.1f MiB allocated, hello %.1f ms, %.1f MiB.",
-		mib(float64(r.Binaries.EnipoolBytes)), mib(float64(r.Binaries.HelloBytes)), r.EnipoolInit.ClockMs, mib(float64(r.EnipoolInit.Bytes)),
+	b.note("4: medians (p90) over %d runs: cold start hello %.1f (%.1f) ms, SDK floor %.1f (%.1f) ms, enipool https %.1f (%.1f) ms, http %.1f (%.1f) ms; enipool to hello %.2fx (p90 %.2fx), to the SDK floor %.2fx.",
+		len(https.Samples), hello.ColdStart.P50, hello.ColdStart.P90, floor.ColdStart.P50, floor.ColdStart.P90, https.ColdStart.P50, https.ColdStart.P90,
+		http.ColdStart.P50, http.ColdStart.P90, r.StartRatio, r.StartRatioP90, https.ColdStart.P50/floor.ColdStart.P50)
+	b.note("4: peak RSS hello %.1f (%.1f) MiB, SDK floor %.1f (%.1f) MiB, enipool https %.1f (%.1f) MiB, http %.1f (%.1f) MiB; enipool to hello %.2fx (p90 %.2fx), to the SDK floor %.2fx; TLS adds %.1f MiB to enipool at the median.",
+		mib(hello.PeakRSS.P50), mib(hello.PeakRSS.P90), mib(floor.PeakRSS.P50), mib(floor.PeakRSS.P90), mib(https.PeakRSS.P50), mib(https.PeakRSS.P90),
+		mib(http.PeakRSS.P50), mib(http.PeakRSS.P90), r.RSSRatio, r.RSSRatioP90, https.PeakRSS.P50/floor.PeakRSS.P50, mib(https.PeakRSS.P50-http.PeakRSS.P50))
+	b.note("4: first invocation, taken -> first ECS call, p50 (p90): SDK floor %.1f (%.1f) ms, enipool https %.1f (%.1f) ms, http %.1f (%.1f) ms; on the second invocation %.1f, %.1f and %.1f ms "+
+		"(the local FC runtime hands each invocation fresh STS credentials, so the second rebuilds its clients and connects again).",
+		floor.FirstCall.P50, floor.FirstCall.P90, https.FirstCall.P50, https.FirstCall.P90, http.FirstCall.P50, http.FirstCall.P90,
+		floor.WarmFirstCall.P50, https.WarmFirstCall.P50, http.WarmFirstCall.P50)
+	b.note("4: binaries %.1f MiB (enipool), %.1f MiB (SDK floor) and %.1f MiB (hello); package init (GODEBUG=inittrace=1): enipool %.1f ms, %.1f MiB allocated, hello %.1f ms, %.1f MiB.",
+		mib(float64(r.Binaries.EnipoolBytes)), mib(float64(r.Binaries.FloorBytes)), mib(float64(r.Binaries.HelloBytes)), r.EnipoolInit.ClockMs, mib(float64(r.EnipoolInit.Bytes)),
 		r.HelloInit.ClockMs, mib(float64(r.HelloInit.Bytes)))
-	b.note("4: resident memory after the first result (median): enipool %.1f MiB anonymous + %.1f MiB file-backed, hello %.1f + %.1f MiB.",
-		mib(r.EnipoolAnonP50), mib(r.EnipoolFileP50), mib(r.HelloAnonP50), mib(r.HelloFileP50))
+	b.note("4: resident memory after the first result (median), anonymous + file-backed: enipool over https %.1f + %.1f MiB, over http %.1f + %.1f, SDK floor %.1f + %.1f, hello %.1f + %.1f MiB.",
+		mib(https.RSSAnon.P50), mib(https.RSSFile.P50), mib(http.RSSAnon.P50), mib(http.RSSFile.P50), mib(floor.RSSAnon.P50), mib(floor.RSSFile.P50),
+		mib(hello.RSSAnon.P50), mib(hello.RSSFile.P50))
 	var top []string
 	for _, c := range r.EnipoolInit.Top[:min(5, len(r.EnipoolInit.Top))] {
 		top = append(top, fmt.Sprintf("%s %.1f ms", c.Package, c.ClockMs))

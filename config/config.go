@@ -74,7 +74,7 @@ func Variables() []Variable {
 		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
 		{"ENIPOOL_RECONCILE_INTERVAL", d.ReconcileInterval.String(), false, "How often the reconcile timer fires (s.yaml). A fleet beyond ENIPOOL_RECONCILE_MAX is reconciled a window at a time: runs this far apart take consecutive windows, so every instance is reached within fleet/max runs."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},
-		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for the local cloud."},
+		{"ENIPOOL_API_SCHEME", "https", false, "Scheme of the ECS and ESS APIs; `http` only for a local cloud that serves no TLS."},
 		{"ENIPOOL_ECS_ENDPOINT", "ecs.{region}.aliyuncs.com", false, "ECS API host[:port]. In a VPC, `ecs-vpc.{region}.aliyuncs.com`."},
 		{"ENIPOOL_ESS_ENDPOINT", "ess.{region}.aliyuncs.com", false, "Auto Scaling API host[:port]."},
 		{"ENIPOOL_MNS_ENDPOINT", "https://{account}.mns.{region}.aliyuncs.com", false, "MNS endpoint; `{account}` and `{region}` are filled in. In a VPC, `http://{account}.mns.{region}-internal.aliyuncs.com`."},

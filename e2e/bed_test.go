@@ -165,6 +165,10 @@ type bedOptions struct {
 	timeout time.Duration
 	async   fcrt.AsyncConfig
 	max     int
+	// tls serves the cloud over HTTPS (the function then calls it as in production);
+	// trustedCAs replaces the cloud's CA in the function's trust store.
+	tls        bool
+	trustedCAs string
 }
 
 func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
@@ -172,7 +176,7 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 	if binary == "" {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	c, err := localcloud.Start(w, localcloud.Options{})
+	c, err := localcloud.Start(w, localcloud.Options{TLS: o.tls})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,7 @@ func newBed(t testing.TB, w *world.World, o bedOptions) *bed {
 		o.async.Backoff = func(int) time.Duration { return 50 * time.Millisecond }
 	}
 	fn, err := testbed.StartFunction(c, testbed.Function{Binary: binary, DeadLetterQueue: dlq, Env: env, Timeout: o.timeout,
-		MaxInstances: o.max, Async: o.async, Logs: logs})
+		MaxInstances: o.max, Async: o.async, Logs: logs, TrustedCAs: o.trustedCAs})
 	if err != nil {
 		c.Close()
 		t.Fatal(err)

@@ -51,6 +51,14 @@ type target struct {
 	err     error // the error behind a dead letter, skip or retry outcome
 	kept    []cloud.ENI
 	dropped []string
+	// settleAt is set when the target detached a surplus: another live invocation may be
+	// detaching, on the same instance, an ENI this one keeps (each keeps the other's), on a
+	// read as old as StaleReadBound. The target finishes only on a look sent after
+	// settleAt (see converge).
+	settleAt time.Time
+	// exhaustedAt is when the pool first had no candidate for the target, and refillAt when
+	// to list it again while an ENI of it is on its way back (see refilling).
+	exhaustedAt, refillAt time.Time
 
 	// unwind are the ENIs an unwinding target still has to see off its instance, and
 	// gaveUp/gaveUpErr the outcome it finishes with then (stateUnwinding).
@@ -129,18 +137,39 @@ type attachRun struct {
 	targets []*target
 	mu      sync.Mutex // guards the targets' fields written from attach goroutines
 	view    map[string]cloud.ENI
-	listed  map[groupKey]time.Time
+	// viewSent is when the read behind each view entry was sent, and inUse the last read
+	// that showed each ENI InUse on an instance: reads lag writes by different amounts, so
+	// a later read may show an older world (see holdings).
+	viewSent map[string]time.Time
+	inUse    map[string]sighting
+	listed   map[groupKey]time.Time
 	// lastLook is when the loop last looked at the cloud (observe).
 	lastLook time.Time
 }
 
 type groupKey struct{ pool, vpc string }
 
+// sighting is a read that showed an ENI of a pool InUse on an instance.
+type sighting struct {
+	instance, pool string
+	sent           time.Time
+}
+
+// see records what a read sent at sent shows of eni.
+func (e *attachRun) see(eni cloud.ENI, sent time.Time) {
+	e.view[eni.ID], e.viewSent[eni.ID] = eni, sent
+	if eni.Status == cloud.StatusInUse && eni.InstanceID != "" {
+		e.inUse[eni.ID] = sighting{eni.InstanceID, eni.Tags[e.eng.cfg.TagKey], sent}
+	}
+}
+
 func (t *target) group() groupKey { return groupKey{t.pool, t.inst.VpcID} }
 
 // run drives every target to an outcome or until ctx is done.
 func (e *attachRun) run(ctx context.Context) {
 	e.view = make(map[string]cloud.ENI)
+	e.viewSent = make(map[string]time.Time)
+	e.inUse = make(map[string]sighting)
 	e.listed = make(map[groupKey]time.Time)
 	if !e.describe(ctx) {
 		return

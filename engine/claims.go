@@ -18,20 +18,24 @@ type claims struct {
 }
 
 type claim struct {
-	instance string
-	until    time.Time
+	instance  string
+	at, until time.Time
 }
 
 func newClaims(ttl time.Duration, clk clock.Clock) *claims {
 	return &claims{ttl: ttl, m: make(map[string]claim), clock: clk}
 }
 
-// take claims eni for instance unless another instance holds a live claim on it.
-func (c *claims) take(eni, instance string) bool {
+// take claims eni for instance unless another instance holds a live claim on it. A claim
+// taken before freeAsOf is not live: a read that shows the world after it shows the ENI
+// Available, so whatever the claimant did with it is over (rolled back, detached, or never
+// sent), and FC runs one invocation at a time per instance, so the claimant's run has
+// usually ended (sim seed 4248: a released ENI stayed blocked for a minute).
+func (c *claims) take(eni, instance string, freeAsOf time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.clock.Now()
-	if cl, ok := c.m[eni]; ok && cl.instance != instance && now.Before(cl.until) {
+	if cl, ok := c.m[eni]; ok && cl.instance != instance && now.Before(cl.until) && !cl.at.Before(freeAsOf) {
 		return false
 	}
 	if len(c.m) > 4096 {
@@ -41,7 +45,7 @@ func (c *claims) take(eni, instance string) bool {
 			}
 		}
 	}
-	c.m[eni] = claim{instance: instance, until: now.Add(c.ttl)}
+	c.m[eni] = claim{instance: instance, at: now, until: now.Add(c.ttl)}
 	return true
 }
 

@@ -9,9 +9,12 @@ import (
 	"github.com/enipool/enipool/cloud"
 )
 
-// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, and
-// the attaches this invocation had accepted that the view does not show yet (reads lag
-// writes), as Attaching.
+// holdings returns the pool ENIs t holds: attached or attaching as the view shows them, the
+// attaches this invocation had accepted that the view does not show yet (reads lag writes),
+// as Attaching, and its own attaches a read showed InUse on it that a later read, sent
+// within the staleness bound, shows free: reads lag by different amounts, and an ENI that
+// seemed to go would have another attached in its place (sim seed 29574). Only its own:
+// another invocation's ENI may really have gone, detached as a surplus by its maker.
 func (e *attachRun) holdings(t *target) []cloud.ENI {
 	var held []cloud.ENI
 	seen := map[string]bool{}
@@ -25,11 +28,24 @@ func (e *attachRun) holdings(t *target) []cloud.ENI {
 		}
 	}
 	for id, r := range t.enis {
-		if r.attach == attachPending && !seen[id] {
+		if (r.attach == attachPending || lostAnswer(r)) && !seen[id] {
 			eni := e.view[id]
 			eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusAttaching
 			held = append(held, eni)
+			seen[id] = true
 		}
+	}
+	for id, s := range e.inUse {
+		eni := e.view[id]
+		if r, ok := t.enis[id]; !ok || r.attach != attachDone {
+			continue
+		}
+		if s.instance != t.id || s.pool != t.pool || seen[id] || slices.Contains(t.dropped, id) || eni.InstanceID != "" ||
+			e.viewSent[id].Sub(s.sent) > e.eng.cfg.StaleReadBound {
+			continue
+		}
+		eni.ID, eni.InstanceID, eni.Status = id, t.id, cloud.StatusInUse
+		held = append(held, eni)
 	}
 	return held
 }
@@ -68,6 +84,9 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 	for _, t := range e.active() {
 		if t.state == stateUnwinding {
 			e.unwindRound(ctx, t)
+			continue
+		}
+		if e.retryLost(t, now, &jobs) {
 			continue
 		}
 		held := e.holdings(t)
@@ -115,7 +134,8 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			if picked == need {
 				break
 			}
-			if e.eng.claims.take(c.ID, t.id) {
+			// The view shows c Available as of its read's sending, less the staleness bound.
+			if e.eng.claims.take(c.ID, t.id, e.viewSent[c.ID].Add(-e.eng.cfg.StaleReadBound)) {
 				jobs = append(jobs, attachJob{t, c.ID})
 				picked++
 			} else {
@@ -139,6 +159,27 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			continue
 		}
 		if e.listed[t.group()].After(t.lastTry) {
+			if t.exhaustedAt.IsZero() {
+				t.exhaustedAt = now
+			}
+			est := e.eng.attachTime.get()
+			// How long an ENI on its way back may take: a surplus is dropped once what its
+			// instance keeps is InUse, and a read may show its detach StaleReadBound late.
+			back := est + e.eng.cfg.DetachTime + 2*e.eng.cfg.StaleReadBound
+			if e.refilling(t) && now.Sub(t.exhaustedAt) <= back {
+				// An ENI of the pool is on its way back (detaching, or a surplus some
+				// invocation is converging): the pool is short for a moment, not
+				// exhausted (sim seed 21356: an exact pool, duplicates each dropping a
+				// surplus). Look again, spaced out.
+				if now.Before(t.refillAt) {
+					continue
+				}
+				if !t.refillAt.IsZero() {
+					t.want(stateListPool)
+				}
+				t.refillAt = now.Add(max(est/4, 500*time.Millisecond))
+				continue
+			}
 			t.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodePoolExhausted,
 				"pool %q has no Available ENI in zone %s of %s for instance %s", t.pool, t.inst.Zone, t.inst.VpcID, t.id))
 			continue
@@ -146,6 +187,83 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 		t.want(stateListPool) // list the pool again before calling it exhausted
 	}
 	e.attach(ctx, jobs)
+}
+
+// refilling reports whether the view shows an ENI of t's pool, in its zone, on its way back
+// to Available: detaching, or on an instance that holds more than N of the pool's.
+func (e *attachRun) refilling(t *target) bool {
+	held := map[string]int{}
+	for _, eni := range e.view {
+		if eni.Tags[e.eng.cfg.TagKey] != t.pool || eni.VpcID != t.inst.VpcID || eni.Zone != t.inst.Zone || eni.Type == "Primary" {
+			continue
+		}
+		switch eni.Status {
+		case cloud.StatusDetaching:
+			if eni.InstanceID != "" {
+				return true // a real detach; the view marks ENIs a look stopped seeing with no instance
+			}
+		case cloud.StatusInUse, cloud.StatusAttaching:
+			if held[eni.InstanceID]++; eni.InstanceID != "" && held[eni.InstanceID] > e.eng.cfg.PerInstance {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// lostAnswer reports whether r is an attach whose answer was lost after ECS may have
+// applied it, not yet placed by a read or a retry: it counts as attaching to the target, so
+// that no other ENI is attached in its place and the target does not finish beside it.
+func lostAnswer(r *eniRecord) bool {
+	return r.uncertain && r.attach == attachNone && !r.refused
+}
+
+// retryLost settles the target's lost answers a read has placed, and retries the attach of
+// one the view still shows Available once its back-off is over: a refusal of it as taken
+// then says the first call went through (attachOne). It reports whether it queued a retry,
+// in which case the target decides nothing else this round. A target that holds N without
+// its lost answers retries none: the retry would make a surplus, and another invocation may
+// have reported what it holds (sim seed 7055); it waits until a read places them instead.
+func (e *attachRun) retryLost(t *target, now time.Time, jobs *[]attachJob) bool {
+	settled := 0
+	for _, eni := range e.holdings(t) {
+		if r, ok := t.enis[eni.ID]; !ok || !lostAnswer(r) {
+			settled++
+		}
+	}
+	needed := settled < e.eng.cfg.PerInstance
+	for id, r := range t.enis {
+		if !lostAnswer(r) {
+			continue
+		}
+		eni, seen := e.view[id]
+		switch {
+		case seen && eni.InstanceID == t.id:
+			// Attaching or InUse here: it is one of the target's, and holdings counts it.
+		case seen && eni.InstanceID != "":
+			r.uncertain = false // another instance's: the lost call was not applied
+		case now.Sub(r.uncertainAt) > e.eng.cfg.StaleReadBound:
+			r.uncertain = false // still free on a read past the lag bound: not applied
+		case !needed || now.Before(t.retryAt) || (seen && eni.Status != cloud.StatusAvailable):
+		case now.Sub(t.lookedAt) > instanceFresh:
+			t.want(stateLookInstance) // as for any attach: not on an old look at the instance
+		default:
+			*jobs = append(*jobs, attachJob{t, id})
+			return true
+		}
+	}
+	return false
 }
 
 // otherENIs counts the ENIs on t's instance that are not its pool's: the primary and any
@@ -250,14 +368,31 @@ func (eng *Engine) hintRefused(t *target, view map[string]cloud.ENI) bool {
 	return true
 }
 
-// converge settles a target that holds at least its N pool ENIs. Every ENI it holds is
-// ranked, Attaching ones included, so every invocation that looks at the instance keeps the
-// same ones whatever the order its attaches finish in; the surplus is detached once it can be
-// (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and nothing
-// else is on it: its result then names what the instance holds. A surplus that cannot be
-// detached is a failure of the event, handled as the error table says.
+// converge settles a target that holds at least its N pool ENIs. The ENIs it did not attach
+// itself are kept first: one of them may be what another invocation, already ended, reported
+// the instance holds, while an ENI of this invocation's own is reported by nobody yet. A
+// surplus therefore costs its maker its own attach. Two live invocations that both made one
+// drop both and attach again; a target that has dropped a surplus once ranks by the hash
+// alone, so such a pair agrees the second time even when one of them may attach only the
+// ENI its request names. The ENIs are ranked, Attaching ones included, so invocations agree
+// on them whatever the order attaches finish in. The surplus is detached once it can
+// be (ECS detaches only InUse ENIs). The target finishes when what it keeps is InUse and
+// nothing else is on it: its result then names what the instance holds. A surplus that
+// cannot be detached is a failure of the event, handled as the error table says.
 func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	ranked := rank(t.id, held)
+	if t.settleAt.IsZero() {
+		slices.SortStableFunc(ranked, func(a, b cloud.ENI) int {
+			ma, mb := t.made(a.ID), t.made(b.ID)
+			if c := cmpBool(ma, mb); c != 0 || !ma {
+				return c
+			}
+			// Of its own, the one that came last made the surplus: the earlier may be
+			// what another invocation saw as the instance's N and reported (sim seed
+			// 21362: a retried attach whose answer was lost landed late).
+			return t.madeAt(a.ID).Compare(t.madeAt(b.ID))
+		})
+	}
 	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
 	waiting := false
 	for _, k := range keep {
@@ -285,6 +420,10 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		err := e.call(ctx, []*target{t}, func(ctx context.Context) error { return e.ecs.DetachENI(ctx, s.ID, t.id) })
 		if err == nil {
 			t.dropped = append(t.dropped, s.ID)
+			// Another invocation's detach of an ENI this one keeps rests on a read sent
+			// at most StaleReadBound after this detach (later reads no longer show the
+			// surplus); a read sent StaleReadBound after that one shows it.
+			t.settleAt = e.eng.clock.Now().Add(2 * e.eng.cfg.StaleReadBound)
 			if t.pending(s.ID) {
 				t.enis[s.ID].attach = attachDone // detached again, as a surplus
 			}
@@ -312,14 +451,22 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		return
 	}
 	t.watchWait = 0
+	if e.lastLook.Before(t.settleAt) {
+		return // nextWake looks again at settleAt
+	}
+	t.keep(keep)
+}
+
+// keep finishes t holding keep, which are InUse on its instance: attached if one of them is
+// there by its doing, an attach whose answer was lost included. The claims stay until they
+// expire: other invocations here may still hold a listing that shows them Available.
+func (t *target) keep(keep []cloud.ENI) {
 	t.kept = keep
 	o := OutcomeAlreadyAttached
 	for _, k := range keep {
-		if t.ours(k.ID) {
+		if t.made(k.ID) {
 			o = OutcomeAttached
 		}
-		// The claim stays until it expires: other invocations here may still hold a
-		// listing that shows this ENI Available.
 	}
 	t.finish(o, nil)
 }

@@ -188,7 +188,9 @@ func (e *attachRun) listPools(ctx context.Context, ts []*target) bool {
 	for _, k := range keys {
 		members := groups[k]
 		var got []cloud.ENI
+		sent := e.eng.clock.Now()
 		err := e.call(ctx, members, func(ctx context.Context) (err error) {
+			sent = e.eng.clock.Now()
 			got, err = e.ecs.DescribeENIs(ctx, cloud.ENIQuery{VpcID: k.vpc, TagKey: e.eng.cfg.TagKey, TagValue: k.pool})
 			return err
 		})
@@ -198,9 +200,10 @@ func (e *attachRun) listPools(ctx context.Context, ts []*target) bool {
 		}
 		for _, id := range e.idsInGroup(k) {
 			delete(e.view, id)
+			e.viewSent[id] = sent
 		}
 		for _, eni := range got {
-			e.view[eni.ID] = eni
+			e.see(eni, sent)
 		}
 		e.listed[k] = e.eng.clock.Now()
 	}

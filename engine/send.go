@@ -51,6 +51,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	rec := t.rec(j.eni)
 	if err == nil {
 		rec.attach, rec.acceptedAt = attachPending, now
+		t.undrop(j.eni)
 		return
 	}
 	t.lastErr = err
@@ -62,9 +63,10 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 			// most likely here. Wait for it like for an accepted attach; a lagging read
 			// may not show it yet.
 			rec.attach, rec.acceptedAt = attachPending, now
+			t.undrop(j.eni)
 			return
 		}
-		rec.refused = true
+		rec.refused, rec.uncertain = true, false
 		e.eng.claims.unclaim(j.eni, t.id)
 		if rule.Code == "InvalidOperation.InvalidEniState" {
 			// Maybe a duplicate of this event won it for this instance: look, and until a

@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // state is where a target stands on its way to an outcome. A round of the attach loop
 // decides for the targets in stateDeciding; the others wait for the look their state names,
@@ -135,10 +138,28 @@ func (t *target) pending(eni string) bool {
 	return ok && r.attach == attachPending
 }
 
-// ours reports whether this run attached eni.
-func (t *target) ours(eni string) bool {
+// made reports whether eni may be on the instance by this invocation's doing: an attach of
+// it was accepted, or its answer was lost after ECS may have applied it.
+func (t *target) made(eni string) bool {
 	r, ok := t.enis[eni]
-	return ok && r.attach != attachNone
+	return ok && (r.attach != attachNone || lostAnswer(r))
+}
+
+// madeAt is when the target's attach of eni went through, as far as it knows: when it was
+// accepted, or when a call whose answer was lost failed, whichever is earlier.
+func (t *target) madeAt(eni string) time.Time {
+	r := t.enis[eni]
+	at := r.uncertainAt
+	if r.attach != attachNone && (at.IsZero() || r.acceptedAt.Before(at)) {
+		at = r.acceptedAt
+	}
+	return at
+}
+
+// undrop forgets that eni was detached as a surplus: it is attached again (two invocations
+// that each dropped their own attach anew), and a surplus again if it is one.
+func (t *target) undrop(eni string) {
+	t.dropped = slices.DeleteFunc(t.dropped, func(id string) bool { return id == eni })
 }
 
 // refused reports whether eni is no candidate any more.

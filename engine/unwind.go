@@ -36,7 +36,7 @@ func (e *attachRun) holdOn(t *target) {
 		case slices.Contains(t.dropped, id):
 		case r.attach != attachNone:
 			left[id] = unwinding{since: r.acceptedAt}
-		case r.uncertain && !r.refused:
+		case lostAnswer(r):
 			// Its answer was lost: it may have been applied all the same.
 			left[id] = unwinding{since: r.uncertainAt}
 		}

@@ -37,6 +37,12 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 			urgent = sooner(urgent, now.Add(t.watchWait))
 			t.watchWait = min(t.watchWait*3/2, 2*time.Second)
 		}
+		if t.refillAt.After(now) {
+			urgent = sooner(urgent, t.refillAt)
+		}
+		if e.lastLook.Before(t.settleAt) {
+			urgent = sooner(urgent, later(now, t.settleAt))
+		}
 		if !t.retryAt.IsZero() && t.retryAt.After(now) {
 			retryAt = sooner(retryAt, t.retryAt)
 		}
@@ -106,14 +112,14 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 		}
 		seen := map[string]bool{}
 		for _, eni := range got {
-			e.view[eni.ID] = eni
+			e.see(eni, sent)
 			seen[eni.ID] = true
 		}
 		// A view entry that claimed to be on t but is not any more went back to the pool.
 		for id, eni := range e.view {
 			if eni.InstanceID == t.id && !seen[id] {
 				eni.InstanceID, eni.Status = "", cloud.StatusDetaching
-				e.view[id] = eni
+				e.see(eni, sent)
 			}
 		}
 	}

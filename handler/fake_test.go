@@ -131,6 +131,17 @@ func (c *fakeCloud) put(eni, status, instance string, settleIn time.Duration) {
 	}
 }
 
+// attachedAgo makes eni InUse on instance since ago, Available before: a read lagging by
+// more than ago still shows it free.
+func (c *fakeCloud) attachedAgo(eni, instance string, ago time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.enis[eni]
+	e.history = []fakeState{{time.Time{}, e.ENI}}
+	e.Status, e.InstanceID = cloud.StatusInUse, instance
+	e.history = append(e.history, fakeState{time.Now().Add(-ago), e.ENI})
+}
+
 // setStatus changes an instance's status.
 func (c *fakeCloud) setStatus(instance, status string) {
 	c.mu.Lock()
@@ -522,6 +533,7 @@ func fakeHandler(t *testing.T, c *fakeCloud, mutate func(*Options)) (*Handler, *
 	o.Region = fakeRegion
 	o.AttachTime, o.DetachTime = c.attachTime, c.detachTime
 	o.DeadLetterReserve = 200 * time.Millisecond
+	o.StaleReadBound = 200 * time.Millisecond // the fake's reads lag only where a test says so
 	o.DefaultTimeout = 3 * time.Second
 	o.PlatformRetries = 0
 	o.Logger = slog.New(slog.NewJSONHandler(logs, nil))

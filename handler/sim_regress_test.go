@@ -210,3 +210,62 @@ func TestRunningEventOfAStoppedInstanceDetachesItsAttach(t *testing.T) {
 		t.Errorf("%s %s (%s); the stopped instance holds %v: want it given back, or a dead letter naming it", r.Outcome, r.Code, r.Reason, held)
 	}
 }
+
+// An invocation whose attach, sent on a lagging read, made the instance hold more than N
+// detaches its own ENI, not one that was there before it: another invocation may have
+// reported that one. Fails on 5bab5fa: the ranking kept the newcomer and detached the ENI
+// another invocation had reported attached (sim seed 14644: a duplicate Running event read
+// a pool listing 3 s old).
+func TestSurplusOfALaggingReadDropsItsOwn(t *testing.T) {
+	const inst = "i-bp1surplus00001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	enis := c.addENIs("s", 2)
+	ranked := engine.Rank(inst, enis)
+	first, reported := ranked[0], ranked[1]
+	// reported was attached 100 ms ago by another invocation, which said so; reads lag it
+	// by 600 ms. first, the hash's favourite, attaches slowly enough for the lag to pass.
+	c.attachedAgo(reported, inst, 100*time.Millisecond)
+	c.lag = func(eni string) time.Duration {
+		if eni == reported {
+			return 600 * time.Millisecond
+		}
+		return 0
+	}
+	c.slow = map[string]time.Duration{first: time.Second}
+	h, _ := fakeHandler(t, c, func(o *Options) { o.StaleReadBound = time.Second })
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 5*time.Second)
+	r := resultFor(t, resp, inst)
+	if got := c.state(reported); got.Status != cloud.StatusInUse || got.InstanceID != inst {
+		t.Errorf("the ENI another invocation reported is %s on %q, want InUse on %s", got.Status, got.InstanceID, inst)
+	}
+	if got := c.state(first); got.Status != cloud.StatusDetaching && got.Status != cloud.StatusAvailable {
+		t.Errorf("this invocation's surplus ENI is %s on %q, want detached", got.Status, got.InstanceID)
+	}
+	if r.Outcome != engine.OutcomeAlreadyAttached || strings.Join(r.holds(), ",") != reported {
+		t.Errorf("outcome %s with ENIs %v (%s), want already-attached with [%s]", r.Outcome, r.ENIs, r.Reason, reported)
+	}
+}
+
+// A pool with no Available ENI while one of its ENIs is on its way back (detaching from an
+// instance that held more than N) is short for a moment, not exhausted: the target waits
+// and takes the ENI once it is free. Fails on 7a8fcd5: dead-lettered PoolExhausted at once
+// (sim seed 21356: an exact pool, duplicates each dropping a surplus).
+func TestPoolShortWhileAnENIComesBack(t *testing.T) {
+	const inst, other = "i-bp1shortpool001", "i-bp1shortpool002"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addInstance(other, "ecs.g7.large")
+	enis := c.addENIs("r", 2)
+	c.put(enis[0], cloud.StatusInUse, other, 0)
+	c.put(enis[1], cloud.StatusDetaching, other, 400*time.Millisecond)
+	h, _ := fakeHandler(t, c, func(o *Options) { o.DetachTime = 500 * time.Millisecond })
+	resp, _ := invoke(t, h, stateEvent(inst, "Running"), 5*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeAttached || r.NetworkInterfaceID != enis[1] {
+		t.Errorf("outcome %s %s (%s) naming %q, want attached naming %s", r.Outcome, r.Code, r.Reason, r.NetworkInterfaceID, enis[1])
+	}
+	if n := c.count("DescribeNetworkInterfaces"); n > 8 {
+		t.Errorf("%d DescribeNetworkInterfaces while waiting 400ms, want a few: spaced looks, not a poll loop", n)
+	}
+}

@@ -11,13 +11,19 @@
 //	fn, _ := c.StartFunction(localcloud.Function{Binary: bin, Role: "enipool-fn", OnFailureQueue: "enipool-dlq"})
 //	res, _ := fn.Invoke(ctx, payload)
 //
-// Endpoints: ECS and ESS are RPC-style HTTP endpoints (set the SDK client's Domain to
-// ECSEndpoint/ESSEndpoint and its scheme to HTTP). MNS listens on MNSAddr, but the MNS SDK
-// only accepts endpoints of the form http://{account}.mns.{region}.aliyuncs.com: keep
+// Endpoints: ECS and ESS are RPC-style endpoints (set the SDK client's Domain to
+// ECSEndpoint/ESSEndpoint and its scheme to Scheme). MNS listens on MNSAddr, but the MNS SDK
+// only accepts endpoints of the form http(s)://{account}.mns.{region}.aliyuncs.com: keep
 // MNSEndpoint as the client's endpoint and install a transport that dials MNSAddr (see
 // internal/mnsdial). What the SDK sends, Host
 // header and signature included, is unchanged. GET DebugURL+"/state" returns the whole state
 // as JSON; DebugURL+"/calls" the call log.
+//
+// With Options.TLS the ECS, ESS and MNS endpoints serve HTTPS, as the real ones do, with a
+// certificate made at start and signed by a CA made at start (see CACertPEM): a client must
+// trust that CA, through ClientTLS in this process or CAFile (SSL_CERT_FILE) in another, and
+// verifies the certificate as it would in production. The debug endpoint stays plain HTTP:
+// it is no cloud API.
 //
 // The world's realism knobs (stale reads, attach-time spread, request and response latency,
 // faults after the action, instances passing through Starting and Stopping; see packages
@@ -28,13 +34,16 @@ package localcloud
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/enipool/enipool/localcloud/auth"
@@ -55,6 +64,9 @@ type Options struct {
 	ECSAddr, ESSAddr, MNSAddr, DebugAddr string
 	// Clock is the cloud's clock; nil means time.Now.
 	Clock func() time.Time
+	// TLS serves ECS, ESS and MNS over HTTPS with a certificate made at start (Cloud.Scheme,
+	// Cloud.CAFile). Functions started with StartFunction trust it.
+	TLS bool
 }
 
 // Cloud is a running local cloud.
@@ -70,14 +82,22 @@ type Cloud struct {
 
 	// Region and AccountID are the world's first region and its account.
 	Region, AccountID string
-	// ECSEndpoint and ESSEndpoint are host:port, for an SDK client's Domain (scheme HTTP).
+	// Scheme is "https" when the cloud serves TLS (Options.TLS), else "http".
+	Scheme string
+	// ECSEndpoint and ESSEndpoint are host:port, for an SDK client's Domain (scheme Scheme).
 	ECSEndpoint, ESSEndpoint string
-	// MNSEndpoint is the realistic endpoint URL the MNS SDK insists on; MNSAddr is where it
-	// really listens.
+	// MNSEndpoint is the realistic endpoint URL the MNS SDK insists on (scheme Scheme);
+	// MNSAddr is where it really listens.
 	MNSEndpoint, MNSAddr string
-	// DebugURL serves /state and /calls as JSON.
+	// DebugURL serves /state and /calls as JSON, over plain HTTP.
 	DebugURL string
+	// CACertPEM is the CA certificate that signed the endpoints' certificate, and CAFile a
+	// file holding it (removed by Close), for a process's SSL_CERT_FILE; both empty without
+	// TLS.
+	CACertPEM []byte
+	CAFile    string
 
+	ca      *authority
 	servers []*http.Server
 	clock   func() time.Time
 }
@@ -127,9 +147,20 @@ func Start(w *world.World, o Options) (*Cloud, error) {
 			return nil, fmt.Errorf("localcloud: queue %s: %w", q, err)
 		}
 	}
-	c.MNSEndpoint = fmt.Sprintf("http://%s.mns.%s.aliyuncs.com", c.AccountID, c.Region)
+	c.Scheme = "http"
+	if o.TLS {
+		var regions []string
+		for _, r := range w.Regions {
+			regions = append(regions, r.ID)
+		}
+		if c.ca, err = newAuthority(regions); err != nil {
+			return nil, fmt.Errorf("localcloud: certificates: %w", err)
+		}
+		c.Scheme, c.CACertPEM, c.CAFile = "https", c.ca.caPEM, c.ca.caFile
+	}
+	c.MNSEndpoint = fmt.Sprintf("%s://%s.mns.%s.aliyuncs.com", c.Scheme, c.AccountID, c.Region)
 
-	serve := func(addr string, h http.Handler) (string, error) {
+	serve := func(addr string, h http.Handler, secure bool) (string, error) {
 		if addr == "" {
 			addr = "127.0.0.1:0"
 		}
@@ -138,20 +169,26 @@ func Start(w *world.World, o Options) (*Cloud, error) {
 			return "", err
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		if secure && c.ca != nil {
+			srv.TLSConfig = c.ca.serverConfig()
+			// A client that refuses the certificate is the point of some tests, not news.
+			srv.ErrorLog = log.New(io.Discard, "", 0)
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
 		c.servers = append(c.servers, srv)
 		go srv.Serve(ln)
 		return ln.Addr().String(), nil
 	}
 	var errs []error
 	var e error
-	c.ECSEndpoint, e = serve(o.ECSAddr, ecsSvc)
+	c.ECSEndpoint, e = serve(o.ECSAddr, ecsSvc, true)
 	errs = append(errs, e)
-	c.ESSEndpoint, e = serve(o.ESSAddr, c.ESS)
+	c.ESSEndpoint, e = serve(o.ESSAddr, c.ESS, true)
 	errs = append(errs, e)
-	c.MNSAddr, e = serve(o.MNSAddr, c.MNS)
+	c.MNSAddr, e = serve(o.MNSAddr, c.MNS, true)
 	errs = append(errs, e)
 	var debug string
-	debug, e = serve(o.DebugAddr, c.debugHandler())
+	debug, e = serve(o.DebugAddr, c.debugHandler(), false)
 	errs = append(errs, e)
 	c.DebugURL = "http://" + debug + "/debug"
 	if err := errors.Join(errs...); err != nil {
@@ -173,6 +210,9 @@ func (c *Cloud) Close() error {
 		errs = append(errs, s.Shutdown(ctx))
 	}
 	c.servers = nil
+	if c.ca != nil {
+		errs = append(errs, os.RemoveAll(c.ca.dir))
+	}
 	return errors.Join(errs...)
 }
 
@@ -257,6 +297,11 @@ type Function struct {
 	OnFailureQueue string
 	// Logs receives the function's output; nil discards it.
 	Logs io.Writer
+	// TrustedCAs is the PEM file of CA certificates the instances trust
+	// (fcrt.Function.TrustedCAs). Default: the cloud's CAFile when it serves TLS, as FC's
+	// instances trust the CAs of the real endpoints. A test names another to see the function
+	// refuse the cloud's certificate.
+	TrustedCAs string
 }
 
 // StartFunction runs the function under the local FC runtime with STS credentials of its
@@ -277,6 +322,9 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 	if _, err := c.AssumeRole(f.Role, time.Hour); err != nil {
 		return nil, err
 	}
+	if f.TrustedCAs == "" {
+		f.TrustedCAs = c.CAFile
+	}
 	if f.Async.OnFailure == nil && f.OnFailureQueue != "" {
 		f.Async.OnFailure = c.MNS.Queue(f.OnFailureQueue)
 	}
@@ -293,6 +341,7 @@ func (c *Cloud) StartFunction(f Function) (*fcrt.Runtime, error) {
 		IdleTimeout:  f.IdleTimeout,
 		Async:        f.Async,
 		Logs:         f.Logs,
+		TrustedCAs:   f.TrustedCAs,
 		Credentials: func(ctx context.Context) (fcrt.Credentials, error) {
 			k, err := c.AssumeRole(f.Role, time.Hour)
 			if err != nil {

@@ -60,13 +60,6 @@ func Check(r *Report) (bad, known []string) {
 // reconcile sends them back.
 const KnownStopDuringAttach = "stop-during-attach"
 
-// KnownLostAnswerSurplus is the known defect of an attach whose answer was lost after ECS
-// applied it (a 5xx or a dropped connection): the invocation attaches another ENI in its
-// place, or finishes with N while it is in flight, and never looks where the first one
-// went; the instance holds N+1 and the result names N until the next reconcile detaches
-// the surplus.
-const KnownLostAnswerSurplus = "lost-answer-surplus"
-
 type checker struct {
 	r     *Report
 	s     *Scenario
@@ -120,9 +113,6 @@ func (c *checker) pools(enis map[string]world.ENI, when string) {
 		}
 	}
 	for _, m := range c.s.Fleet {
-		if when == "" && c.lostAnswerSurplus(m.ID) {
-			continue // counted as known in fleet
-		}
 		if h := heldIn(enis, m.ID); len(h) > c.s.PerInstance {
 			c.failf("%s holds %d pool ENIs %v, more than N=%d%s", m.ID, len(h), h, c.s.PerInstance, when)
 		}
@@ -257,10 +247,6 @@ func (c *checker) fleet() {
 			}
 			continue
 		}
-		if c.lostAnswerSurplus(m.ID) {
-			c.known = append(c.known, KnownLostAnswerSurplus)
-			continue
-		}
 		ok := false
 		for _, r := range runs {
 			if r.Outcome != outAttached && r.Outcome != outAlreadyAttached {
@@ -287,23 +273,6 @@ func (c *checker) fleet() {
 			claimed[id] = m.ID
 		}
 	}
-}
-
-// lostAnswerSurplus reports whether an instance held more than N before the reconcile,
-// exactly N after it, and one of the ENIs it held beyond the result had an attach whose
-// answer was lost after ECS may have applied it.
-func (c *checker) lostAnswerSurplus(id string) bool {
-	held, after := c.held(id), heldIn(c.r.AfterReconcile, id)
-	if len(held) <= c.s.PerInstance || len(after) != c.s.PerInstance {
-		return false
-	}
-	for _, call := range c.r.Calls {
-		if call.API == "AttachNetworkInterface" && call.Instance == id && call.Failed && slices.Contains(held, call.ENI) &&
-			(call.Code == "" || call.Code == "ServiceUnavailable" || call.Code == "InternalError") {
-			return true
-		}
-	}
-	return false
 }
 
 // poolSuffices reports whether a zone's pool holds N ENIs for each eligible instance.

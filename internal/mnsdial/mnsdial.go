@@ -31,8 +31,12 @@ const DefaultConnectTimeout = 3 * time.Second
 // positive). Everything else is the SDK's own host client's: its read and write timeouts (the
 // client's TimeoutSecond), so that a hung server is abandoned after the read timeout instead
 // of holding the caller forever, its connection limits, and its retries. SetTransport only
-// affects connections made after it, so call it before the client sends anything. Endpoints
-// with https need a TLS server at addr whose certificate the client trusts.
+// affects connections made after it, so call it before the client sends anything.
+//
+// With an https endpoint the connection to addr speaks TLS and the server's certificate is
+// verified for the endpoint's host name, as it would be at the real endpoint: the server at
+// addr must present a certificate for that name (the local cloud's, with Options.TLS) signed
+// by a CA the client trusts.
 func Transport(addr string, connectTimeout time.Duration) fasthttp.RoundTripper {
 	if connectTimeout <= 0 {
 		connectTimeout = DefaultConnectTimeout
@@ -65,7 +69,8 @@ func (t *transport) hostClient(hc *fasthttp.HostClient) *fasthttp.HostClient {
 		return c
 	}
 	c := &fasthttp.HostClient{
-		Addr:                          t.addr,
+		// Dial ignores the address; Addr names the TLS server to verify, the endpoint's host.
+		Addr:                          hc.Addr,
 		Name:                          hc.Name,
 		NoDefaultUserAgentHeader:      hc.NoDefaultUserAgentHeader,
 		Dial:                          func(string) (net.Conn, error) { return t.dialer.Dial("tcp", t.addr) },

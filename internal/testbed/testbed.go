@@ -46,16 +46,21 @@ const (
 	FunctionName = "enipool"
 )
 
-// FunctionEnv returns the environment that aims the function at c: endpoints over plain HTTP
-// on loopback, the MNS dial address (the MNS SDK insists on a realistic endpoint; the
-// function dials the local one instead), and the dead-letter queue.
+// FunctionEnv returns the environment that aims the function at c: endpoints on loopback in
+// the cloud's scheme (HTTPS, the function's default, when c serves TLS; else plain HTTP), the
+// MNS dial address (the MNS SDK insists on a realistic endpoint; the function dials the local
+// one instead), and the dead-letter queue.
 func FunctionEnv(c *localcloud.Cloud, deadLetterQueue string) map[string]string {
+	scheme := c.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
 	return map[string]string{
 		"ENIPOOL_DLQ_QUEUE":     deadLetterQueue,
-		"ENIPOOL_API_SCHEME":    "http",
+		"ENIPOOL_API_SCHEME":    scheme,
 		"ENIPOOL_ECS_ENDPOINT":  c.ECSEndpoint,
 		"ENIPOOL_ESS_ENDPOINT":  c.ESSEndpoint,
-		"ENIPOOL_MNS_ENDPOINT":  "http://{account}.mns.{region}.aliyuncs.com",
+		"ENIPOOL_MNS_ENDPOINT":  scheme + "://{account}.mns.{region}.aliyuncs.com",
 		"ENIPOOL_MNS_DIAL_ADDR": c.MNSAddr,
 	}
 }
@@ -82,6 +87,9 @@ type Function struct {
 	Async fcrt.AsyncConfig
 	// Logs receives the function's output; nil discards it.
 	Logs io.Writer
+	// TrustedCAs is the CA file the instances trust (localcloud.Function.TrustedCAs); default
+	// the cloud's own when it serves TLS.
+	TrustedCAs string
 }
 
 // StartFunction runs the function under c's FC runtime with c's endpoints (FunctionEnv), STS
@@ -107,6 +115,7 @@ func StartFunction(c *localcloud.Cloud, f Function) (*fcrt.Runtime, error) {
 		Async:          f.Async,
 		OnFailureQueue: f.DeadLetterQueue,
 		Logs:           f.Logs,
+		TrustedCAs:     f.TrustedCAs,
 	})
 }
 

@@ -72,3 +72,60 @@ func TestLatencyOnBothHalves(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalsPayBothHalves shows that an answer the cloud refuses (throttled, an injected
+// error, an outage) travels back like any other: the call takes both halves of its latency,
+// and its record says so. A dropped connection has no answer to carry back.
+func TestRefusalsPayBothHalves(t *testing.T) {
+	const d = 300 * time.Millisecond
+	lat := []fault.Latency{{Service: "ecs", Action: "AttachNetworkInterface", Base: fault.Duration(d)}}
+	tests := []struct {
+		name   string
+		mutate func(*world.World)
+		code   string // the call's error code; empty for a dropped connection
+		took   time.Duration
+		fault  string
+	}{
+		{"throttled", func(w *world.World) {
+			w.Throttling = []world.Throttle{{Service: "ecs", Action: "AttachNetworkInterface", QPS: 0.001, Burst: 1}}
+		}, "Throttling.User", 2 * d, "delay=300ms,response-delay=300ms"},
+		{"injected error", func(w *world.World) {
+			w.Faults.Errors = []fault.Rule{{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1, Code: "InternalError", HTTPStatus: 500}}
+		}, "InternalError", 2 * d, "delay=300ms,error=InternalError,response-delay=300ms"},
+		{"outage", func(w *world.World) {
+			w.Faults.Outages = []fault.Outage{{Service: "ecs", End: fault.Duration(time.Hour)}}
+		}, "ServiceUnavailable", 2 * d, "delay=300ms,outage,response-delay=300ms"},
+		{"dropped connection", func(w *world.World) {
+			w.Faults.Errors = []fault.Rule{{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1, Reset: true}}
+		}, "", d, "delay=300ms,reset"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(w *world.World) {
+				w.Faults.Latency, w.Faults.ResponseLatency = lat, lat
+				tt.mutate(w)
+			})
+			c := e.client(t, "root")
+			if tt.name == "throttled" {
+				// The bucket holds one token: the first attach takes it, the second is refused.
+				if _, err := c.AttachNetworkInterface(attachReq("i-ok1", "eni-free1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := time.Now()
+			_, err := c.AttachNetworkInterface(attachReq("i-ok1", "eni-free1"))
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("the call succeeded")
+			}
+			if took < tt.took {
+				t.Errorf("the refusal took %v, want at least %v", took, tt.took)
+			}
+			calls := e.rec.Calls(record.Match("ecs", "AttachNetworkInterface"))
+			last := calls[len(calls)-1]
+			if last.Code != tt.code || last.Fault != tt.fault {
+				t.Errorf("record: code %q fault %q, want %q %q", last.Code, last.Fault, tt.code, tt.fault)
+			}
+		})
+	}
+}

@@ -23,8 +23,9 @@
 //     ClientToken idempotency because of them
 //     (https://www.alibabacloud.com/help/en/ecs/developer-reference/how-to-ensure-idempotence);
 //     rates and holds are an assumption.
-//   - responseLatency: latency on the way back, after the action was served, besides the
-//     request latency paid before it (Decision.ResponseDelay). Assumption in its figures.
+//   - responseLatency: latency on the way back, after the action was served (or refused:
+//     a throttled or failed call's answer travels back too), besides the request latency
+//     paid before it (Decision.ResponseDelay). Assumption in its figures.
 //   - Spread: log-normal durations given median and p99, for attach and detach times
 //     (world timing.attachSpread). The shape and figures are an assumption: no public
 //     source gives ECS attach-time percentiles.

@@ -20,8 +20,9 @@
 //     listener per instance, so the listener says which instance asks), FC's variables
 //     (FC_FUNCTION_NAME, FC_FUNCTION_HANDLER, FC_FUNCTION_MEMORY_SIZE, FC_REGION, FC_ACCOUNT_ID,
 //     FC_INSTANCE_ID), the role's STS triple as ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET /
-//     _SECURITY_TOKEN, and the function's own environment variables. The test runner's own
-//     environment is not inherited, as no FC instance inherits the deployer's.
+//     _SECURITY_TOKEN, the function's own environment variables and, with TrustedCAs,
+//     SSL_CERT_FILE (the runtime image's trust store). The test runner's own environment is
+//     not inherited, as no FC instance inherits the deployer's.
 //   - Instance model of FC 3.0's standard runtimes (go1): one invocation at a time per
 //     instance (InstanceConcurrency, default 1: "standard runtimes no longer support the
 //     instance concurrency feature", FC's "Comparison between Function Compute 3.0 and 2.0").

@@ -133,7 +133,16 @@ type Function struct {
 	// Logs receives every line the instances print, prefixed per instance. Nil discards them.
 	// It is written from one goroutine at a time.
 	Logs io.Writer
+	// TrustedCAs, when set, is a PEM file of CA certificates the instances trust: it is their
+	// SSL_CERT_FILE, which Go's crypto/x509 reads on Linux instead of the system's bundle
+	// file (the system's certificate directories, such as /etc/ssl/certs, are still read).
+	// It stands for the trust store of FC's runtime image, which trusts the real endpoints'
+	// CAs, so that a function reaches a local HTTPS endpoint with verification on.
+	TrustedCAs string
 }
+
+// sslCertFile is the variable that names the CA file Go's crypto/x509 trusts on Linux.
+const sslCertFile = "SSL_CERT_FILE"
 
 // reservedEnv reports whether FC sets the variable itself, so that a function may not.
 func reservedEnv(name string) bool {
@@ -169,9 +178,21 @@ func (fn Function) withDefaults() (Function, error) {
 	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 		return bad("Binary %s is not an executable file", fn.Binary)
 	}
+	if fn.TrustedCAs != "" {
+		// Instances run in the binary's directory: a relative path would name another file.
+		if fn.TrustedCAs, err = filepath.Abs(fn.TrustedCAs); err != nil {
+			return bad("TrustedCAs: %v", err)
+		}
+		if _, err := os.Stat(fn.TrustedCAs); err != nil {
+			return bad("TrustedCAs: %v", err)
+		}
+	}
 	for k := range fn.Env {
 		if reservedEnv(k) {
 			return bad("Env sets %s, which FC reserves", k)
+		}
+		if k == sslCertFile && fn.TrustedCAs != "" {
+			return bad("Env sets %s and TrustedCAs sets it too", k)
 		}
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return bad("Env has an invalid name %q", k)

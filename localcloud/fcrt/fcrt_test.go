@@ -92,7 +92,12 @@ func TestContext(t *testing.T) {
 		issued = append(issued, c)
 		return c, nil
 	}
+	cas := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(cas, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	fn := Function{
+		TrustedCAs:  cas,
 		Name:        "eni-attacher",
 		Region:      "cn-hangzhou",
 		AccountID:   "1234567890",
@@ -167,6 +172,7 @@ func TestContext(t *testing.T) {
 			{"FC_ACCOUNT_ID", got.Env["FC_ACCOUNT_ID"], "1234567890"},
 			{"FC_INSTANCE_ID", got.Env["FC_INSTANCE_ID"], res.Instance},
 			{"function env", got.Env["PROBE_VAR"], "pool-a"},
+			{"trusted CAs", got.Env["SSL_CERT_FILE"], cas},
 			{"cold start", res.ColdStart, i == 0},
 		}
 		for _, c := range checks {
@@ -637,6 +643,8 @@ func TestStartValidation(t *testing.T) {
 		{"reserved env", Function{Name: "f", Binary: probe, Env: map[string]string{"FC_RUNTIME_API": "x"}}},
 		{"reserved credentials env", Function{Name: "f", Binary: probe, Env: map[string]string{"ALIBABA_CLOUD_SECURITY_TOKEN": "x"}}},
 		{"bad env name", Function{Name: "f", Binary: probe, Env: map[string]string{"A=B": "x"}}},
+		{"missing trusted CAs", Function{Name: "f", Binary: probe, TrustedCAs: filepath.Join(t.TempDir(), "none.pem")}},
+		{"SSL_CERT_FILE twice", Function{Name: "f", Binary: probe, TrustedCAs: notExec, Env: map[string]string{"SSL_CERT_FILE": "x"}}},
 		{"too many retries", Function{Name: "f", Binary: probe, Async: AsyncConfig{MaxRetryAttempts: 9}}},
 		{"negative timeout", Function{Name: "f", Binary: probe, Timeout: -time.Second}},
 		{"timeout over a day", Function{Name: "f", Binary: probe, Timeout: 86401 * time.Second}},

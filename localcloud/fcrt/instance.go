@@ -150,6 +150,9 @@ func (r *Runtime) environ(instanceID, api string, creds Credentials) []string {
 		"FC_ACCOUNT_ID="+r.fn.AccountID,
 		"FC_INSTANCE_ID="+instanceID,
 	)
+	if r.fn.TrustedCAs != "" {
+		env = append(env, sslCertFile+"="+r.fn.TrustedCAs)
+	}
 	for _, kv := range [][2]string{
 		{"ALIBABA_CLOUD_ACCESS_KEY_ID", creds.AccessKeyID},
 		{"ALIBABA_CLOUD_ACCESS_KEY_SECRET", creds.AccessKeySecret},

@@ -86,20 +86,30 @@ func (s *Service) Dispatch(ctx context.Context, p auth.Principal, action string,
 			}
 		}
 	}
+	// An error answer travels back as any answer does: it pays the response latency too.
+	refuse := func(e *Error) (any, string, error) {
+		if d.ResponseDelay > 0 {
+			note("response-delay=" + d.ResponseDelay.String())
+			if err := wait(d.ResponseDelay); err != nil {
+				return nil, requestID, err
+			}
+		}
+		return nil, requestID, e
+	}
 	if !s.opts.Limiter.Allow(s.opts.Service, action, p.AccountID, s.opts.Now()) {
-		return nil, requestID, &Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled}
+		return refuse(&Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled})
 	}
 	switch {
 	case d.Outage:
 		note("outage")
-		return nil, requestID, &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msgUnavailable}
+		return refuse(&Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msgUnavailable})
 	case d.Error != nil && d.Error.Reset:
 		note("reset")
 		return nil, requestID, ErrAnswerLost
 	case d.Error != nil:
 		e := ruleError(d.Error)
 		note("error=" + e.Code)
-		return nil, requestID, e
+		return refuse(e)
 	}
 	c := &Call{Service: s.opts.Service, Action: action, Params: params, Principal: p, RegionID: params.Get("RegionId"),
 		SourceIP: "127.0.0.1", RequestID: requestID, Time: s.opts.Now(), Lag: d.Lag, svc: s}

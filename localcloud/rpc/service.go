@@ -32,7 +32,8 @@
 //  12. The handler, which checks its own parameters, resources and RAM permissions. Read
 //     actions are told the lag (Call.Lag) the fault plan's staleness drew for this call.
 //  13. Response latency (fault plan responseLatency), paid after the handler, so the
-//     action has taken effect while the client still waits.
+//     action has taken effect while the client still waits. The errors of steps 10 and 11
+//     pay it too (their answer has the same way back); a dropped connection does not.
 //  14. After-action faults (fault plan afterAction), for calls the handler served: the
 //     change is kept and the answer is lost, as a TCP reset, an error (ServiceUnavailable
 //     503 unless the rule names another), or a timeout (the answer is held until the client
@@ -234,14 +235,24 @@ func (x *exchange) serve() error {
 			}
 		}
 	}
+	// An error answer travels back as any answer does: it pays the response latency too.
+	refuse := func(e *Error) error {
+		if d.ResponseDelay > 0 {
+			x.addFault("response-delay=" + d.ResponseDelay.String())
+			if !x.wait(d.ResponseDelay) {
+				return nil
+			}
+		}
+		return e
+	}
 	if !s.opts.Limiter.Allow(s.opts.Service, x.action, key.Principal.AccountID, s.opts.Now()) {
-		return &Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled}
+		return refuse(&Error{Status: http.StatusBadRequest, Code: "Throttling.User", Message: msgThrottled})
 	}
 	if s.opts.Faults != nil {
 		switch {
 		case d.Outage:
 			x.addFault("outage")
-			return &Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msgUnavailable}
+			return refuse(&Error{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: msgUnavailable})
 		case d.Error != nil && d.Error.Reset:
 			x.addFault("reset")
 			x.reset()
@@ -249,7 +260,7 @@ func (x *exchange) serve() error {
 		case d.Error != nil:
 			e := ruleError(d.Error)
 			x.addFault("error=" + e.Code)
-			return e
+			return refuse(e)
 		}
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/engine"
+	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/world"
@@ -66,13 +67,16 @@ func (a Audit) DoubleAttaches() int {
 	return a.SharedENIs + a.ENIsAttachedTwice + a.InstancesAttachedTwice + len(a.Multi)
 }
 
+// pooled selects the pool ENIs: every ENI tagged with the pool tag key, whatever its pool.
+func pooled(e *world.ENI) bool { _, ok := e.Tags[PoolTagKey]; return ok }
+
 // Settle waits until no pool ENI is Attaching or Detaching (an invocation that returned may
 // have left a surplus detach in flight), for at most 30 s.
 func (b *Bed) Settle(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		moving := b.Cloud.Store.ENIs(world.Tagged(PoolTagKey, PoolName), world.WithStatus(world.ENIAttaching, world.ENIDetaching))
+		moving := b.Cloud.Store.ENIs(pooled, world.WithStatus(world.ENIAttaching, world.ENIDetaching))
 		if len(moving) == 0 {
 			return
 		}
@@ -87,11 +91,21 @@ func (b *Bed) Settle(ctx context.Context) {
 // Audit settles the cloud, then checks the instances' pool ENIs, the call records from seq
 // on (record.Call.Seq; 0 for all) and the dead-letter queue.
 func (b *Bed) Audit(ctx context.Context, instances []string, fromSeq int64) Audit {
+	return b.audit(ctx, instances, func(c record.Call) bool { return c.Seq > fromSeq })
+}
+
+// AuditOf is Audit of the calls made as role (RoleOf a policy): in a world the policies
+// share, each one's calls.
+func (b *Bed) AuditOf(ctx context.Context, instances []string, role string) Audit {
+	return b.audit(ctx, instances, func(c record.Call) bool { return c.Principal == role })
+}
+
+func (b *Bed) audit(ctx context.Context, instances []string, keep func(record.Call) bool) Audit {
 	b.Settle(ctx)
 	a := Audit{Instances: len(instances), ByAction: map[string]int{}, DeadLetterCodes: map[string]int{}}
 	owners := map[string]int{}
 	for _, id := range instances {
-		held := b.Cloud.Store.ENIs(world.OnInstance(id), world.Tagged(PoolTagKey, PoolName))
+		held := b.Cloud.Store.ENIs(world.OnInstance(id), pooled)
 		for _, e := range held {
 			owners[e.ID]++
 		}
@@ -113,7 +127,7 @@ func (b *Bed) Audit(ctx context.Context, instances []string, fromSeq int64) Audi
 	perENI, perInstance := map[string]int{}, map[string]int{}
 	var first time.Time
 	var throttled []time.Time
-	for _, c := range b.Cloud.Calls.Calls(func(c record.Call) bool { return c.Seq > fromSeq }) {
+	for _, c := range b.Cloud.Calls.Calls(keep) {
 		switch c.Service {
 		case "mns":
 			if c.Action == "SendMessage" {
@@ -179,20 +193,17 @@ func (b *Bed) Audit(ctx context.Context, instances []string, fromSeq int64) Audi
 	return a
 }
 
-// LastSeq returns the sequence number of the latest recorded call (0 when none).
-func (b *Bed) LastSeq() int64 {
-	calls := b.Cloud.Calls.Calls()
-	if len(calls) == 0 {
-		return 0
-	}
-	return calls[len(calls)-1].Seq
-}
-
 // Outcomes tallies the handler's results by outcome (and code, for failures), and counts
 // invocations that returned an error to the platform.
 type Outcomes struct {
 	ByOutcome map[string]int `json:"byOutcome"`
 	Errors    int            `json:"invocationErrors"`
+}
+
+// Done is one invocation's answer, as Tally counts it.
+type Done struct {
+	Resp *handler.Response
+	Err  error
 }
 
 // Tally counts the results of invocations.

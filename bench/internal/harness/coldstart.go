@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,24 +20,29 @@ import (
 	"github.com/enipool/enipool/internal/testbed"
 	"github.com/enipool/enipool/localcloud"
 	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/record"
 )
 
-// Binaries are the two functions the cold-start scenario runs, built in the same run with
-// the same command (testbed.BuildFunction: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0, as make build).
+// Binaries are the functions the cold-start scenario runs, built in the same run with the
+// same flags (testbed.BuildFunction's: `go build -trimpath -ldflags=-s -w`, CGO_ENABLED=0,
+// as make build).
 type Binaries struct {
-	// Enipool and Hello are the binaries' paths, in a temporary folder: not results, so not
-	// written out.
+	// Enipool, Hello and Floor are the binaries' paths, in a temporary folder: not results,
+	// so not written out.
 	Enipool string `json:"-"`
 	Hello   string `json:"-"`
-	// EnipoolBytes and HelloBytes are the binaries' sizes.
+	Floor   string `json:"-"`
+	// EnipoolBytes, HelloBytes and FloorBytes are the binaries' sizes.
 	EnipoolBytes int64 `json:"enipoolBytes"`
 	HelloBytes   int64 `json:"helloBytes"`
-	// BuildTime is how long both builds took.
+	FloorBytes   int64 `json:"sdkFloorBytes"`
+	// BuildTime is how long the builds took.
 	BuildTime Duration `json:"buildMs"`
 }
 
-// Build builds the function (testbed.BuildFunction) and the hello-world baseline
-// (localcloud/fcrt/testdata/hello) into dir.
+// Build builds the function (testbed.BuildFunction), the hello-world baseline
+// (localcloud/fcrt/testdata/hello) and the SDK floor (testdata/sdkfloor of this package)
+// into dir.
 func Build(ctx context.Context, dir string) (Binaries, error) {
 	start := time.Now()
 	var b Binaries
@@ -52,18 +58,23 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 	if mod == "" || mod == os.DevNull {
 		return b, errors.New("harness: not inside the enipool module")
 	}
-	b.Hello = filepath.Join(dir, "hello")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.Hello, "./localcloud/fcrt/testdata/hello")
-	cmd.Dir = filepath.Dir(mod)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return b, fmt.Errorf("harness: building hello: %w\n%s", err, msg)
+	b.Hello, b.Floor = filepath.Join(dir, "hello"), filepath.Join(dir, "sdkfloor")
+	for _, f := range []struct{ out, pkg string }{
+		{b.Hello, "./localcloud/fcrt/testdata/hello"},
+		{b.Floor, "./bench/internal/harness/testdata/sdkfloor"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", f.out, f.pkg)
+		cmd.Dir = filepath.Dir(mod)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("harness: building %s: %w\n%s", f.pkg, err, msg)
+		}
 	}
 	b.BuildTime = Duration(time.Since(start))
 	for _, f := range []struct {
 		path string
 		size *int64
-	}{{b.Enipool, &b.EnipoolBytes}, {b.Hello, &b.HelloBytes}} {
+	}{{b.Enipool, &b.EnipoolBytes}, {b.Hello, &b.HelloBytes}, {b.Floor, &b.FloorBytes}} {
 		st, err := os.Stat(f.path)
 		if err != nil {
 			return b, err
@@ -75,17 +86,31 @@ func Build(ctx context.Context, dir string) (Binaries, error) {
 
 // ColdStartParams configure the cold-start and memory scenario.
 type ColdStartParams struct {
-	// Cloud is the world the function's events act on; it needs Runs instances.
+	// Cloud is the world the function's events act on. Each run of the function attaches
+	// two instances (its cold invocation's and a warm one's after it), so it needs 2*Runs
+	// instances and pool ENIs.
 	Cloud CloudParams `json:"cloud"`
-	// Runs cold starts of each binary are made, alternating which goes first.
+	// Runs cold starts of each series are made, the order of the series rotating run by run.
 	Runs int `json:"runs"`
 	// BatchCloud is the world of the large batch, which is one invocation carrying Batch
-	// direct events (Batch = 0 skips it).
+	// direct events over HTTPS (Batch = 0 skips it).
 	BatchCloud CloudParams `json:"batchCloud"`
 	Batch      int         `json:"batch"`
 }
 
-// ColdSample is one cold start: a new process of the binary and its first invocation.
+// The series of the cold-start scenario: the hello-world baseline; the SDK floor (the SDKs'
+// clients and one ECS call, nothing of enipool) over HTTPS; the function calling a local
+// cloud that serves HTTPS as production's endpoints do (the function's default scheme); and
+// the same binary against a plain-HTTP cloud, which shows what TLS costs.
+const (
+	SeriesHello = "hello"
+	SeriesFloor = "SDK floor over https"
+	SeriesHTTPS = "enipool over https"
+	SeriesHTTP  = "enipool over http"
+)
+
+// ColdSample is one cold start: a new process of the binary and its first invocation, and,
+// for the function, a second (warm) invocation of the same process.
 type ColdSample struct {
 	// ColdStart is fcrt's InstanceStats.ColdStart: from the exec of the binary to its first
 	// GET /next on the runtime API (Go runtime and package init, main's setup, fc.Start).
@@ -94,6 +119,13 @@ type ColdSample struct {
 	// first GET /next) to its result. Served = ColdStart + First: exec to first result.
 	First  Duration `json:"firstMs"`
 	Served Duration `json:"servedMs"`
+	// FirstCall is from the instance taking its first invocation to the arrival of its first
+	// ECS call at the cloud: what the handler does before it can ask anything on a cold
+	// process (the connector's SDK clients and, over HTTPS, loading the trusted roots and the
+	// TLS handshake). WarmFirstCall is the same on the process's second invocation, whose
+	// clients and connections are kept. Zero for hello, which calls nothing.
+	FirstCall     Duration `json:"firstCallMs"`
+	WarmFirstCall Duration `json:"warmFirstCallMs"`
 	// PeakRSS is VmHWM in bytes as fcrt sampled it when the first result was posted: the
 	// peak of the process up to and including handling one event.
 	PeakRSS int64 `json:"peakRssBytes"`
@@ -103,8 +135,60 @@ type ColdSample struct {
 	RSSAnon int64 `json:"rssAnonBytes"`
 	RSSFile int64 `json:"rssFileBytes"`
 	// ColdFlag is the first Result's ColdStart flag (it must be true).
-	ColdFlag bool   `json:"coldFlag"`
-	Outcome  string `json:"outcome"`
+	ColdFlag bool `json:"coldFlag"`
+	// Outcome and WarmOutcome are the outcomes of the function's two events ("ok" for hello).
+	Outcome     string `json:"outcome"`
+	WarmOutcome string `json:"warmOutcome,omitempty"`
+}
+
+// Spread summarises one measure over a series: the median, the nearest-rank 90th
+// percentile, the least and the most.
+type Spread struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+}
+
+func spread(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	return Spread{P50: Median(xs), P90: Percentile(xs, 90), Min: slices.Min(xs), Max: slices.Max(xs)}
+}
+
+// ColdSeries is one series' samples and their spreads; times in milliseconds, memory in
+// bytes.
+type ColdSeries struct {
+	Name    string       `json:"name"`
+	Samples []ColdSample `json:"samples"`
+	// Scheme is how the function reached the cloud ("" for hello).
+	Scheme        string `json:"scheme,omitempty"`
+	ColdStart     Spread `json:"coldStartMs"`
+	Served        Spread `json:"servedMs"`
+	FirstCall     Spread `json:"firstCallMs"`
+	WarmFirstCall Spread `json:"warmFirstCallMs"`
+	PeakRSS       Spread `json:"peakRssBytes"`
+	RSSAnon       Spread `json:"rssAnonBytes"`
+	RSSFile       Spread `json:"rssFileBytes"`
+}
+
+func (s *ColdSeries) summarise() {
+	pick := func(f func(ColdSample) float64) Spread {
+		var xs []float64
+		for _, x := range s.Samples {
+			xs = append(xs, f(x))
+		}
+		return spread(xs)
+	}
+	ms := func(d Duration) float64 { return Ms(d.D()) }
+	s.ColdStart = pick(func(x ColdSample) float64 { return ms(x.ColdStart) })
+	s.Served = pick(func(x ColdSample) float64 { return ms(x.Served) })
+	s.FirstCall = pick(func(x ColdSample) float64 { return ms(x.FirstCall) })
+	s.WarmFirstCall = pick(func(x ColdSample) float64 { return ms(x.WarmFirstCall) })
+	s.PeakRSS = pick(func(x ColdSample) float64 { return float64(x.PeakRSS) })
+	s.RSSAnon = pick(func(x ColdSample) float64 { return float64(x.RSSAnon) })
+	s.RSSFile = pick(func(x ColdSample) float64 { return float64(x.RSSFile) })
 }
 
 // BatchMemory is the large-batch measurement.
@@ -120,104 +204,88 @@ type BatchMemory struct {
 type ColdStartResult struct {
 	Params   ColdStartParams `json:"params"`
 	Binaries Binaries        `json:"binaries"`
-	Enipool  []ColdSample    `json:"enipool"`
-	Hello    []ColdSample    `json:"hello"`
-	// Medians of the samples and their ratios (enipool / hello).
-	EnipoolStartP50  Duration `json:"enipoolColdStartP50Ms"`
-	HelloStartP50    Duration `json:"helloColdStartP50Ms"`
-	StartRatio       float64  `json:"coldStartRatio"`
-	EnipoolRSSP50    float64  `json:"enipoolPeakRssP50Bytes"`
-	HelloRSSP50      float64  `json:"helloPeakRssP50Bytes"`
-	RSSRatio         float64  `json:"peakRssRatio"`
-	EnipoolServedP50 Duration `json:"enipoolServedP50Ms"`
-	HelloServedP50   Duration `json:"helloServedP50Ms"`
-	// EnipoolStartMin and HelloStartMin are the fastest cold starts: the least disturbed by
-	// the machine's noise.
-	EnipoolStartMin Duration `json:"enipoolColdStartMinMs"`
-	HelloStartMin   Duration `json:"helloColdStartMinMs"`
-	// Medians of the resident memory split after the first result.
-	EnipoolAnonP50 float64 `json:"enipoolRssAnonP50Bytes"`
-	EnipoolFileP50 float64 `json:"enipoolRssFileP50Bytes"`
-	HelloAnonP50   float64 `json:"helloRssAnonP50Bytes"`
-	HelloFileP50   float64 `json:"helloRssFileP50Bytes"`
+	// Hello, Floor, HTTPS and HTTP are the series (SeriesHello, SeriesFloor, SeriesHTTPS,
+	// SeriesHTTP).
+	Hello ColdSeries `json:"hello"`
+	Floor ColdSeries `json:"sdkFloorHttps"`
+	HTTPS ColdSeries `json:"enipoolHttps"`
+	HTTP  ColdSeries `json:"enipoolHttp"`
+	// StartRatio and RSSRatio are the function's (over HTTPS, the production path) to
+	// hello's, of the medians; the P90 ones of the 90th percentiles.
+	StartRatio    float64 `json:"coldStartRatio"`
+	StartRatioP90 float64 `json:"coldStartRatioP90"`
+	RSSRatio      float64 `json:"peakRssRatio"`
+	RSSRatioP90   float64 `json:"peakRssRatioP90"`
 	// EnipoolInit and HelloInit are the binaries' package initialisation costs.
 	EnipoolInit InitTrace    `json:"enipoolInit"`
 	HelloInit   InitTrace    `json:"helloInit"`
 	Batch       *BatchMemory `json:"batch,omitempty"`
 }
 
-// ColdStart builds both binaries into dir and measures them under the local FC runtime.
+// ColdStart builds the binaries into dir and measures them under the local FC runtime: Runs
+// cold starts of hello, of the SDK floor and of the function against a cloud serving HTTPS,
+// and of the function against one serving plain HTTP.
 func ColdStart(ctx context.Context, p ColdStartParams, dir string) (*ColdStartResult, error) {
+	if p.Runs < 1 || p.Cloud.Instances < 2*p.Runs || p.Cloud.Pool < 2*p.Runs {
+		return nil, fmt.Errorf("harness: coldstart: %d runs need %d instances and pool ENIs (have %d, %d)",
+			p.Runs, 2*p.Runs, p.Cloud.Instances, p.Cloud.Pool)
+	}
 	bins, err := Build(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	res := &ColdStartResult{Params: p, Binaries: bins}
+	res := &ColdStartResult{Params: p, Binaries: bins,
+		Hello: ColdSeries{Name: SeriesHello}, Floor: ColdSeries{Name: SeriesFloor},
+		HTTPS: ColdSeries{Name: SeriesHTTPS}, HTTP: ColdSeries{Name: SeriesHTTP}}
 	if res.EnipoolInit, err = TraceInit(ctx, bins.Enipool); err != nil {
 		return nil, err
 	}
 	if res.HelloInit, err = TraceInit(ctx, bins.Hello); err != nil {
 		return nil, err
 	}
-	if p.Runs < 1 || p.Cloud.Instances < p.Runs {
-		return nil, fmt.Errorf("harness: coldstart: %d runs need as many instances (have %d)", p.Runs, p.Cloud.Instances)
-	}
-	c, err := newCloud(p.Cloud)
+	secure, err := newTLSCloud(p.Cloud)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer secure.Close()
+	plain, err := newCloud(p.Cloud)
+	if err != nil {
+		return nil, err
+	}
+	defer plain.Close()
+	res.Floor.Scheme, res.HTTPS.Scheme, res.HTTP.Scheme = secure.Scheme, secure.Scheme, plain.Scheme
+	attach := func(instance string, c *localcloud.Cloud) []byte { return ECSRunning(instance, c.Region, c.AccountID) }
+	describe := func(instance string, c *localcloud.Cloud) []byte { return Direct(instance, c.Region) }
+	series := []func(int) error{
+		func(int) error { return coldHello(ctx, secure, bins.Hello, &res.Hello) },
+		// The floor describes instances the function attaches in its runs: it changes nothing.
+		func(i int) error {
+			return coldCaller(ctx, secure, bins.Floor, i, p.Runs, describe, floorOutcome, &res.Floor)
+		},
+		func(i int) error {
+			return coldCaller(ctx, secure, bins.Enipool, i, p.Runs, attach, outcomeOf, &res.HTTPS)
+		},
+		func(i int) error {
+			return coldCaller(ctx, plain, bins.Enipool, i, p.Runs, attach, outcomeOf, &res.HTTP)
+		},
+	}
 	for i := range p.Runs {
-		order := []bool{false, true} // hello first on even runs, enipool first on odd ones
-		if i%2 == 1 {
-			order = []bool{true, false}
-		}
-		for _, enipool := range order {
+		// Each series goes first, second and third in turn, so none always follows the same.
+		for k := range series {
 			// Collect now, so that the benchmark's own collector does not run during a start.
 			runtime.GC()
-			var s ColdSample
-			if enipool {
-				s, err = coldEnipool(ctx, c, bins.Enipool, InstanceID(i))
-			} else {
-				s, err = coldHello(ctx, c, bins.Hello)
-			}
-			if err != nil {
+			if err := series[(i+k)%len(series)](i); err != nil {
 				return nil, err
 			}
-			if enipool {
-				res.Enipool = append(res.Enipool, s)
-			} else {
-				res.Hello = append(res.Hello, s)
-			}
 		}
 	}
-	med := func(ss []ColdSample, f func(ColdSample) float64) float64 {
-		var xs []float64
-		for _, s := range ss {
-			xs = append(xs, f(s))
-		}
-		return Median(xs)
+	for _, s := range []*ColdSeries{&res.Hello, &res.Floor, &res.HTTPS, &res.HTTP} {
+		s.summarise()
 	}
-	start := func(s ColdSample) float64 { return float64(s.ColdStart) }
-	rss := func(s ColdSample) float64 { return float64(s.PeakRSS) }
-	res.EnipoolStartP50, res.HelloStartP50 = Duration(med(res.Enipool, start)), Duration(med(res.Hello, start))
-	res.StartRatio = float64(res.EnipoolStartP50) / float64(res.HelloStartP50)
-	res.EnipoolRSSP50, res.HelloRSSP50 = med(res.Enipool, rss), med(res.Hello, rss)
-	res.RSSRatio = res.EnipoolRSSP50 / res.HelloRSSP50
-	res.EnipoolServedP50 = Duration(med(res.Enipool, func(s ColdSample) float64 { return float64(s.Served) }))
-	res.HelloServedP50 = Duration(med(res.Hello, func(s ColdSample) float64 { return float64(s.Served) }))
-	least := func(ss []ColdSample) Duration {
-		m := ss[0].ColdStart
-		for _, s := range ss {
-			m = min(m, s.ColdStart)
-		}
-		return m
-	}
-	res.EnipoolStartMin, res.HelloStartMin = least(res.Enipool), least(res.Hello)
-	anon := func(s ColdSample) float64 { return float64(s.RSSAnon) }
-	file := func(s ColdSample) float64 { return float64(s.RSSFile) }
-	res.EnipoolAnonP50, res.EnipoolFileP50 = med(res.Enipool, anon), med(res.Enipool, file)
-	res.HelloAnonP50, res.HelloFileP50 = med(res.Hello, anon), med(res.Hello, file)
+	res.StartRatio = res.HTTPS.ColdStart.P50 / res.Hello.ColdStart.P50
+	res.StartRatioP90 = res.HTTPS.ColdStart.P90 / res.Hello.ColdStart.P90
+	res.RSSRatio = res.HTTPS.PeakRSS.P50 / res.Hello.PeakRSS.P50
+	res.RSSRatioP90 = res.HTTPS.PeakRSS.P90 / res.Hello.PeakRSS.P90
 
 	if p.Batch > 0 {
 		if res.Batch, err = batchMemory(ctx, p.BatchCloud, p.Batch, bins.Enipool); err != nil {
@@ -235,58 +303,128 @@ func newCloud(p CloudParams) (*localcloud.Cloud, error) {
 	return localcloud.Start(w, localcloud.Options{})
 }
 
-// coldEnipool starts the real function on a fresh runtime (one instance) and sends it the
-// ECS Running event of an instance.
-func coldEnipool(ctx context.Context, c *localcloud.Cloud, bin, instance string) (ColdSample, error) {
+// newTLSCloud is newCloud serving HTTPS; the functions it starts trust its CA.
+func newTLSCloud(p CloudParams) (*localcloud.Cloud, error) {
+	w, err := p.World()
+	if err != nil {
+		return nil, err
+	}
+	return localcloud.Start(w, localcloud.Options{TLS: true})
+}
+
+// coldCaller starts a function that calls the cloud (the real one or the SDK floor) on a
+// fresh runtime (one instance) against c, with the environment that aims enipool at c,
+// invokes it with payload(instance i) (its cold invocation), then with payload(instance
+// runs+i) (a warm one), and appends the sample to s.
+func coldCaller(ctx context.Context, c *localcloud.Cloud, bin string, i, runs int,
+	payload func(string, *localcloud.Cloud) []byte, outcome func([]byte) string, s *ColdSeries) error {
 	rt, err := testbed.StartFunction(c, testbed.Function{Binary: bin, DeadLetterQueue: DeadLetterQueue, MaxInstances: 1, Timeout: FunctionTimeout})
 	if err != nil {
-		return ColdSample{}, err
+		return err
 	}
 	defer rt.Close()
-	return coldRun(ctx, rt, ECSRunning(instance, c.Region, c.AccountID), true)
-}
-
-// coldHello starts the hello-world function the same way and invokes it once.
-func coldHello(ctx context.Context, c *localcloud.Cloud, bin string) (ColdSample, error) {
-	rt, err := fcrt.Start(fcrt.Function{
-		Name: "hello", Handler: "main", Region: c.Region, AccountID: c.AccountID, Binary: bin,
-		Timeout: FunctionTimeout, MemoryMB: 256, MaxInstances: 1,
-		Credentials: func(context.Context) (fcrt.Credentials, error) {
-			k, err := c.AssumeRole(Role, time.Hour)
-			if err != nil {
-				return fcrt.Credentials{}, err
-			}
-			return fcrt.Credentials{AccessKeyID: k.ID, AccessKeySecret: k.Secret, SecurityToken: k.Token, Expiration: k.Expires}, nil
-		},
-	})
+	mark := lastSeq(c)
+	x, r, err := coldRun(ctx, rt, payload(InstanceID(i), c))
 	if err != nil {
-		return ColdSample{}, err
+		return err
 	}
-	defer rt.Close()
-	return coldRun(ctx, rt, []byte(`{}`), false)
+	x.Outcome = outcome(r.Payload)
+	if x.FirstCall, err = firstCall(c, rt, r.RequestID, mark); err != nil {
+		return err
+	}
+	mark = lastSeq(c)
+	warm, err := rt.Invoke(ctx, payload(InstanceID(runs+i), c))
+	if err != nil {
+		return err
+	}
+	if warm.Error != nil {
+		return fmt.Errorf("harness: warm invocation: function error %s: %s", warm.Error.ErrorType, warm.Error.ErrorMessage)
+	}
+	if warm.ColdStart {
+		return errors.New("harness: cold start: the second invocation started another instance")
+	}
+	x.WarmOutcome = outcome(warm.Payload)
+	if x.WarmFirstCall, err = firstCall(c, rt, warm.RequestID, mark); err != nil {
+		return err
+	}
+	s.Samples = append(s.Samples, x)
+	return nil
 }
 
-func coldRun(ctx context.Context, rt *fcrt.Runtime, payload []byte, enipool bool) (ColdSample, error) {
+// floorOutcome reads the SDK floor's answer, the number of instances described: "described"
+// when it is the one asked for.
+func floorOutcome(payload []byte) string {
+	if string(payload) == "1" {
+		return "described"
+	}
+	return "unexpected answer " + string(payload)
+}
+
+// coldHello starts the hello-world function the same way (c's FC runtime, the same role and
+// trust store) and invokes it once.
+func coldHello(ctx context.Context, c *localcloud.Cloud, bin string, s *ColdSeries) error {
+	rt, err := c.StartFunction(localcloud.Function{Name: "hello", Binary: bin, Role: Role, MaxInstances: 1, Timeout: FunctionTimeout})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	x, _, err := coldRun(ctx, rt, []byte(`{}`))
+	if err != nil {
+		return err
+	}
+	x.Outcome = "ok"
+	s.Samples = append(s.Samples, x)
+	return nil
+}
+
+// coldRun invokes a fresh runtime's one instance and reads its start, memory and result.
+func coldRun(ctx context.Context, rt *fcrt.Runtime, payload []byte) (ColdSample, *fcrt.Result, error) {
 	r, err := rt.Invoke(ctx, payload)
 	if err != nil {
-		return ColdSample{}, err
+		return ColdSample{}, nil, err
 	}
 	if r.Error != nil {
-		return ColdSample{}, fmt.Errorf("harness: cold start: function error %s: %s", r.Error.ErrorType, r.Error.ErrorMessage)
+		return ColdSample{}, r, fmt.Errorf("harness: cold start: function error %s: %s", r.Error.ErrorType, r.Error.ErrorMessage)
 	}
 	insts := rt.Instances()
 	if len(insts) != 1 {
-		return ColdSample{}, fmt.Errorf("harness: cold start: %d instances, want 1", len(insts))
+		return ColdSample{}, r, fmt.Errorf("harness: cold start: %d instances, want 1", len(insts))
 	}
 	st := insts[0]
-	s := ColdSample{ColdStart: Duration(st.ColdStart), First: Duration(r.Duration), PeakRSS: st.PeakRSS,
-		ColdFlag: r.ColdStart, Outcome: "ok"}
+	s := ColdSample{ColdStart: Duration(st.ColdStart), First: Duration(r.Duration), PeakRSS: st.PeakRSS, ColdFlag: r.ColdStart}
 	s.Served = s.ColdStart + s.First
 	s.RSSAnon, s.RSSFile = procStatusBytes(st.PID, "RssAnon"), procStatusBytes(st.PID, "RssFile")
-	if enipool {
-		s.Outcome = outcomeOf(r.Payload)
+	return s, r, nil
+}
+
+func lastSeq(c *localcloud.Cloud) int64 {
+	calls := c.Calls.Calls()
+	if len(calls) == 0 {
+		return 0
 	}
-	return s, nil
+	return calls[len(calls)-1].Seq
+}
+
+// firstCall returns the time from the instance taking the invocation requestID to the
+// arrival of the first ECS call the cloud recorded after seq.
+func firstCall(c *localcloud.Cloud, rt *fcrt.Runtime, requestID string, seq int64) (Duration, error) {
+	var start time.Time
+	for _, inv := range rt.Invocations() {
+		if inv.RequestID == requestID {
+			start = inv.Start
+		}
+	}
+	calls := c.Calls.Calls(func(c record.Call) bool { return c.Seq > seq && c.Service == "ecs" })
+	if start.IsZero() || len(calls) == 0 {
+		return 0, fmt.Errorf("harness: cold start: invocation %s made no ECS call", requestID)
+	}
+	first := calls[0].Time
+	for _, call := range calls {
+		if call.Time.Before(first) {
+			first = call.Time
+		}
+	}
+	return Duration(first.Sub(start)), nil
 }
 
 // outcomeOf reads the one outcome of a handler.Response payload.
@@ -298,13 +436,13 @@ func outcomeOf(payload []byte) string {
 	return string(resp.Results[0].Outcome)
 }
 
-// batchMemory sends one invocation carrying n direct events to a fresh process and reads
-// its peak RSS.
+// batchMemory sends one invocation carrying n direct events to a fresh process, over HTTPS,
+// and reads its peak RSS.
 func batchMemory(ctx context.Context, p CloudParams, n int, bin string) (*BatchMemory, error) {
 	if p.Instances < n || p.Pool < n {
 		return nil, fmt.Errorf("harness: batch of %d needs as many instances and pool ENIs", n)
 	}
-	c, err := newCloud(p)
+	c, err := newTLSCloud(p)
 	if err != nil {
 		return nil, err
 	}

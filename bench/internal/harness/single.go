@@ -3,164 +3,148 @@ package harness
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
+	"sync"
 	"time"
 
-	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/fcrt"
 	"github.com/enipool/enipool/localcloud/record"
 )
 
-// SingleParams configure the single-event latency scenario.
+// SingleParams configure the single-event scenario: every policy side by side in one
+// world, each with Lanes lanes that send PerLane events one after the other, each for an
+// instance not seen before. A policy's function may run Lanes instances, so FC gives each
+// lane's first event a new, cold instance and reuses the warm ones after.
 type SingleParams struct {
-	Cloud CloudParams `json:"cloud"`
-	// Warmup events run first on the same handler and are reported apart; Events are the
-	// sample. Each event is an EventBridge ECS Running event for an instance not seen before.
-	Warmup int `json:"warmup"`
-	Events int `json:"events"`
-	// FirstGuess sets ENIPOOL_ATTACH_TIME; 0 leaves it unset (the production default).
-	FirstGuess Duration `json:"firstGuessMs"`
+	// Cloud's Instances, Pool and PoolOf are set by Single: every lane has a pool of its own,
+	// so that events of other lanes never race it for an ENI (they would not be single).
+	Cloud    CloudParams `json:"cloud"`
+	Policies []string    `json:"policies"`
+	Lanes    int         `json:"lanes"`
+	PerLane  int         `json:"perLane"`
+	// PeerScale multiplies the peers' schedules (0: as published).
+	PeerScale float64 `json:"peerScale,omitempty"`
 }
 
-// EventSample is one event of the single-event scenario, with the cloud's record of it.
-type EventSample struct {
-	Instance string   `json:"instance"`
-	Latency  Duration `json:"latencyMs"` // Invoke's start to its return: the ENI confirmed InUse
-	Outcome  string   `json:"outcome"`
-	ECSCalls int      `json:"ecsCalls"`
-	// PollWait is from the attach call's answer to the arrival of the first confirmation
-	// poll (the first ECS call after the attach): how long the handler waited before looking.
-	PollWait Duration `json:"pollWaitMs"`
-	// CloudTime is the sum of the cloud's time on the event's ECS calls (the injected latency
-	// included); Latency - CloudTime is the time spent in the handler, the SDKs and loopback.
-	CloudTime Duration `json:"cloudTimeMs"`
-	// Calls is the event's ECS calls as the cloud saw them, in order.
-	Calls []CallAt `json:"calls"`
-}
-
-// CallAt is one recorded call relative to the start of its invocation.
-type CallAt struct {
-	Action string   `json:"action"`
-	Code   string   `json:"code,omitempty"`
-	At     Duration `json:"atMs"`     // arrival at the cloud, from the invocation's start
-	Served Duration `json:"servedMs"` // the cloud's time on it, the injected latency included
-	Params string   `json:"params,omitempty"`
-}
-
-// SingleResult is what the single-event scenario measured.
-type SingleResult struct {
-	Params SingleParams `json:"params"`
-	// FirstGuess is the attach time the handler started from (the default when unset).
-	FirstGuess Duration `json:"firstGuessMs"`
-	// Floor is the model this benchmark has held one event against, 3L + T + L
-	// (docs/performance.md derives the tighter 3L + T).
-	Floor  Duration      `json:"floorMs"`
-	Warmup []EventSample `json:"warmup"`
-	Sample []EventSample `json:"sample"`
-	P50    Duration      `json:"p50Ms"`
-	P99    Duration      `json:"p99Ms"`
-	Min    Duration      `json:"minMs"`
-	Max    Duration      `json:"maxMs"`
-	// ECSCallsPerEvent is the mean of the sample's ECS calls per event.
+// SinglePolicy is what the scenario measured of one policy.
+type SinglePolicy struct {
+	Policy string   `json:"policy"`
+	Events []*Event `json:"events"`
+	// Warm sums up the events served by a reused instance, Cold those that started one.
+	Warm Summary `json:"warm"`
+	Cold Summary `json:"cold"`
+	// ECSCallsPerEvent is the policy's ECS calls (by its role) over its events.
 	ECSCallsPerEvent float64 `json:"ecsCallsPerEvent"`
-	// TypeLookupsInSample counts DescribeInstanceTypes calls made by sampled events.
-	TypeLookupsInSample int `json:"typeLookupsInSample"`
-	// PollWaitP50 is the median of the sample's PollWait.
-	PollWaitP50 Duration `json:"pollWaitP50Ms"`
-	Audit       Audit    `json:"audit"`
-	Outcomes    Outcomes `json:"outcomes"`
+	Audit            Audit   `json:"audit"`
+	Instances        int     `json:"fcInstances"`
+	// Outcomes counts the events by the function's answer.
+	Outcomes map[string]int `json:"outcomes"`
 }
 
-// Single runs Warmup then Events single events, one after the other, each for a fresh
-// instance, on one handler (one warm function instance).
-func Single(ctx context.Context, p SingleParams) (*SingleResult, error) {
-	n := p.Warmup + p.Events
-	if p.Cloud.Instances < n || p.Cloud.Pool < n {
-		return nil, fmt.Errorf("harness: single: %d events need as many instances and pool ENIs (have %d, %d)", n, p.Cloud.Instances, p.Cloud.Pool)
+// SingleResult is what the scenario measured.
+type SingleResult struct {
+	Params   SingleParams             `json:"params"`
+	Policies map[string]*SinglePolicy `json:"policies"`
+	Wall     Duration                 `json:"wallMs"`
+}
+
+// Single runs the single-event scenario.
+func Single(ctx context.Context, bins Functions, p SingleParams) (*SingleResult, error) {
+	if p.Lanes < 1 || p.PerLane < 1 || len(p.Policies) == 0 {
+		return nil, fmt.Errorf("harness: single: lanes (%d), events per lane (%d) and policies (%v) must be set", p.Lanes, p.PerLane, p.Policies)
 	}
-	env := map[string]string{}
-	guess := handler.DefaultOptions().AttachTime
-	if p.FirstGuess > 0 {
-		env["ENIPOOL_ATTACH_TIME"] = p.FirstGuess.D().String()
-		guess = p.FirstGuess.D()
-	}
-	b, err := NewBed(p.Cloud, env)
+	// A lane's slot of instances and ENIs is a whole number of rounds over the zones, so its
+	// pool has an ENI in each of its instances' zones.
+	z := max(1, p.Cloud.Zones)
+	slot := (p.PerLane + z - 1) / z * z
+	lanes := len(p.Policies) * p.Lanes
+	p.Cloud.Instances, p.Cloud.Pool = lanes*slot, lanes*slot
+	p.Cloud.PoolOf = func(i int) string { return fmt.Sprintf("lane%03d", i/slot) }
+	b, err := NewBed(p.Cloud)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	L, T := p.Cloud.Latency.D(), p.Cloud.AttachTime.D()
-	res := &SingleResult{Params: p, FirstGuess: Duration(guess), Floor: Duration(3*L + T + L)}
-
-	var ids []string
-	var done []Done
-	sampleFrom := int64(0)
-	for i := range n {
-		if i == p.Warmup {
-			sampleFrom = b.LastSeq()
-		}
-		id := InstanceID(i)
-		ids = append(ids, id)
-		before := b.LastSeq()
-		d := b.Invoke(ctx, ECSRunning(id, b.Cloud.Region, b.Cloud.AccountID))
-		if err := ctx.Err(); err != nil {
+	for _, pol := range p.Policies {
+		if err := b.Start(pol, bins, FunctionOptions{MaxInstances: p.Lanes, PeerScale: p.PeerScale}); err != nil {
 			return nil, err
 		}
-		done = append(done, d)
-		s := b.sample(id, d, before)
-		if i < p.Warmup {
-			res.Warmup = append(res.Warmup, s)
-		} else {
-			res.Sample = append(res.Sample, s)
+	}
+	res := &SingleResult{Params: p, Policies: map[string]*SinglePolicy{}}
+	type laneOut struct {
+		tickets []Ticket
+		err     error
+	}
+	outs := make([]laneOut, lanes)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for pi, pol := range p.Policies {
+		for l := range p.Lanes {
+			lane := pi*p.Lanes + l
+			wg.Go(func() {
+				for e := range p.PerLane {
+					t := b.Submit(pol, InstanceID(lane*slot+e))
+					outs[lane].tickets = append(outs[lane].tickets, t)
+					if err := waitTask(ctx, b.Runtime(pol), t.RequestID); err != nil {
+						outs[lane].err = err
+						return
+					}
+				}
+			})
 		}
 	}
-	var lat, waits []time.Duration
-	calls := 0
-	for _, s := range res.Sample {
-		lat = append(lat, s.Latency.D())
-		waits = append(waits, s.PollWait.D())
-		calls += s.ECSCalls
-		for _, c := range s.Calls {
-			if c.Action == "DescribeInstanceTypes" {
-				res.TypeLookupsInSample++
+	wg.Wait()
+	res.Wall = Duration(time.Since(start))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ops := b.Cloud.Store.Operations()
+	for pi, pol := range p.Policies {
+		sp := &SinglePolicy{Policy: pol}
+		var ids []string
+		for l := range p.Lanes {
+			lane := pi*p.Lanes + l
+			if outs[lane].err != nil {
+				return nil, fmt.Errorf("harness: single: %s lane %d: %w", pol, l, outs[lane].err)
+			}
+			for _, ev := range b.Collect(outs[lane].tickets) {
+				ev.Lane = lane
+				sp.Events = append(sp.Events, ev)
+				ids = append(ids, ev.Instance)
 			}
 		}
+		Floors(sp.Events, ops, p.Cloud, false)
+		Polls(sp.Events, b.Cloud.Calls.Calls(func(c record.Call) bool { return c.Principal == RoleOf(pol) }))
+		var warm, cold []*Event
+		for _, ev := range sp.Events {
+			if ev.Cold {
+				cold = append(cold, ev)
+			} else {
+				warm = append(warm, ev)
+			}
+		}
+		sp.Warm, sp.Cold = Summarize(warm), Summarize(cold)
+		sp.Outcomes = tallyEvents(sp.Events)
+		sp.Audit = b.AuditOf(ctx, ids, RoleOf(pol))
+		sp.ECSCallsPerEvent = float64(sp.Audit.ECSCalls) / float64(len(sp.Events))
+		sp.Instances = b.Runtime(pol).Stats().InstancesStarted
+		res.Policies[pol] = sp
 	}
-	res.P50, res.P99 = Duration(Percentile(lat, 50)), Duration(Percentile(lat, 99))
-	res.Min, res.Max = Duration(slices.Min(lat)), Duration(slices.Max(lat))
-	res.PollWaitP50 = Duration(Percentile(waits, 50))
-	res.ECSCallsPerEvent = float64(calls) / float64(len(res.Sample))
-	res.Audit = b.Audit(ctx, ids[p.Warmup:], sampleFrom)
-	res.Outcomes = Tally(done[p.Warmup:])
 	return res, nil
 }
 
-// sample describes one finished event from the calls recorded after seq.
-func (b *Bed) sample(id string, d Done, seq int64) EventSample {
-	s := EventSample{Instance: id, Latency: Duration(d.Duration), Outcome: "no response"}
-	if d.Resp != nil && len(d.Resp.Results) == 1 {
-		s.Outcome = string(d.Resp.Results[0].Outcome)
-	}
-	var attachEnd time.Time
-	for _, c := range b.Cloud.Calls.Calls(func(c record.Call) bool { return c.Seq > seq && c.Service == "ecs" }) {
-		s.ECSCalls++
-		at := CallAt{Action: c.Action, Code: c.Code, At: Duration(c.Time.Sub(d.Start)), Served: Duration(c.Latency)}
-		var ps []string
-		for _, k := range []string{"InstanceId", "NetworkInterfaceId", "InstanceIds", "InstanceTypes"} {
-			if v := c.Params[k]; v != "" {
-				ps = append(ps, k+"="+v)
+// waitTask waits until the asynchronous invocation id has settled: run, retried as FC
+// retries, and its destination record delivered.
+func waitTask(ctx context.Context, rt *fcrt.Runtime, id string) error {
+	for {
+		for _, t := range rt.AsyncTasks() {
+			if t.RequestID == id && (t.DestinationStatus == fcrt.DestinationSucceeded || t.DestinationStatus == fcrt.DestinationFailed) {
+				return nil
 			}
 		}
-		at.Params = strings.Join(ps, " ")
-		s.Calls = append(s.Calls, at)
-		s.CloudTime += at.Served
-		switch {
-		case c.Action == "AttachNetworkInterface" && c.OK():
-			attachEnd = c.Time.Add(c.Latency)
-		case !attachEnd.IsZero() && s.PollWait == 0:
-			s.PollWait = Duration(c.Time.Sub(attachEnd))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	slices.SortFunc(s.Calls, func(x, y CallAt) int { return int(x.At - y.At) })
-	return s
 }

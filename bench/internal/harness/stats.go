@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -8,9 +9,10 @@ import (
 
 // Percentile returns the nearest-rank p-th percentile (0 < p <= 100) of xs: the smallest
 // value with at least p% of the sample at or below it. Of 50 values, p99 is the largest.
-func Percentile(xs []time.Duration, p float64) time.Duration {
+func Percentile[T cmp.Ordered](xs []T, p float64) T {
 	if len(xs) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)

@@ -48,3 +48,21 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestSpread(t *testing.T) {
+	ten := []float64{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}
+	tests := []struct {
+		xs   []float64
+		want Spread
+	}{
+		{nil, Spread{}},
+		{[]float64{5}, Spread{P50: 5, P90: 5, Min: 5, Max: 5}},
+		{ten, Spread{P50: 5.5, P90: 9, Min: 1, Max: 10}},
+		{[]float64{3, 1, 2}, Spread{P50: 2, P90: 3, Min: 1, Max: 3}},
+	}
+	for _, tt := range tests {
+		if got := spread(tt.xs); got != tt.want {
+			t.Errorf("spread(%v) = %+v, want %+v", tt.xs, got, tt.want)
+		}
+	}
+}

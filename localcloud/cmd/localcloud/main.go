@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.ESSAddr, "ess", "127.0.0.1:0", "ESS listen address")
 	fs.StringVar(&o.MNSAddr, "mns", "127.0.0.1:0", "MNS listen address")
 	fs.StringVar(&o.DebugAddr, "debug", "127.0.0.1:0", "debug endpoint listen address")
+	fs.BoolVar(&o.TLS, "tls", false, "serve ECS, ESS and MNS over HTTPS (a CA made at start; its file is printed)")
 	fs.Parse(args)
 	w, err := world.Load(*worldFile)
 	if err != nil {
@@ -50,10 +52,14 @@ func serve(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer c.Close()
 	fmt.Fprintf(out, "local cloud up: world %s, region %s, account %s\n\n", *worldFile, c.Region, c.AccountID)
-	fmt.Fprintf(out, "  ECS    http://%s   (SDK: client.Domain=%q, scheme HTTP)\n", c.ECSEndpoint, c.ECSEndpoint)
-	fmt.Fprintf(out, "  ESS    http://%s\n", c.ESSEndpoint)
+	fmt.Fprintf(out, "  ECS    %s://%s   (SDK: client.Domain=%q, scheme %s)\n", c.Scheme, c.ECSEndpoint, c.ECSEndpoint, strings.ToUpper(c.Scheme))
+	fmt.Fprintf(out, "  ESS    %s://%s\n", c.Scheme, c.ESSEndpoint)
 	fmt.Fprintf(out, "  MNS    %s, dialled at %s (install a transport that dials it; see package localcloud)\n", c.MNSEndpoint, c.MNSAddr)
-	fmt.Fprintf(out, "  state  %s/state   calls  %s/calls\n\n", c.DebugURL, c.DebugURL)
+	fmt.Fprintf(out, "  state  %s/state   calls  %s/calls\n", c.DebugURL, c.DebugURL)
+	if c.CAFile != "" {
+		fmt.Fprintf(out, "  CA     %s   (trust it: SSL_CERT_FILE=%s)\n", c.CAFile, c.CAFile)
+	}
+	fmt.Fprintln(out)
 	if k, err := c.RootKey(); err == nil {
 		fmt.Fprintf(out, "  account AccessKey: %s / %s (local only)\n", k.ID, k.Secret)
 	}

@@ -107,6 +107,7 @@ func (p *probe) handle(ctx context.Context, payload []byte) (any, error) {
 				"FC_ACCOUNT_ID":           os.Getenv("FC_ACCOUNT_ID"),
 				"FC_INSTANCE_ID":          os.Getenv("FC_INSTANCE_ID"),
 				"PROBE_VAR":               os.Getenv("PROBE_VAR"),
+				"SSL_CERT_FILE":           os.Getenv("SSL_CERT_FILE"),
 			},
 		}, nil
 	case "fail":

@@ -1,0 +1,88 @@
+package harness
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/enipool/enipool/localcloud/fault"
+)
+
+// fastCloud is the bench's world ten times faster, with a burst small enough to meet its
+// attach quota: the correctness run checks what must hold whatever the timing.
+func fastCloud(n int) CloudParams {
+	ms := func(v int) fault.Duration { return fault.Duration(time.Duration(v) * time.Millisecond) }
+	return CloudParams{Instances: n, Pool: n, Zones: 2, Seed: 1,
+		RequestLatency: Duration(2 * time.Millisecond), ResponseLatency: Duration(1 * time.Millisecond),
+		AttachSpread: fault.Spread{Median: ms(200), P99: ms(800), Max: ms(3000)},
+		DetachSpread: fault.Spread{Median: ms(100), P99: ms(400), Max: ms(1500)},
+		Staleness:    Duration(100 * time.Millisecond),
+		AttachQPS:    40, AttachBurst: 5, OtherQPS: 400, OtherBurst: 800}
+}
+
+// TestHarness is the bench's correctness run, inside `make test`: every policy, enipool and
+// the peers, runs under the local FC runtime in the single-event scenario and in a small
+// burst, and every instance ends with exactly one pool ENI, InUse, none attached twice, every
+// event answered. It asserts no timing: the figures belong to `make bench`.
+func TestHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the functions: not with -short")
+	}
+	// Cleanup, not defer: the subtests run in parallel after this function returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	bins, err := BuildFunctions(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, what string, events []*Event, a Audit) {
+		t.Helper()
+		if a.Attached != len(events) || a.DoubleAttaches() != 0 {
+			t.Errorf("%s: %d of %d instances hold exactly one pool ENI InUse, %d double attaches (bare %v, more than one %v)",
+				what, a.Attached, len(events), a.DoubleAttaches(), a.Bare, a.Multi)
+		}
+		for _, ev := range events {
+			switch {
+			case ev == nil:
+				t.Errorf("%s: an event has no record", what)
+			case ev.Status != "Succeeded" || ev.Outcome != "attached":
+				t.Errorf("%s: %s ended %s, %s: %s", what, ev.Instance, ev.Status, ev.Outcome, ev.Error)
+			case ev.Floor <= 0 || ev.Ratio <= 0 || ev.Attaches != 1 || ev.Polls < 1:
+				t.Errorf("%s: %s has floor %v, ratio %v, %d accepted attaches and %d polls: the cloud's records do not match the event",
+					what, ev.Instance, ev.Floor.D(), ev.Ratio, ev.Attaches, ev.Polls)
+			}
+		}
+	}
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		r, err := Single(ctx, bins, SingleParams{Cloud: fastCloud(0), Policies: Policies(), Lanes: 2, PerLane: 2, PeerScale: 0.1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pol := range Policies() {
+			sp := r.Policies[pol]
+			if sp == nil {
+				t.Fatalf("%s did not run", pol)
+			}
+			check(t, pol, sp.Events, sp.Audit)
+			if sp.Audit.ECSCalls == 0 || sp.Cold.N != 2 || sp.Warm.N != 2 {
+				t.Errorf("%s: %d ECS calls by its role, %d cold and %d warm events; want calls, 2 and 2", pol, sp.Audit.ECSCalls, sp.Cold.N, sp.Warm.N)
+			}
+		}
+	})
+	for _, pol := range Policies() {
+		t.Run("burst/"+pol, func(t *testing.T) {
+			t.Parallel()
+			r, err := Burst(ctx, bins, BurstParams{Cloud: fastCloud(20), Policy: pol, Events: 20, MaxInstances: 8, PeerScale: 0.1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, pol, r.Events, r.Audit)
+			if r.WallFloor <= 0 || r.Instances < 1 || r.Instances > 8 {
+				t.Errorf("wall floor %v, %d FC instances (at most 8)", r.WallFloor.D(), r.Instances)
+			}
+			t.Logf("%s: %d ECS calls, %d throttled, wall %v (floor %v), ratios p50 %.2f p99 %.2f", pol, r.Audit.ECSCalls, r.Audit.Throttled,
+				r.Wall.D(), r.WallFloor.D(), r.Summary.P50, r.Summary.P99)
+		})
+	}
+}

@@ -25,7 +25,7 @@ GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 STATICENV  = CGO_ENABLED=0 GOFLAGS="$(strip $(shell $(GO) env GOFLAGS) -trimpath)"
 STATICGO   = $(STATICENV) $(GO)
 
-.PHONY: help build test gotest unit sim run invoke localcloud scenario bench lint vet fuzz deploy remote-invoke clean docs deps policy policy-example
+.PHONY: help build test gotest unit sim burst run invoke localcloud scenario bench lint vet fuzz deploy remote-invoke clean docs deps policy policy-example
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ localcloud: deps ## Run the local cloud standalone (endpoints and credentials pr
 
 scenario: deps ## A scenario through s.yaml's triggers: make scenario SCENARIO=FILE (default the 200-instance scale-out); JSON report last
 	$(DEMO) run -scenario $(SCENARIO)
+
+# The simulated 500-launch burst (sim/burst.go): each variant over BURST_SEEDS seeds, in virtual
+# time; one line of figures per run.
+BURST_SEEDS ?= 3
+burst: deps ## Simulated 500-launch burst, rate controls x FC instance limits x batching: make burst [BURST_SEEDS=3]
+	$(STATICGO) test -count=1 -run '^TestBurstMeasure$$' -timeout 0 -v ./sim -burst.measure -burst.seeds=$(BURST_SEEDS) | grep -E 'seed=|^(ok|FAIL|---)'
 
 bench: deps ## The benchmark: prints a table, writes bench/results.json and the charts in docs/bench
 	$(GO) run ./bench -out bench/results.json -charts docs/bench

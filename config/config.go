@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/enipool/enipool/alicloud"
+	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
 )
 
@@ -52,7 +53,8 @@ func Variables() []Variable {
 		{"ENIPOOL_FUNCTION_TIMEOUT", "", false, "The function's timeout (s.yaml `timeout`), in seconds or as a duration. Not obeyed (each invocation's deadline is), only checked at start: a configuration whose ENIPOOL_DLQ_RESERVE, or reserve plus ENIPOOL_ATTACH_TIME, does not fit in it is refused."},
 		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},
 		{"ENIPOOL_CONCURRENCY", strconv.Itoa(d.Concurrency), false, "ECS calls one invocation makes at once (batches)."},
-		{"ENIPOOL_ATTACH_QPS", "0", false, "Cap on AttachNetworkInterface calls per second per function instance; 0 means no cap."},
+		{"ENIPOOL_RATE_CONTROL", string(d.RateControl), false, "How each function instance paces its ECS calls, per API. `adaptive`: a fresh instance sends 10 attaches at once, then 10 per second doubling every second, and its other calls unpaced, until ECS answers Throttling; each Throttling answer cuts that API's rate by 30% (no lower than 1/s), and it grows back along a cubic (README \"Bursts and the ECS rate limit\"). `fixed`: only AttachNetworkInterface, at ENIPOOL_ATTACH_QPS, whatever ECS answers."},
+		{"ENIPOOL_ATTACH_QPS", "0", false, "AttachNetworkInterface calls per second per function instance: the ceiling of the adaptive rate, or the pinned rate with `ENIPOOL_RATE_CONTROL=fixed`; 0 means no ceiling (adaptive) or no pacing (fixed)."},
 		{"ENIPOOL_STOPPED_ONLY_FAMILIES", strings.Join(d.StoppedOnlyFamilies, ","), false, "Instance families that must be Stopped to take an ENI; `none` for none."},
 		{"ENIPOOL_RELEASE_ON", strings.Join(d.ReleaseOn, ","), false, "ECS states whose events send an instance's pool ENIs back to the pool: `Stopped`, `Deleted`, both, or `none`."},
 		{"ENIPOOL_STALE_READ_BOUND", d.StaleReadBound.String(), false, "How long ECS reads may lag its writes. An accepted attach whose ENI still reads Available is taken for rolled back (and another ENI tried) only after this long; shorter risks a second ENI on an instance, longer delays the retry of an attach that really failed."},
@@ -105,6 +107,7 @@ func Load(getenv func(string) string) (Config, error) {
 	h.DeadLetterReserve = r.duration("ENIPOOL_DLQ_RESERVE", h.DeadLetterReserve, 0, time.Minute)
 	h.PlatformRetries = r.intIn("ENIPOOL_PLATFORM_RETRIES", h.PlatformRetries, 0, 8)
 	h.Concurrency = r.intIn("ENIPOOL_CONCURRENCY", h.Concurrency, 1, 256)
+	h.RateControl = engine.RateControl(r.oneOf("ENIPOOL_RATE_CONTROL", string(h.RateControl), string(engine.RateAdaptive), string(engine.RateFixed)))
 	h.AttachQPS = r.float("ENIPOOL_ATTACH_QPS", 0)
 	if fam := r.str("ENIPOOL_STOPPED_ONLY_FAMILIES", ""); fam != "" {
 		h.StoppedOnlyFamilies = nil

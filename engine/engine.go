@@ -1,7 +1,7 @@
 // Package engine gives instances their pool ENIs and takes them back: the attach path of
 // docs/attach.md, releases, reconciles, the warm target and the pools' status. An Engine
 // keeps what is worth keeping for the life of a process (instance types, how long attaches
-// and detaches take, the attach pacer, which ENIs this process is attaching); each call works
+// and detaches take, the pacing of its ECS calls, which ENIs this process is attaching); each call works
 // on the ECS it is given and returns one Result per instance.
 package engine
 
@@ -26,6 +26,7 @@ type Config struct {
 	DetachTime          time.Duration
 	Concurrency         int
 	AttachQPS           float64
+	RateControl         RateControl
 	StoppedOnlyFamilies []string
 	ReleaseOn           []string
 	StaleReadBound      time.Duration
@@ -68,7 +69,7 @@ type Engine struct {
 	claims     *claims
 	attachTime *estimator
 	detachTime *estimator
-	attachPace *limiter
+	rates      *rates
 }
 
 // New returns an Engine; the caller has validated cfg.
@@ -88,7 +89,7 @@ func New(cfg Config) *Engine {
 		claims:     newClaims(time.Minute, cfg.Clock),
 		attachTime: newEstimator(cfg.AttachTime),
 		detachTime: newEstimator(cfg.DetachTime),
-		attachPace: newLimiter(cfg.AttachQPS, cfg.Clock),
+		rates:      newRates(cfg.RateControl, cfg.AttachQPS, cfg.Clock),
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 )
 
@@ -84,25 +83,6 @@ func TestTypeLookupsShareOneCall(t *testing.T) {
 	}
 }
 
-// The pacer lets at most half a second's worth through at once, then paces.
-func TestLimiterBurst(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(20, stopped{now})
-	// The clock stands still: a call that would have to wait (50 ms apart at 20/s) runs
-	// out of this context first.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	passed := 0
-	for range 40 {
-		if l.wait(ctx) == nil {
-			passed++
-		}
-	}
-	if passed != 10 {
-		t.Fatalf("%d calls passed at once at 20/s, want 10 (half a second)", passed)
-	}
-}
-
 // Concurrent polls sent with one estimate that turns out short raise it once, not once per
 // poll, and the estimate then stays above the attach time for a long run of hits.
 func TestEstimatorClusterOfMisses(t *testing.T) {
@@ -123,13 +103,4 @@ func TestEstimatorClusterOfMisses(t *testing.T) {
 	if hits < 100 {
 		t.Fatalf("the estimate fell back below the attach time after %d hits, want a long run", hits)
 	}
-}
-
-// stopped is a clock whose time stands still; its waits are real.
-type stopped struct{ at time.Time }
-
-func (s stopped) Now() time.Time { return s.at }
-
-func (s stopped) Sleep(ctx context.Context, d time.Duration) error {
-	return clock.Real().Sleep(ctx, d)
 }

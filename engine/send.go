@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/enipool/enipool/cloud"
 )
 
-// attach sends the attaches, at most Concurrency at once and paced by AttachQPS.
+// attach sends the attaches, at most Concurrency at once; the ECS they go through paces them
+// (Engine.Paced).
 func (e *attachRun) attach(ctx context.Context, jobs []attachJob) {
 	sem := make(chan struct{}, e.eng.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -25,11 +27,17 @@ func (e *attachRun) attach(ctx context.Context, jobs []attachJob) {
 
 func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 	t := j.t
-	if err := e.eng.attachPace.wait(ctx); err != nil {
-		return
-	}
 	var reqID string
 	err := e.ecs.AttachENI(cloud.WithCallObserver(ctx, func(c cloud.Call) { reqID = c.RequestID }), j.eni, t.id)
+	if ns := (*notSent)(nil); errors.As(err, &ns) {
+		// Never sent: no attempt. Its turn comes after ns.After; the claim is kept.
+		if ns.After > 0 {
+			e.mu.Lock()
+			t.retryAt = e.eng.clock.Now().Add(ns.After)
+			e.mu.Unlock()
+		}
+		return
+	}
 	now := e.eng.clock.Now()
 
 	e.mu.Lock()

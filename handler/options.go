@@ -40,9 +40,13 @@ type Options struct {
 	PlatformRetries int
 	// Concurrency bounds the ECS calls one invocation makes at once.
 	Concurrency int
-	// AttachQPS caps AttachNetworkInterface calls per second from this process (0: no cap).
-	// ECS throttles per account and region; set it to the account's quota divided by the
-	// function instances expected at once.
+	// RateControl is how this process paces its ECS calls: engine.RateAdaptive (each API
+	// slows down at ECS's Throttling answers and speeds up again while calls go through) or
+	// engine.RateFixed (AttachQPS only). Empty means adaptive.
+	RateControl engine.RateControl
+	// AttachQPS is, under adaptive rate control, the most AttachNetworkInterface calls per
+	// second this process ever sends (0: no ceiling); under fixed rate control, the rate it
+	// sends them at (0: not paced). ECS throttles per account and region.
 	AttachQPS float64
 	// StoppedOnlyFamilies are instance type families whose instances must be Stopped for an
 	// ENI attach (shared and burstable families).
@@ -107,6 +111,7 @@ func (o Options) engineConfig(log *slog.Logger) engine.Config {
 		DetachTime:          o.DetachTime,
 		Concurrency:         o.Concurrency,
 		AttachQPS:           o.AttachQPS,
+		RateControl:         o.RateControl,
 		StoppedOnlyFamilies: o.StoppedOnlyFamilies,
 		ReleaseOn:           o.ReleaseOn,
 		StaleReadBound:      o.StaleReadBound,
@@ -134,6 +139,7 @@ func DefaultOptions() Options {
 		DefaultTimeout:         60 * time.Second,
 		PlatformRetries:        2,
 		Concurrency:            16,
+		RateControl:            engine.RateAdaptive,
 		StoppedOnlyFamilies:    DefaultStoppedOnlyFamilies(),
 		ReleaseOn:              []string{"Stopped", "Deleted"},
 		DetachTime:             2 * time.Second,
@@ -203,6 +209,9 @@ func (o Options) Validate() error {
 	}
 	if o.StaleReadBound < 0 {
 		errs = append(errs, fmt.Errorf("StaleReadBound %v must not be negative", o.StaleReadBound))
+	}
+	if o.RateControl != "" && o.RateControl != engine.RateAdaptive && o.RateControl != engine.RateFixed {
+		errs = append(errs, fmt.Errorf("RateControl %q is neither %s nor %s", o.RateControl, engine.RateAdaptive, engine.RateFixed))
 	}
 	if o.AttachQPS < 0 {
 		errs = append(errs, fmt.Errorf("AttachQPS %v must not be negative", o.AttachQPS))

@@ -178,15 +178,15 @@ func (b budgeted) DeleteENI(ctx context.Context, eniID string) error {
 	return b.ECS.DeleteENI(ctx, eniID)
 }
 
-// connect returns the clients of the invocation's session in region, their ECS calls bound
-// by the invocation's budget.
+// connect returns the clients of the invocation's session in region, their ECS calls paced
+// by the process's rate control and bound by the invocation's budget.
 func (h *Handler) connect(ctx context.Context, inv Invocation, region string) (*cloud.Clients, error) {
 	c, err := h.conn.Connect(ctx, cloud.Session{Region: region, AccountID: inv.AccountID, Credentials: inv.Credentials})
 	if err != nil {
 		return nil, err
 	}
 	bc := *c
-	bc.ECS = budgeted{c.ECS}
+	bc.ECS = h.engine.Paced(budgeted{c.ECS})
 	return &bc, nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 )
 
@@ -127,7 +128,7 @@ type Attacher struct {
 	ECS    cloud.ECS
 	TagKey string
 	Policy Policy
-	// Sleep waits d or until ctx ends; nil means a timer.
+	// Sleep waits d or until ctx ends; nil means the real clock's.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand draws uniforms in [0, 1); nil means math/rand/v2.
 	Rand func() float64
@@ -137,14 +138,7 @@ func (a *Attacher) sleep(ctx context.Context, d time.Duration) error {
 	if a.Sleep != nil {
 		return a.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Real().Sleep(ctx, d)
 }
 
 func (a *Attacher) rand() float64 {

@@ -421,7 +421,7 @@ func TestConsistency(t *testing.T) {
 			"triggerConfig.eventSinkConfig.deliveryOption.mode":                                        "event-streaming",
 			"triggerConfig.eventSinkConfig.deliveryOption.eventSchema":                                 "CloudEvents",
 			"triggerConfig.runOptions.mode":                                                            "event-streaming",
-			"triggerConfig.runOptions.batchWindow.CountBasedWindow":                                    float64(10),
+			"triggerConfig.runOptions.batchWindow.CountBasedWindow":                                    float64(100),
 			"triggerConfig.runOptions.batchWindow.TimeBasedWindow":                                     float64(2),
 			"triggerConfig.runOptions.retryStrategy.PushRetryStrategy":                                 "BACKOFF_RETRY",
 			"triggerConfig.runOptions.errorsTolerance":                                                 "ALL",

@@ -30,11 +30,10 @@ type target struct {
 	lookedAt time.Time
 	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
 	// its type allows (fullErr), while the reads showed fewer than N of the pool's on it.
-	fullAt   time.Time
-	fullErr  error
-	retryAt  time.Time
-	retry    backoff
-	pollWait time.Duration
+	fullAt  time.Time
+	fullErr error
+	retryAt time.Time
+	retry   backoff
 	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
 	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
 	// nothing such is awaited.

@@ -26,6 +26,9 @@ type target struct {
 
 	// enis are the ENIs this run tried for the target, and what it knows of each.
 	enis map[string]*eniRecord
+	// began is when this run started on the target: the polls of its attaches are spaced
+	// from it (see estimator.go).
+	began time.Time
 	// lookedAt is when the instance was last described (zero: by someone else, earlier).
 	lookedAt time.Time
 	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
@@ -170,6 +173,9 @@ func (e *attachRun) run(ctx context.Context) {
 	e.viewSent = make(map[string]time.Time)
 	e.inUse = make(map[string]sighting)
 	e.listed = make(map[groupKey]time.Time)
+	for _, t := range e.targets {
+		t.began = e.eng.clock.Now()
+	}
 	if !e.describe(ctx) {
 		return
 	}

@@ -10,10 +10,14 @@ import (
 // and how long that takes spreads widely from one attach to the next: ECS's own time has a
 // long tail, and a read may lag the writes. A schedule tuned to a typical time is late by
 // the whole gap for a short attach and cannot know a long one, so the polls are spaced
-// geometrically instead: each poll waits a fixed fraction of the time since the work was
-// accepted. An attach a read can first show v after acceptance is then confirmed by a poll
-// sent at most pollGrowth·v after acceptance, whatever v is, once v is past the first poll:
-// latency ÷ floor is bounded for every attach time, not only the typical one. What remains
+// geometrically instead: each poll waits a fixed fraction of the time since the event began.
+// An attach a read can first show v after acceptance, accepted w after the event began, is
+// then confirmed by a poll sent at most pollGrowth·(w+v) after the event began, whatever v
+// is, once v is past the first poll: latency ÷ floor is bounded for every attach time, not
+// only the typical one. Counting from the event rather than from the acceptance costs
+// nothing for a single event (w is three calls) and saves polls where they buy nothing: an
+// attach that waited for the account's quota in a burst has a floor as long as that wait,
+// and a poll more or less soon after it hardly moves its ratio. What remains
 // to choose is the first poll, and it decides the calls: the earlier it goes out, the more
 // attaches it finds unfinished. The estimator learns the distribution of v and puts the
 // first poll as early as the call budget (pollBudget) allows.
@@ -91,14 +95,11 @@ func (e *estimator) firstPoll() time.Duration {
 }
 
 // nextPoll returns how long after acceptance the poll after one sent last after acceptance
-// goes out: pollGrowth times as late, at least minPoll after it, and never before the first
-// poll (a look taken early for another reason does not pull the schedule forward).
-func (e *estimator) nextPoll(last time.Duration) time.Duration {
-	return max(e.firstPoll(), nextPollAfter(last))
-}
-
-func nextPollAfter(last time.Duration) time.Duration {
-	return last + max(minPoll, time.Duration(float64(last)*(pollGrowth-1)))
+// goes out, for work accepted waited after its event began: pollGrowth times as late as the
+// last, counted from the event's beginning, at least minPoll after it, and never before the
+// first poll (a look taken early for another reason does not pull the schedule forward).
+func (e *estimator) nextPoll(waited, last time.Duration) time.Duration {
+	return max(e.firstPoll(), last+max(minPoll, time.Duration(float64(waited+last)*(pollGrowth-1))))
 }
 
 // observe records one piece of work confirmed done by a poll sent done after acceptance,

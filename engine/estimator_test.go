@@ -7,31 +7,38 @@ import (
 	"time"
 )
 
-// confirmAt runs the schedule of e for work a read first shows done v after acceptance (every
-// read fresh): it returns when the poll that confirms it is sent, the last poll that found it
-// unfinished (zero when none did) and how many polls it took.
-func confirmAt(e *estimator, v time.Duration) (at, missed time.Duration, polls int) {
+// confirmAt runs the schedule of e for work accepted w after its event began that a read
+// first shows done v after acceptance (every read fresh): it returns when, after acceptance,
+// the poll that confirms it is sent, and how many polls it took.
+func confirmAt(e *estimator, w, v time.Duration) (at time.Duration, polls int) {
 	at = e.firstPoll()
 	for polls = 1; at < v; polls++ {
-		missed, at = at, e.nextPoll(at)
+		at = e.nextPoll(w, at)
 	}
-	return at, missed, polls
+	return at, polls
 }
 
 // Whatever an attach takes, the poll that confirms it goes out at most pollGrowth times (or
-// minPoll) later than it could have, once it is past the first poll; the first poll sits
-// below the guess, so an attach as long as guessed is never confirmed later than that.
+// minPoll) later than it could have, counted from the event's beginning, once it is past the
+// first poll; the first poll sits below the guess, so an attach as long as guessed is never
+// confirmed later than that. An attach that waited for the quota is polled less often.
 func TestScheduleBoundsEveryAttachTime(t *testing.T) {
 	for _, guess := range []time.Duration{300 * time.Millisecond, 2 * time.Second, 20 * time.Second} {
 		e := newEstimator(guess)
 		if first := e.firstPoll(); first >= guess || first < minPoll {
 			t.Fatalf("guess %v: first poll at %v, want in [%v, %v)", guess, first, minPoll, guess)
 		}
-		for v := 10 * time.Millisecond; v <= 2*time.Minute; v = v * 11 / 10 {
-			at, _, _ := confirmAt(e, v)
-			bound := max(e.firstPoll(), time.Duration(float64(v)*pollGrowth), v+minPoll)
-			if at < v || at > bound {
-				t.Errorf("guess %v, attach of %v: confirmed by the poll sent at %v, want in [%v, %v]", guess, v, at, v, bound)
+		for _, w := range []time.Duration{0, 60 * time.Millisecond, 20 * time.Second} {
+			for v := 10 * time.Millisecond; v <= 2*time.Minute; v = v * 11 / 10 {
+				at, polls := confirmAt(e, w, v)
+				bound := max(w+e.firstPoll(), time.Duration(float64(w+v)*pollGrowth), w+v+minPoll)
+				if at < v || w+at > bound {
+					t.Errorf("guess %v, attach of %v accepted %v into its event: confirmed by the poll sent %v after acceptance, want in [%v, %v]",
+						guess, v, w, at, v, bound-w)
+				}
+				if _, fresh := confirmAt(e, 0, v); polls > fresh {
+					t.Errorf("guess %v, attach of %v accepted %v into its event: %d polls, more than the %d of one accepted at once", guess, v, w, polls, fresh)
+				}
 			}
 		}
 	}
@@ -87,7 +94,7 @@ func TestEstimatorLearns(t *testing.T) {
 				d := tt.world.attach(r)
 				var at, missed time.Duration
 				k := 0
-				for at = e.firstPoll(); ; at = e.nextPoll(at) {
+				for at = e.firstPoll(); ; at = e.nextPoll(0, at) {
 					k++
 					lag := time.Duration(r.Float64() * float64(tt.world.lag))
 					if at-lag >= d {

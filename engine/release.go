@@ -302,7 +302,7 @@ func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveB
 		if !allDone {
 			missed = sent
 		}
-		wait = eng.detachTime.nextPoll(sent) - eng.clock.Now().Sub(start)
+		wait = eng.detachTime.nextPoll(0, sent) - eng.clock.Now().Sub(start)
 	}
 }
 

@@ -89,7 +89,7 @@ func TestAttachPollsOnSchedule(t *testing.T) {
 				// What a fresh estimator would have scheduled: the loop's own learning moves
 				// the schedule only after the confirmation.
 				want := newEstimator(2 * time.Second)
-				at, _, polls := confirmAt(want, d)
+				at, polls := confirmAt(want, 0, d)
 				if len(ecs.polls) != polls || ecs.polls[len(ecs.polls)-1] != at {
 					t.Fatalf("polls sent at %v after acceptance, want %d ending at %v", ecs.polls, polls, at)
 				}

@@ -51,7 +51,7 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 			case r.attach != attachPending:
 			case r.missed > 0:
 				// Polled and found unfinished: the next poll of the geometric schedule.
-				urgent = sooner(urgent, r.acceptedAt.Add(e.eng.attachTime.nextPoll(r.missed)))
+				urgent = sooner(urgent, r.acceptedAt.Add(e.eng.attachTime.nextPoll(r.acceptedAt.Sub(t.began), r.missed)))
 			default:
 				lookAt = later(lookAt, r.acceptedAt.Add(first))
 			}

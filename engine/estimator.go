@@ -87,11 +87,14 @@ func newEstimator(guess time.Duration) *estimator {
 // binEdge returns the lower edge of bin i, in seconds.
 func binEdge(i int) float64 { return binLow.Seconds() * math.Pow(binRatio, float64(i)) }
 
-// firstPoll returns how long after the work was accepted its first poll goes out.
-func (e *estimator) firstPoll() time.Duration {
+// firstPoll returns how long after the work was accepted its first poll goes out, for work
+// accepted waited after its event began: when the budget places it, or a fraction
+// pollGrowth-1 of that wait when that is later. Then even work done before the first poll is
+// confirmed within pollGrowth times its event's time.
+func (e *estimator) firstPoll(waited time.Duration) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.first
+	return max(e.first, time.Duration(float64(waited)*(pollGrowth-1)))
 }
 
 // nextPoll returns how long after acceptance the poll after one sent last after acceptance
@@ -99,7 +102,7 @@ func (e *estimator) firstPoll() time.Duration {
 // last, counted from the event's beginning, at least minPoll after it, and never before the
 // first poll (a look taken early for another reason does not pull the schedule forward).
 func (e *estimator) nextPoll(waited, last time.Duration) time.Duration {
-	return max(e.firstPoll(), last+max(minPoll, time.Duration(float64(waited+last)*(pollGrowth-1))))
+	return max(e.firstPoll(waited), last+max(minPoll, time.Duration(float64(waited+last)*(pollGrowth-1))))
 }
 
 // observe records one piece of work confirmed done by a poll sent done after acceptance,

@@ -11,7 +11,7 @@ import (
 // first shows done v after acceptance (every read fresh): it returns when, after acceptance,
 // the poll that confirms it is sent, and how many polls it took.
 func confirmAt(e *estimator, w, v time.Duration) (at time.Duration, polls int) {
-	at = e.firstPoll()
+	at = e.firstPoll(w)
 	for polls = 1; at < v; polls++ {
 		at = e.nextPoll(w, at)
 	}
@@ -25,13 +25,18 @@ func confirmAt(e *estimator, w, v time.Duration) (at time.Duration, polls int) {
 func TestScheduleBoundsEveryAttachTime(t *testing.T) {
 	for _, guess := range []time.Duration{300 * time.Millisecond, 2 * time.Second, 20 * time.Second} {
 		e := newEstimator(guess)
-		if first := e.firstPoll(); first >= guess || first < minPoll {
+		if first := e.firstPoll(0); first >= guess || first < minPoll {
 			t.Fatalf("guess %v: first poll at %v, want in [%v, %v)", guess, first, minPoll, guess)
 		}
 		for _, w := range []time.Duration{0, 60 * time.Millisecond, 20 * time.Second} {
 			for v := 10 * time.Millisecond; v <= 2*time.Minute; v = v * 11 / 10 {
 				at, polls := confirmAt(e, w, v)
-				bound := max(w+e.firstPoll(), time.Duration(float64(w+v)*pollGrowth), w+v+minPoll)
+				bound := max(time.Duration(float64(w+v)*pollGrowth), w+v+minPoll)
+				if time.Duration(float64(w)*(pollGrowth-1)) < e.firstPoll(0) {
+					// Accepted soon after the event began: work done before the first poll
+					// waits for it (a wait long enough bounds even that).
+					bound = max(bound, w+e.firstPoll(0))
+				}
 				if at < v || w+at > bound {
 					t.Errorf("guess %v, attach of %v accepted %v into its event: confirmed by the poll sent %v after acceptance, want in [%v, %v]",
 						guess, v, w, at, v, bound-w)
@@ -94,7 +99,7 @@ func TestEstimatorLearns(t *testing.T) {
 				d := tt.world.attach(r)
 				var at, missed time.Duration
 				k := 0
-				for at = e.firstPoll(); ; at = e.nextPoll(0, at) {
+				for at = e.firstPoll(0); ; at = e.nextPoll(0, at) {
 					k++
 					lag := time.Duration(r.Float64() * float64(tt.world.lag))
 					if at-lag >= d {
@@ -111,7 +116,7 @@ func TestEstimatorLearns(t *testing.T) {
 			// The share of fresh attaches the first poll comes before, counted to when a
 			// read shows them done: a poll aimed at ECS's own time would miss on every
 			// lagging read.
-			first, below := e.firstPoll(), 0
+			first, below := e.firstPoll(0), 0
 			for range 1000 {
 				if tt.world.attach(r)+time.Duration(r.Float64()*float64(tt.world.lag)) > first {
 					below++
@@ -134,11 +139,11 @@ func TestEstimatorLearns(t *testing.T) {
 // nothing: only a confirmed attach is an observation, and it weighs one.
 func TestEstimatorClusterOfMisses(t *testing.T) {
 	e := newEstimator(300 * time.Millisecond)
-	before := e.firstPoll()
+	before := e.firstPoll(0)
 	for range 8 {
 		e.observe(before, before*13/10) // each missed at the first poll, confirmed at the second
 	}
-	after := e.firstPoll()
+	after := e.firstPoll(0)
 	if after > before*13/10 {
 		t.Fatalf("eight attaches confirmed by the second poll moved the first poll from %v to %v, past the second poll", before, after)
 	}

@@ -220,7 +220,7 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 // estimator's schedule (see estimator.go), counted from when the detaches went out.
 func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveBack, call func(*giveBack, func(context.Context) error) error) {
 	start := eng.clock.Now()
-	wait := eng.detachTime.firstPoll()
+	wait := eng.detachTime.firstPoll(0)
 	var missed time.Duration // when the last poll that found a detach unfinished was sent
 	for {
 		var ids []string

@@ -93,7 +93,7 @@ func TestAttachPollsOnSchedule(t *testing.T) {
 				if len(ecs.polls) != polls || ecs.polls[len(ecs.polls)-1] != at {
 					t.Fatalf("polls sent at %v after acceptance, want %d ending at %v", ecs.polls, polls, at)
 				}
-				if bound := max(want.firstPoll(), time.Duration(float64(d)*pollGrowth), d+minPoll); at > bound {
+				if bound := max(want.firstPoll(0), time.Duration(float64(d)*pollGrowth), d+minPoll); at > bound {
 					t.Fatalf("confirmed by the poll sent %v after acceptance, want by %v", at, bound)
 				}
 			})

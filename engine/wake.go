@@ -14,7 +14,6 @@ import (
 // A round that only retries a backed-off attach needs no look.
 func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 	now := e.eng.clock.Now()
-	first := e.eng.attachTime.firstPoll()
 	var lookAt, retryAt time.Time
 	later := func(cur, at time.Time) time.Time {
 		if cur.IsZero() || at.After(cur) {
@@ -53,7 +52,7 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 				// Polled and found unfinished: the next poll of the geometric schedule.
 				urgent = sooner(urgent, r.acceptedAt.Add(e.eng.attachTime.nextPoll(r.acceptedAt.Sub(t.began), r.missed)))
 			default:
-				lookAt = later(lookAt, r.acceptedAt.Add(first))
+				lookAt = later(lookAt, r.acceptedAt.Add(e.eng.attachTime.firstPoll(r.acceptedAt.Sub(t.began))))
 			}
 		}
 	}

@@ -31,6 +31,11 @@ const (
 	// predicts them. With the describe, the listing and the attach, an event then costs about
 	// seven ECS calls, within twice the cheapest published schedule's (Terway's, about four).
 	pollBudget = 4.0
+	// maxWaitGap caps what the wait before the acceptance adds to a gap. The bound above needs
+	// no cap, but a burst's wall time is its last event's end, and that event, accepted late
+	// after waiting for the quota, would be polled as sparsely as its long floor allows: 0.3
+	// times a 25 s wait would add 7 s to the burst.
+	maxWaitGap = 2 * time.Second
 )
 
 // Bins of the learned distribution: log-spaced from binLow, each binRatio wide, the first
@@ -89,20 +94,22 @@ func binEdge(i int) float64 { return binLow.Seconds() * math.Pow(binRatio, float
 
 // firstPoll returns how long after the work was accepted its first poll goes out, for work
 // accepted waited after its event began: when the budget places it, or a fraction
-// pollGrowth-1 of that wait when that is later. Then even work done before the first poll is
-// confirmed within pollGrowth times its event's time.
+// pollGrowth-1 of that wait (at most maxWaitGap) when that is later. Then even work done
+// before the first poll is confirmed within pollGrowth times its event's time.
 func (e *estimator) firstPoll(waited time.Duration) time.Duration {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return max(e.first, time.Duration(float64(waited)*(pollGrowth-1)))
+	return max(e.first, min(maxWaitGap, time.Duration(float64(waited)*(pollGrowth-1))))
 }
 
 // nextPoll returns how long after acceptance the poll after one sent last after acceptance
 // goes out, for work accepted waited after its event began: pollGrowth times as late as the
-// last, counted from the event's beginning, at least minPoll after it, and never before the
-// first poll (a look taken early for another reason does not pull the schedule forward).
+// last, counted from the event's beginning (the wait before acceptance adding at most
+// maxWaitGap), at least minPoll after it, and never before the first poll (a look taken early
+// for another reason does not pull the schedule forward).
 func (e *estimator) nextPoll(waited, last time.Duration) time.Duration {
-	return max(e.firstPoll(waited), last+max(minPoll, time.Duration(float64(waited+last)*(pollGrowth-1))))
+	grow := func(d time.Duration) time.Duration { return time.Duration(float64(d) * (pollGrowth - 1)) }
+	return max(e.firstPoll(waited), last+max(minPoll, grow(last)+min(maxWaitGap, grow(waited))))
 }
 
 // observe records one piece of work confirmed done by a poll sent done after acceptance,
@@ -156,9 +163,9 @@ func (e *estimator) plan() time.Duration {
 	return time.Duration(math.Exp(hi) * float64(time.Second)).Round(time.Millisecond)
 }
 
-// expectedPolls returns how many polls an attach takes on average when the first goes out
-// first seconds after acceptance: one for an attach shown done by then, and one more for
-// each growth by pollGrowth it takes to reach the rest (each bin at its middle).
+// expectedPolls returns how many polls an attach accepted at once takes on average when the
+// first goes out first seconds after acceptance: one for an attach shown done by then, and
+// one more for each growth by pollGrowth it takes to reach the rest (each bin at its middle).
 func (e *estimator) expectedPolls(first float64) float64 {
 	sum, n := 0.0, 0.0
 	for i := range bins {

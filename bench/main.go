@@ -50,6 +50,8 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke-run sizes; the figures are not comparable with the targets")
 	only := flag.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios(), ", "))
 	policies := flag.String("policies", "", "compare only these policies, comma-separated: "+strings.Join(harness.Policies(), ", "))
+	stale := flag.Duration("stale", time.Second, "how far behind the writes ECS reads may be served (the realistic world's 1s); 0 serves fresh reads, "+
+		"which separates what a confirmation schedule costs from what the reads' lag costs")
 	flag.Parse()
 	sel, err := pick("-only", *only, scenarios())
 	if err == nil {
@@ -57,7 +59,7 @@ func main() {
 		if pols, err = pick("-policies", *policies, harness.Policies()); err == nil {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			err = run(ctx, config{out: *out, charts: *charts, quick: *quick, only: sel, policies: pols}, os.Stdout, os.Stderr)
+			err = run(ctx, config{out: *out, charts: *charts, quick: *quick, only: sel, policies: pols, stale: *stale}, os.Stdout, os.Stderr)
 		}
 	}
 	if err != nil {
@@ -87,6 +89,7 @@ type config struct {
 	quick       bool
 	only        []string
 	policies    []string
+	stale       time.Duration
 }
 
 // Parameters are the exact settings of a run.
@@ -112,7 +115,7 @@ type Parameters struct {
 	Randomness string `json:"randomness"`
 }
 
-func parameters(quick bool, policies []string) Parameters {
+func parameters(quick bool, policies []string, stale time.Duration) Parameters {
 	d := func(v time.Duration) fault.Duration { return fault.Duration(v) }
 	p := Parameters{
 		// The realistic world's figures (localcloud/worlds/demo.yaml, as the soak and the
@@ -125,7 +128,7 @@ func parameters(quick bool, policies []string) Parameters {
 			RequestLatency: harness.Duration(15 * time.Millisecond), ResponseLatency: harness.Duration(5 * time.Millisecond),
 			AttachSpread: fault.Spread{Median: d(2 * time.Second), P99: d(8 * time.Second), Max: d(30 * time.Second)},
 			DetachSpread: fault.Spread{Median: d(time.Second), P99: d(4 * time.Second), Max: d(15 * time.Second)},
-			Staleness:    harness.Duration(time.Second),
+			Staleness:    harness.Duration(stale),
 			AttachQPS:    20, AttachBurst: 40, OtherQPS: 200, OtherBurst: 400},
 		Policies: policies, Peers: peer.Policies(),
 		SingleLanes: 8, SinglePerLane: 6,
@@ -188,7 +191,7 @@ type bench struct {
 }
 
 func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	b := &bench{cfg: cfg, p: parameters(cfg.quick, cfg.policies), start: time.Now(), log: stderr}
+	b := &bench{cfg: cfg, p: parameters(cfg.quick, cfg.policies, cfg.stale), start: time.Now(), log: stderr}
 	b.res = &Results{
 		Date: b.start.UTC(), Command: strings.Join(append([]string{"go run ./bench"}, os.Args[1:]...), " "),
 		Quick: cfg.quick, Scenarios: cfg.only, Machine: report.ReadMachine(), Parameters: b.p,
@@ -277,6 +280,9 @@ func (b *bench) command(scenario string) string {
 	}
 	if b.cfg.quick {
 		c += " -quick"
+	}
+	if b.cfg.stale != time.Second {
+		c += " -stale " + b.cfg.stale.String()
 	}
 	return c
 }

@@ -48,7 +48,7 @@ func Variables() []Variable {
 		{"ENIPOOL_ENIS_PER_INSTANCE", strconv.Itoa(d.PerInstance), false, "Pool ENIs each instance should hold (1-16)."},
 		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
-		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of how long an attach takes; enipool learns the real figure and polls when an attach should be done."},
+		{"ENIPOOL_ATTACH_TIME", d.AttachTime.String(), false, "First guess of the median time until a read shows an attach done; enipool learns the spread from its polls and places its first poll below it (docs/performance.md)."},
 		{"ENIPOOL_DLQ_RESERVE", d.DeadLetterReserve.String(), false, "Time kept at the end of the invocation deadline for sending dead letters and completing lifecycle actions."},
 		{"ENIPOOL_FUNCTION_TIMEOUT", "", false, "The function's timeout (s.yaml `timeout`), in seconds or as a duration. Not obeyed (each invocation's deadline is), only checked at start: a configuration whose ENIPOOL_DLQ_RESERVE, or reserve plus ENIPOOL_ATTACH_TIME, does not fit in it is refused."},
 		{"ENIPOOL_PLATFORM_RETRIES", strconv.Itoa(d.PlatformRetries), false, "The platform's retries of a failed async invocation; must equal asyncInvokeConfig.maxAsyncRetryAttempts. On the last one enipool dead-letters transient failures itself."},

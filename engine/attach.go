@@ -26,15 +26,17 @@ type target struct {
 
 	// enis are the ENIs this run tried for the target, and what it knows of each.
 	enis map[string]*eniRecord
+	// began is when this run started on the target: the polls of its attaches are spaced
+	// from it (see estimator.go).
+	began time.Time
 	// lookedAt is when the instance was last described (zero: by someone else, earlier).
 	lookedAt time.Time
 	// fullAt is when ECS first refused an attach because the instance holds all the ENIs
 	// its type allows (fullErr), while the reads showed fewer than N of the pool's on it.
-	fullAt   time.Time
-	fullErr  error
-	retryAt  time.Time
-	retry    backoff
-	pollWait time.Duration
+	fullAt  time.Time
+	fullErr error
+	retryAt time.Time
+	retry   backoff
 	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
 	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
 	// nothing such is awaited.
@@ -171,6 +173,9 @@ func (e *attachRun) run(ctx context.Context) {
 	e.viewSent = make(map[string]time.Time)
 	e.inUse = make(map[string]sighting)
 	e.listed = make(map[groupKey]time.Time)
+	for _, t := range e.targets {
+		t.began = e.eng.clock.Now()
+	}
 	if !e.describe(ctx) {
 		return
 	}

@@ -98,7 +98,7 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 		e.watch(t, held)
 		waiting := e.unresolved(t, held, now)
 		if waiting > 0 && t.watchWait == 0 {
-			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+			t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 		}
 		need -= waiting
 		if need <= 0 || now.Before(t.retryAt) || t.awaits(stateLookENIs) {
@@ -125,7 +125,7 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			if now.Sub(t.fullAt) > e.eng.cfg.StaleReadBound {
 				t.finish(OutcomeDeadLettered, t.fullErr)
 			} else if t.watchWait == 0 {
-				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+				t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 			}
 			continue
 		}
@@ -162,10 +162,11 @@ func (e *attachRun) decideAndAttach(ctx context.Context) {
 			if t.exhaustedAt.IsZero() {
 				t.exhaustedAt = now
 			}
-			est := e.eng.attachTime.get()
+			est := e.eng.attachTime.typical()
 			// How long an ENI on its way back may take: a surplus is dropped once what its
-			// instance keeps is InUse, and a read may show its detach StaleReadBound late.
-			back := est + e.eng.cfg.DetachTime + 2*e.eng.cfg.StaleReadBound
+			// instance keeps is InUse (a slow attach: the learned 99th percentile), and a
+			// read may show its detach StaleReadBound late.
+			back := e.eng.attachTime.quantile(0.99) + e.eng.cfg.DetachTime + 2*e.eng.cfg.StaleReadBound
 			if e.refilling(t) && now.Sub(t.exhaustedAt) <= back {
 				// An ENI of the pool is on its way back (detaching, or a surplus some
 				// invocation is converging): the pool is short for a moment, not
@@ -313,7 +314,7 @@ func (e *attachRun) watch(t *target, held []cloud.ENI) {
 	for _, eni := range held {
 		if eni.Status == cloud.StatusAttaching && !t.pending(eni.ID) {
 			if t.watchWait == 0 {
-				t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+				t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 			}
 			return
 		}
@@ -394,18 +395,20 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 		})
 	}
 	keep, surplus := ranked[:e.eng.cfg.PerInstance], ranked[e.eng.cfg.PerInstance:]
-	waiting := false
+	waiting, watched := false, false
 	for _, k := range keep {
 		if k.Status != cloud.StatusInUse {
-			waiting = true
+			// The target's own accepted attaches are polled on their schedule (nextWake);
+			// only what it did not start needs watching.
+			waiting, watched = true, watched || !t.pending(k.ID)
 		}
 	}
 	if waiting {
 		// An ENI kept is still attaching, and ECS may roll it back: the surplus stays until
 		// the kept ones are InUse, or an InUse ENI another invocation reported would be
 		// detached for one that never arrives (sim seed 2824).
-		if t.watchWait == 0 {
-			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+		if watched && t.watchWait == 0 {
+			t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 		}
 		return
 	}
@@ -446,7 +449,7 @@ func (e *attachRun) converge(ctx context.Context, t *target, held []cloud.ENI) {
 	}
 	if waiting {
 		if t.watchWait == 0 {
-			t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+			t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 		}
 		return
 	}

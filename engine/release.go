@@ -216,11 +216,12 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 	eng.awaitDetached(ctx, ecs, rs, call)
 }
 
-// awaitDetached polls the detached ENIs until each is Available (or gone), first when a
-// detach is expected to be done.
+// awaitDetached polls the detached ENIs until each is Available (or gone), on the detach
+// estimator's schedule (see estimator.go), counted from when the detaches went out.
 func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveBack, call func(*giveBack, func(context.Context) error) error) {
-	wait := eng.detachTime.get()
-	first := true
+	start := eng.clock.Now()
+	wait := eng.detachTime.firstPoll(0)
+	var missed time.Duration // when the last poll that found a detach unfinished was sent
 	for {
 		var ids []string
 		var active []*giveBack
@@ -248,6 +249,7 @@ func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveB
 			}
 			return
 		}
+		sent := eng.clock.Now().Sub(start)
 		var got []cloud.ENI
 		err := call(active[0], func(ctx context.Context) (err error) {
 			got, err = ecs.DescribeENIs(ctx, cloud.ENIQuery{IDs: ids})
@@ -269,6 +271,7 @@ func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveB
 				eni, ok := now[id]
 				switch {
 				case !ok || eni.Status == cloud.StatusAvailable:
+					eng.detachTime.observe(missed, sent)
 					delete(r.pending, id)
 					r.detached = append(r.detached, id)
 					eng.claims.forget(id)
@@ -296,13 +299,10 @@ func (eng *Engine) awaitDetached(ctx context.Context, ecs cloud.ECS, rs []*giveB
 				r.finish(OutcomeDetached, nil)
 			}
 		}
-		if first {
-			eng.detachTime.observe(wait, allDone) // the poll was sent after waiting `wait`
-			first = false
-			wait = max(wait/4, 50*time.Millisecond)
-		} else {
-			wait = min(wait*3/2, 2*time.Second)
+		if !allDone {
+			missed = sent
 		}
+		wait = eng.detachTime.nextPoll(0, sent) - eng.clock.Now().Sub(start)
 	}
 }
 

@@ -105,9 +105,9 @@ type eniRecord struct {
 	attach attachState
 	// acceptedAt is when the pending attach was accepted.
 	acceptedAt time.Time
-	// polled: a look after the attach was due found it unfinished or not yet visible; later
-	// looks back off.
-	polled bool
+	// missed is how long after acceptance the last look that found the attach unfinished
+	// (or not visible yet) was sent; zero until one did. The next poll is timed from it.
+	missed time.Duration
 	// uncertain: an attach call failed after it may have been applied; the same ENI is
 	// tried again, and a refusal of it as taken then means the first call went through.
 	uncertain bool

@@ -99,7 +99,7 @@ func (e *attachRun) unwindRound(ctx context.Context, t *target) {
 		return
 	}
 	if t.watchWait == 0 {
-		t.watchWait = max(e.eng.attachTime.get()/4, minPoll)
+		t.watchWait = max(e.eng.attachTime.typical()/4, minPoll)
 	}
 }
 

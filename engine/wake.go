@@ -14,7 +14,6 @@ import (
 // A round that only retries a backed-off attach needs no look.
 func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 	now := e.eng.clock.Now()
-	est := e.eng.attachTime.get()
 	var lookAt, retryAt time.Time
 	later := func(cur, at time.Time) time.Time {
 		if cur.IsZero() || at.After(cur) {
@@ -49,10 +48,11 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 		for _, r := range t.enis {
 			switch {
 			case r.attach != attachPending:
-			case r.polled:
-				urgent = sooner(urgent, now.Add(t.pollWait))
+			case r.missed > 0:
+				// Polled and found unfinished: the next poll of the geometric schedule.
+				urgent = sooner(urgent, r.acceptedAt.Add(e.eng.attachTime.nextPoll(r.acceptedAt.Sub(t.began), r.missed)))
 			default:
-				lookAt = later(lookAt, r.acceptedAt.Add(est))
+				lookAt = later(lookAt, r.acceptedAt.Add(e.eng.attachTime.firstPoll(r.acceptedAt.Sub(t.began))))
 			}
 		}
 	}
@@ -123,45 +123,25 @@ func (e *attachRun) observe(ctx context.Context, active []*target) bool {
 			}
 		}
 	}
-	est := e.eng.attachTime.get()
 	for _, t := range active {
 		t.looked(stateLookENIs)
 		for id, r := range t.enis {
 			if r.attach != attachPending {
 				continue
 			}
-			at := r.acceptedAt
 			eni, ok := e.view[id]
 			onT := ok && eni.InstanceID == t.id
-			// A look taken for another reason before this attach was due is not its poll.
-			waited := sent.Sub(at)
-			early := waited < est*9/10 && !r.polled
+			waited := sent.Sub(r.acceptedAt)
 			switch {
-			case early && onT && (eni.Status == cloud.StatusAttaching || eni.Status == cloud.StatusInUse):
-				if eni.Status == cloud.StatusInUse {
-					r.attach = attachDone
-				}
 			case onT && eni.Status == cloud.StatusInUse:
-				if !r.polled {
-					e.eng.attachTime.observe(waited, true)
-				}
+				// Any look counts, one taken early for another reason too: it bounds how
+				// long a read takes to show an attach done, and the last miss bounds it below.
+				e.eng.attachTime.observe(r.missed, waited)
 				r.attach = attachDone
-			case onT && eni.Status == cloud.StatusAttaching:
-				if !r.polled {
-					e.eng.attachTime.observe(waited, false)
-					r.polled = true
-					t.pollWait = max(est/4, 50*time.Millisecond)
-				} else {
-					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
-				}
-			case !e.rolledBack(eni, ok, t, sent.Sub(at)):
-				// Not visible yet: reads lag writes. Look again, spaced out.
-				if !r.polled {
-					r.polled = true
-					t.pollWait = max(est/4, minPoll)
-				} else {
-					t.pollWait = min(t.pollWait*3/2, 2*time.Second)
-				}
+			case onT && eni.Status == cloud.StatusAttaching, !e.rolledBack(eni, ok, t, waited):
+				// Unfinished, or not visible yet (reads lag writes): poll again on the
+				// schedule, counted from this look.
+				r.missed = max(r.missed, waited)
 			default:
 				// The attach was accepted (or may have been), yet the ENI is elsewhere, or
 				// still free long after: ECS rolled it back, another invocation detached it

@@ -199,6 +199,14 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 					r.pending[eni.ID] = eng.clock.Now()
 					continue
 				}
+				if code, _ := cloud.CodeOf(err); r.check == CheckStopped && code == "InvalidOperation.InvalidEcsState" {
+					// ECS detaches from a Stopped instance: refused, the instance is not
+					// Stopped now, whatever a lagging read said. It started again (the event
+					// is out of date), or is stopping again (its own Stopped event follows).
+					r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent,
+						"ECS refused to detach %s from %s (%s): the instance is no longer Stopped, the Stopped event is out of date and its ENIs stay", eni.ID, r.id, code))
+					break
+				}
 				r.finish(FailOutcome(err), err)
 			}
 			if r.done {

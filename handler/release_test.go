@@ -110,3 +110,32 @@ func TestNoAttachOnAnOldLook(t *testing.T) {
 		t.Errorf("outcome %s %s (%s), want skipped once the instance is Stopped", r.Outcome, r.Code, r.Reason)
 	}
 }
+
+// A Stopped event whose detach ECS refuses as InvalidEcsState is out of date: ECS detaches
+// from a Stopped instance, so the instance started again (or is stopping again, and its own
+// Stopped event follows), whatever a lagging read said. Fails on 92de646: retried to the
+// deadline and dead-lettered DeadlineExceeded (soak seed 260790451: a 3 s function, an
+// instance restarted within the minute ECS gives StartTime to).
+func TestStoppedEventRefusedDetachIsStale(t *testing.T) {
+	const inst = "i-bp1restarted001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.setStatus(inst, "Stopped") // as a lagging read still shows it
+	enis := c.addENIs("t", 1)
+	c.put(enis[0], cloud.StatusInUse, inst, 0)
+	c.onDetach = func(string, string) (error, bool) {
+		return fakeError("DetachNetworkInterface", "InvalidOperation.InvalidEcsState"), false
+	}
+	h, _ := fakeHandler(t, c, nil)
+	resp, _ := invoke(t, h, stateEvent(inst, "Stopped"), 3*time.Second)
+	r := resultFor(t, resp, inst)
+	if r.Outcome != engine.OutcomeSkipped || r.Code != cloud.CodeStaleEvent {
+		t.Errorf("outcome %s %s (%s), want skipped %s", r.Outcome, r.Code, r.Reason, cloud.CodeStaleEvent)
+	}
+	if got := c.state(enis[0]); got.Status != cloud.StatusInUse || got.InstanceID != inst {
+		t.Errorf("ENI is %s on %q, want it left InUse on %s", got.Status, got.InstanceID, inst)
+	}
+	if dl := c.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters %v, want none", dl)
+	}
+}

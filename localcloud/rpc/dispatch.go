@@ -152,15 +152,20 @@ func dispatchLost(a *fault.AfterRule, wait func(time.Duration) error, note func(
 
 // ruleError is the API error an injected error rule answers.
 func ruleError(r *fault.Rule) *Error {
-	e := &Error{Status: r.HTTPStatus, Code: r.Code, Message: r.Message}
+	return filledError(r.HTTPStatus, r.Code, r.Message, http.StatusInternalServerError, "InternalError", msgInternal)
+}
+
+// filledError is the API error of a fault rule, its blanks filled with the defaults.
+func filledError(status int, code, msg string, defStatus int, defCode, defMsg string) *Error {
+	e := &Error{Status: status, Code: code, Message: msg}
 	if e.Status == 0 {
-		e.Status = http.StatusInternalServerError
+		e.Status = defStatus
 	}
 	if e.Code == "" {
-		e.Code = "InternalError"
+		e.Code = defCode
 	}
 	if e.Message == "" {
-		e.Message = msgInternal
+		e.Message = defMsg
 	}
 	return e
 }

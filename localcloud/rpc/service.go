@@ -661,15 +661,5 @@ func (c *Call) Authorize(rc ram.Call) error {
 // afterError is the error an after-action rule of kind AfterError answers, its blanks filled
 // with the unavailability error; both the HTTP path and Dispatch answer with it.
 func afterError(a *fault.AfterRule) *Error {
-	e := &Error{Status: a.HTTPStatus, Code: a.Code, Message: a.Message}
-	if e.Status == 0 {
-		e.Status = http.StatusServiceUnavailable
-	}
-	if e.Code == "" {
-		e.Code = "ServiceUnavailable"
-	}
-	if e.Message == "" {
-		e.Message = msgUnavailable
-	}
-	return e
+	return filledError(a.HTTPStatus, a.Code, a.Message, http.StatusServiceUnavailable, "ServiceUnavailable", msgUnavailable)
 }

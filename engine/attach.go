@@ -37,6 +37,9 @@ type target struct {
 	fullErr error
 	retryAt time.Time
 	retry   backoff
+	// throttle spaces the attempts ECS answered Throttling: every instance of the function
+	// that was refused at the same moment would come back together on retry's delays.
+	throttle backoff
 	// watchWait spaces the looks at what this invocation waits on but did not start: an ENI
 	// another invocation (or an answer lost after ECS applied it) is attaching. Zero when
 	// nothing such is awaited.
@@ -72,8 +75,9 @@ type target struct {
 // newTarget makes the target of one instance; hint is an ENI the event asked for.
 func newTarget(id, hint string, allowStopped bool) *target {
 	return &target{id: id, hint: hint, allowStopped: allowStopped,
-		enis:  map[string]*eniRecord{},
-		retry: backoff{base: 200 * time.Millisecond, max: 3 * time.Second}}
+		enis:     map[string]*eniRecord{},
+		retry:    backoff{base: 200 * time.Millisecond, max: 3 * time.Second},
+		throttle: backoff{base: throttleBase, max: throttleMax, full: true}}
 }
 
 // AttachRequest names an instance to give its pool ENIs.
@@ -274,3 +278,6 @@ func (e *attachRun) failAll(ctx context.Context, ts []*target, err error) {
 		}
 	}
 }
+
+// throttleBase and throttleMax bound the full-jitter back-off of a throttled attach.
+const throttleBase, throttleMax = 2 * time.Second, 20 * time.Second

@@ -10,9 +10,11 @@ import (
 	"github.com/enipool/enipool/cloud"
 )
 
-// backoff yields capped exponential delays with full jitter.
+// backoff yields capped exponential delays, jittered: by default each delay is between half
+// and all of base·2^n; with full it is anywhere from 0 to base·2^n.
 type backoff struct {
 	base, max time.Duration
+	full      bool
 	n         int
 }
 
@@ -22,6 +24,9 @@ func (b *backoff) next() time.Duration {
 		d = b.max
 	}
 	b.n++
+	if b.full {
+		return rand.N(d + 1)
+	}
 	return d/2 + rand.N(d/2+1)
 }
 

@@ -88,7 +88,11 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 			rec.uncertain, rec.uncertainAt = true, now
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
-		t.retryAt = now.Add(t.retry.next())
+		if throttled(err) {
+			t.retryAt = now.Add(t.throttle.next())
+		} else {
+			t.retryAt = now.Add(t.retry.next())
+		}
 	case cloud.VerdictSkip:
 		t.finish(OutcomeSkipped, err)
 	default:

@@ -151,12 +151,22 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 }
 
 // One payload asks for one action at most: 300 reconciles in one message make no ECS call
-// (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it.
+// (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it: with
+// twice as many instances as ENIPOOL_RECONCILE_MAX and more letters than ENIPOOL_REDRIVE_MAX,
+// the reports cover exactly the configured number (with capAction removed, a reconcile asking
+// for max 100000 looked at all 6 instances in one window, a redrive asking for 100 took all 4
+// letters).
 func TestOneActionPerInvocation(t *testing.T) {
 	t.Parallel()
-	const a = "i-bp1trust00000002"
-	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1)}),
-		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": "5"}})
+	const reconcileMax, redriveMax = 3, 2
+	// Two full windows, so whichever the run's time picks holds exactly reconcileMax.
+	insts, ids := instances("trustmax", 2*reconcileMax, zoneH)
+	var enis []world.ENI
+	for i, id := range ids {
+		enis = append(enis, heldENI(fmt.Sprintf("eni-trustmax%04d", i), id))
+	}
+	b := newBed(t, newWorld(t, spec{instances: insts, enis: enis}),
+		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": fmt.Sprint(reconcileMax), "ENIPOOL_REDRIVE_MAX": fmt.Sprint(redriveMax)}})
 	many := "[" + strings.TrimSuffix(strings.Repeat(`{"action":"reconcile"},`, 300), ",") + "]"
 	mark := b.lastSeq()
 	resp, _ := b.invoke(many)
@@ -171,14 +181,40 @@ func TestOneActionPerInvocation(t *testing.T) {
 	if got := len(b.deadLetters()); got != 1 {
 		t.Fatalf("%d dead letters for one message, want 1", got)
 	}
+	ctx := context.Background()
+	b.cloud.MNS.DeleteQueue(dlq) // the redrive below meets only the letters it puts there
+	if err := b.cloud.MNS.CreateQueue(dlq); err != nil {
+		t.Fatal(err)
+	}
+
 	var rep engine.ReconcileReport
 	resp = b.mustInvoke(`{"action":"reconcile","max":100000}`)
 	raw, _ := json.Marshal(resp.Report)
 	if err := json.Unmarshal(raw, &rep); err != nil || rep.Coverage == nil {
 		t.Fatalf("report %s: %v", raw, err)
 	}
-	if rep.Instances != 1 || b.inUse(a) == nil {
-		t.Fatalf("reconcile: %+v, instance holds %v", rep, b.inUse(a))
+	if rep.Instances != reconcileMax || rep.Coverage.Fleet != len(ids) || rep.Coverage.Windows != 2 {
+		t.Fatalf("reconcile asking for max 100000 looked at %d of a fleet of %d in window %d of %d, want ENIPOOL_RECONCILE_MAX (%d) of %d in one of 2",
+			rep.Instances, rep.Coverage.Fleet, rep.Coverage.Window, rep.Coverage.Windows, reconcileMax, len(ids))
+	}
+
+	// Letters of instances that already hold their ENI: each redrive of one is quick, and
+	// deletes it.
+	for _, id := range ids[:redriveMax+2] {
+		if err := b.cloud.MNS.Deliver(ctx, dlq, []byte(inEnvelope(t, direct(id), nil))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rr handler.RedriveReport
+	raw, _ = json.Marshal(b.mustInvoke(`{"action":"redrive","max":100}`).Report)
+	if err := json.Unmarshal(raw, &rr); err != nil {
+		t.Fatal(err)
+	}
+	if rr.Received != redriveMax || rr.Redriven != redriveMax {
+		t.Fatalf("redrive asking for max 100: %+v, want ENIPOOL_REDRIVE_MAX (%d) received and redriven", rr, redriveMax)
+	}
+	if got := len(b.cloud.MNS.Messages(dlq)); got != 2 {
+		t.Fatalf("%d letters left in the queue, want the 2 past the redrive's max", got)
 	}
 }
 

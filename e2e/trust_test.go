@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/ess"
 	"github.com/enipool/enipool/localcloud/mns"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/trigger"
@@ -245,6 +247,67 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 	// From EventBridge, the same event releases: the instance is Stopped.
 	if r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a); r.Outcome != engine.OutcomeDetached {
 		t.Fatalf("EventBridge Stopped: %s (%s), want detached", r.Outcome, r.Reason)
+	}
+}
+
+// essNotification is the notification a lifecycle hook whose NotificationArn is an MNS queue
+// puts there: {userId, regionId, resourceArn, content}, base64-encoded (event/decode_test.go
+// has the documented layout).
+func essNotification(hook, token, transition string, ids []string) string {
+	content, _ := json.Marshal(map[string]any{"lifecycleHookId": hook, "lifecycleActionToken": token, "lifecycleTransition": transition,
+		"scalingGroupId": "asg-bp1test000001", "defaultResult": "CONTINUE", "instanceIds": ids})
+	note := fmt.Sprintf(`{"userId":%q,"regionId":%q,"resourceArn":"acs:ess:%s:%s:scalinggroup/asg-bp1test000001","content":%s}`,
+		account, region, region, account, content)
+	return base64.StdEncoding.EncodeToString([]byte(note))
+}
+
+// A scale-in hook may not notify the work queue (anyone who may send to it could cut an
+// instance's network): its notification there detaches nothing and completes nothing, and is
+// dead-lettered once, saying what to change, while the hook waits out its timeout. On main it
+// was skipped without a letter, so nothing told the operator why scale-ins waited.
+func TestScaleInThroughTheWorkQueue(t *testing.T) {
+	t.Parallel()
+	ia, ea := holding("i-bp1trustqin00001", "eni-trustqin01")
+	ib, eb := holding("i-bp1trustqin00002", "eni-trustqin02")
+	ids := []string{ia.ID, ib.ID}
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{ia, ib}, enis: []world.ENI{ea, eb}, mutate: withHooks}), bedOptions{})
+	token := b.startAction(hookIn, ids...)
+	resp := b.mustInvoke(queued(t, essNotification(hookIn, token, "SCALE_IN", ids)))
+	for _, id := range ids {
+		if r := result(t, resp, id); r.Outcome != engine.OutcomeDeadLettered || r.Code != cloud.CodeReleaseRefused {
+			t.Errorf("%s: %s %s (%s), want dead-lettered %s", id, r.Outcome, r.Code, r.Reason, cloud.CodeReleaseRefused)
+		}
+		if got := b.inUse(id); len(got) != 1 {
+			t.Errorf("%s holds %v, want its ENI", id, got)
+		}
+	}
+	if n := b.calls("ecs", "DetachNetworkInterface"); n != 0 {
+		t.Errorf("%d detaches", n)
+	}
+	for _, api := range []string{"CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"} {
+		if n := b.calls("ess", api); n != 0 {
+			t.Errorf("%d %s calls, want none", n, api)
+		}
+	}
+	if a, ok := b.cloud.ESS.LifecycleAction(token); !ok || a.Status != ess.StatusPending {
+		t.Errorf("lifecycle action %+v, want it left %s for its timeout", a, ess.StatusPending)
+	}
+	envs := b.deadLetters()
+	if len(envs) != 1 {
+		t.Fatalf("%d dead letters, want one for the message", len(envs))
+	}
+	msg := envs[0].Error.Message
+	if envs[0].Error.Code != cloud.CodeReleaseRefused {
+		t.Errorf("letter code %s, want %s", envs[0].Error.Code, cloud.CodeReleaseRefused)
+	}
+	for _, want := range []string{"scale-in", "work-queue message", hookIn, "default result (CONTINUE)",
+		"point scale-in hooks at EventBridge", "eventbus/default", "only scale-out hooks may notify the work queue"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("letter says %q, want it to say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, token) {
+		t.Errorf("letter carries the lifecycle token: %q", msg)
 	}
 }
 

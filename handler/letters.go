@@ -75,7 +75,7 @@ func cannotAct(it *item) bool {
 		return true
 	}
 	var p *cloud.Problem
-	return errors.As(it.err, &p) && (p.Code == cloud.CodeNotAllowed || p.Code == cloud.CodeForeign)
+	return errors.As(it.err, &p) && (p.Code == cloud.CodeNotAllowed || p.Code == cloud.CodeForeign || p.Code == cloud.CodeReleaseRefused)
 }
 
 // fold makes one letter for the items of one carrier message: the first item's envelope,

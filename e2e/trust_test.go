@@ -459,3 +459,63 @@ func TestOneLetterPerUnreadableMessage(t *testing.T) {
 		t.Errorf("letter says %q, want the count of invalid ids", envs[0].Error.Message)
 	}
 }
+
+// A work-queue batch of more unreadable messages than ENIPOOL_MAX_DEAD_LETTERS loses none and
+// does not fail the invocation: the messages past the cap share one letter holding their raw
+// events as a JSON array, which a redrive reads back event by event. On main the 6 messages
+// past the cap were "not dead-lettered" and the invocation failed, so the stream would retry
+// the whole batch (the real event in it included) and send the same letters again.
+func TestMoreUnreadableMessagesThanDeadLetters(t *testing.T) {
+	t.Parallel()
+	const maxLetters, bad = 4, 10
+	in, e := holding("i-bp1trustcap00001", "eni-trustcap01")
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{in}, enis: []world.ENI{e}}),
+		bedOptions{env: map[string]string{"ENIPOOL_MAX_DEAD_LETTERS": fmt.Sprint(maxLetters)}})
+	var batch []string
+	for i := range bad {
+		batch = append(batch, queued(t, fmt.Sprintf("not an event, unreadable-%02d", i)))
+	}
+	batch = append(batch, queued(t, direct(in.ID)))
+	resp, ferr := b.invoke("[" + strings.Join(batch, ",") + "]")
+	if ferr != nil {
+		t.Fatalf("the invocation failed (the stream would retry the whole batch): %s", ferr.ErrorMessage)
+	}
+	if r := result(t, resp, in.ID); r.Outcome != engine.OutcomeAlreadyAttached {
+		t.Errorf("the real event: %s (%s)", r.Outcome, r.Reason)
+	}
+	n := 0
+	for _, r := range resp.Results {
+		if r.InstanceID == in.ID {
+			continue
+		}
+		n++
+		if r.Outcome != engine.OutcomeDeadLettered || r.DeadLetterID == "" || r.Code != cloud.CodeBadEvent {
+			t.Errorf("result %s %s letter %q (%s), want dead-lettered %s in a letter", r.Outcome, r.Code, r.DeadLetterID, r.Reason, cloud.CodeBadEvent)
+		}
+	}
+	if n != bad {
+		t.Errorf("%d results for the unreadable messages, want %d", n, bad)
+	}
+	envs := b.deadLetters()
+	if len(envs) != maxLetters {
+		t.Fatalf("%d dead letters, want ENIPOOL_MAX_DEAD_LETTERS (%d)", len(envs), maxLetters)
+	}
+	for i := range bad {
+		mark, found := fmt.Sprintf("unreadable-%02d", i), 0
+		for _, env := range envs {
+			found += strings.Count(string(env.Event), mark)
+		}
+		if found != 1 {
+			t.Errorf("message %s is in %d letters, want 1", mark, found)
+		}
+	}
+	// A redrive reads every message back out of the letters, the folded one included.
+	var rep handler.RedriveReport
+	raw, _ := json.Marshal(b.mustInvoke(`{"action":"redrive"}`).Report)
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Received != maxLetters || rep.Unreadable != bad {
+		t.Errorf("redrive %+v, want %d letters received holding %d unreadable events", rep, maxLetters, bad)
+	}
+}

@@ -70,7 +70,7 @@ func Variables() []Variable {
 		{"ENIPOOL_WARM_GRACE", d.Warm.Grace.String(), false, "Warm target: an ENI it created is deleted only when Available and older than this."},
 		{"ENIPOOL_REDRIVE_MAX", strconv.Itoa(d.RedriveMax), false, "Dead letters one redrive handles unless the action says `max`."},
 		{"ENIPOOL_MAX_CALLS", strconv.Itoa(d.MaxCalls), false, "ECS calls one invocation may make; beyond it, what is left is dead-lettered for a later redrive. Bounds what any one payload can cost the account's ECS quota."},
-		{"ENIPOOL_MAX_DEAD_LETTERS", strconv.Itoa(d.MaxDeadLetters), false, "Dead letters one invocation may send; beyond it, the letters of each carrier message are folded into one holding the whole message."},
+		{"ENIPOOL_MAX_DEAD_LETTERS", strconv.Itoa(d.MaxDeadLetters), false, "Dead letters one invocation may send; beyond it, the letters of each carrier message are folded into one holding the whole message, and the messages past it share one letter holding their raw events as a JSON array (one more per 64 KiB they take). None is left to the platform's retry."},
 		{"ENIPOOL_RECONCILE_MAX", strconv.Itoa(d.ReconcileMax), false, "Instances one reconcile looks at unless the action says `max`."},
 		{"ENIPOOL_RECONCILE_INTERVAL", d.ReconcileInterval.String(), false, "How often the reconcile timer fires (s.yaml). A fleet beyond ENIPOOL_RECONCILE_MAX is reconciled a window at a time: runs this far apart take consecutive windows, so every instance is reached within fleet/max runs."},
 		{"ENIPOOL_DEFAULT_TIMEOUT", d.DefaultTimeout.String(), false, "Deadline of an invocation that has none (local runs)."},

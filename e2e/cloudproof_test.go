@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/enipool/enipool/cloud"
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/engine"
+	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/ess"
 	"github.com/enipool/enipool/localcloud/world"
 )
@@ -275,6 +279,56 @@ func TestReleaseTrust(t *testing.T) {
 			}
 			if len(b.deadLetters()) != 0 {
 				t.Errorf("dead letters: %+v", b.deadLetters())
+			}
+		})
+	}
+}
+
+// A redriven letter is the attach of the instances it names, never a lifecycle completion or
+// heartbeat, even when the token inside it is real and its action still open: the letter is
+// only a claim, and the action belongs to the invocation that received the notification.
+// Letters naming no instance (an FC record, a folded letter, a raw event moved to the queue)
+// are checked with Auto Scaling like a notification, which confirms the open action; with the
+// `Redrive != nil` check of lifecycleGroups removed, each of them completed the action with
+// CONTINUE.
+func TestRedrivenLetterNeverCompletesALifecycleAction(t *testing.T) {
+	t.Parallel()
+	carriers := map[string]func(t *testing.T, ev string) string{
+		"FC destination record":        func(t *testing.T, ev string) string { return inFCRecord(t, ev) },
+		"envelope naming no instance":  func(t *testing.T, ev string) string { return inEnvelope(t, ev, nil) },
+		"raw event moved to the queue": func(t *testing.T, ev string) string { return ev },
+	}
+	i := 0
+	for name, wrap := range carriers {
+		id := fmt.Sprintf("i-bp1trustrdv%05d", i)
+		i++
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(id, zoneH)}, enis: poolENIs("rdv", zoneH, 1), mutate: withHooks}), bedOptions{})
+			token := b.startAction(hookOut, id)
+			letter := wrap(t, hookEvent(hookOut, token, "SCALE_OUT", []string{id}))
+			if err := b.cloud.MNS.Deliver(context.Background(), dlq, []byte(letter)); err != nil {
+				t.Fatal(err)
+			}
+			resp := b.mustInvoke(`{"action":"redrive"}`)
+			if r := result(t, resp, id); r.Outcome != engine.OutcomeAttached {
+				t.Errorf("%s: %s %s (%s), want attached", id, r.Outcome, r.Code, r.Reason)
+			}
+			if got := b.inUse(id); len(got) != 1 {
+				t.Errorf("%s holds %v, want one pool ENI", id, got)
+			}
+			for _, api := range []string{"CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"} {
+				if n := b.calls("ess", api); n != 0 {
+					t.Errorf("%d %s calls for a redriven letter, want none", n, api)
+				}
+			}
+			if a, ok := b.cloud.ESS.LifecycleAction(token); !ok || a.Status != ess.StatusPending {
+				t.Errorf("lifecycle action %+v, want it still %s", a, ess.StatusPending)
+			}
+			var rep handler.RedriveReport
+			raw, _ := json.Marshal(resp.Report)
+			if err := json.Unmarshal(raw, &rep); err != nil || rep.Redriven != 1 {
+				t.Errorf("redrive report %s (%v), want the letter redriven", raw, err)
 			}
 		})
 	}

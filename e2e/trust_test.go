@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/enipool/enipool/deadletter"
 	"github.com/enipool/enipool/engine"
 	"github.com/enipool/enipool/handler"
+	"github.com/enipool/enipool/localcloud/ess"
 	"github.com/enipool/enipool/localcloud/mns"
 	"github.com/enipool/enipool/localcloud/record"
 	"github.com/enipool/enipool/localcloud/trigger"
@@ -151,12 +153,22 @@ func TestActionsOnlyFromTrustedChannels(t *testing.T) {
 }
 
 // One payload asks for one action at most: 300 reconciles in one message make no ECS call
-// (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it.
+// (issue 14, 6: they made 1,209 in 2 s). A max above the configured one is cut to it: with
+// twice as many instances as ENIPOOL_RECONCILE_MAX and more letters than ENIPOOL_REDRIVE_MAX,
+// the reports cover exactly the configured number (with capAction removed, a reconcile asking
+// for max 100000 looked at all 6 instances in one window, a redrive asking for 100 took all 4
+// letters).
 func TestOneActionPerInvocation(t *testing.T) {
 	t.Parallel()
-	const a = "i-bp1trust00000002"
-	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH)}, enis: poolENIs("p", zoneH, 1)}),
-		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": "5"}})
+	const reconcileMax, redriveMax = 3, 2
+	// Two full windows, so whichever the run's time picks holds exactly reconcileMax.
+	insts, ids := instances("trustmax", 2*reconcileMax, zoneH)
+	var enis []world.ENI
+	for i, id := range ids {
+		enis = append(enis, heldENI(fmt.Sprintf("eni-trustmax%04d", i), id))
+	}
+	b := newBed(t, newWorld(t, spec{instances: insts, enis: enis}),
+		bedOptions{env: map[string]string{"ENIPOOL_RECONCILE_MAX": fmt.Sprint(reconcileMax), "ENIPOOL_REDRIVE_MAX": fmt.Sprint(redriveMax)}})
 	many := "[" + strings.TrimSuffix(strings.Repeat(`{"action":"reconcile"},`, 300), ",") + "]"
 	mark := b.lastSeq()
 	resp, _ := b.invoke(many)
@@ -171,14 +183,40 @@ func TestOneActionPerInvocation(t *testing.T) {
 	if got := len(b.deadLetters()); got != 1 {
 		t.Fatalf("%d dead letters for one message, want 1", got)
 	}
+	ctx := context.Background()
+	b.cloud.MNS.DeleteQueue(dlq) // the redrive below meets only the letters it puts there
+	if err := b.cloud.MNS.CreateQueue(dlq); err != nil {
+		t.Fatal(err)
+	}
+
 	var rep engine.ReconcileReport
 	resp = b.mustInvoke(`{"action":"reconcile","max":100000}`)
 	raw, _ := json.Marshal(resp.Report)
 	if err := json.Unmarshal(raw, &rep); err != nil || rep.Coverage == nil {
 		t.Fatalf("report %s: %v", raw, err)
 	}
-	if rep.Instances != 1 || b.inUse(a) == nil {
-		t.Fatalf("reconcile: %+v, instance holds %v", rep, b.inUse(a))
+	if rep.Instances != reconcileMax || rep.Coverage.Fleet != len(ids) || rep.Coverage.Windows != 2 {
+		t.Fatalf("reconcile asking for max 100000 looked at %d of a fleet of %d in window %d of %d, want ENIPOOL_RECONCILE_MAX (%d) of %d in one of 2",
+			rep.Instances, rep.Coverage.Fleet, rep.Coverage.Window, rep.Coverage.Windows, reconcileMax, len(ids))
+	}
+
+	// Letters of instances that already hold their ENI: each redrive of one is quick, and
+	// deletes it.
+	for _, id := range ids[:redriveMax+2] {
+		if err := b.cloud.MNS.Deliver(ctx, dlq, []byte(inEnvelope(t, direct(id), nil))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var rr handler.RedriveReport
+	raw, _ = json.Marshal(b.mustInvoke(`{"action":"redrive","max":100}`).Report)
+	if err := json.Unmarshal(raw, &rr); err != nil {
+		t.Fatal(err)
+	}
+	if rr.Received != redriveMax || rr.Redriven != redriveMax {
+		t.Fatalf("redrive asking for max 100: %+v, want ENIPOOL_REDRIVE_MAX (%d) received and redriven", rr, redriveMax)
+	}
+	if got := len(b.cloud.MNS.Messages(dlq)); got != 2 {
+		t.Fatalf("%d letters left in the queue, want the 2 past the redrive's max", got)
 	}
 }
 
@@ -209,6 +247,67 @@ func TestReleasesNotFromTheQueue(t *testing.T) {
 	// From EventBridge, the same event releases: the instance is Stopped.
 	if r := result(t, b.mustInvoke(stateEvent(a, "Stopped")), a); r.Outcome != engine.OutcomeDetached {
 		t.Fatalf("EventBridge Stopped: %s (%s), want detached", r.Outcome, r.Reason)
+	}
+}
+
+// essNotification is the notification a lifecycle hook whose NotificationArn is an MNS queue
+// puts there: {userId, regionId, resourceArn, content}, base64-encoded (event/decode_test.go
+// has the documented layout).
+func essNotification(hook, token, transition string, ids []string) string {
+	content, _ := json.Marshal(map[string]any{"lifecycleHookId": hook, "lifecycleActionToken": token, "lifecycleTransition": transition,
+		"scalingGroupId": "asg-bp1test000001", "defaultResult": "CONTINUE", "instanceIds": ids})
+	note := fmt.Sprintf(`{"userId":%q,"regionId":%q,"resourceArn":"acs:ess:%s:%s:scalinggroup/asg-bp1test000001","content":%s}`,
+		account, region, region, account, content)
+	return base64.StdEncoding.EncodeToString([]byte(note))
+}
+
+// A scale-in hook may not notify the work queue (anyone who may send to it could cut an
+// instance's network): its notification there detaches nothing and completes nothing, and is
+// dead-lettered once, saying what to change, while the hook waits out its timeout. On main it
+// was skipped without a letter, so nothing told the operator why scale-ins waited.
+func TestScaleInThroughTheWorkQueue(t *testing.T) {
+	t.Parallel()
+	ia, ea := holding("i-bp1trustqin00001", "eni-trustqin01")
+	ib, eb := holding("i-bp1trustqin00002", "eni-trustqin02")
+	ids := []string{ia.ID, ib.ID}
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{ia, ib}, enis: []world.ENI{ea, eb}, mutate: withHooks}), bedOptions{})
+	token := b.startAction(hookIn, ids...)
+	resp := b.mustInvoke(queued(t, essNotification(hookIn, token, "SCALE_IN", ids)))
+	for _, id := range ids {
+		if r := result(t, resp, id); r.Outcome != engine.OutcomeDeadLettered || r.Code != cloud.CodeReleaseRefused {
+			t.Errorf("%s: %s %s (%s), want dead-lettered %s", id, r.Outcome, r.Code, r.Reason, cloud.CodeReleaseRefused)
+		}
+		if got := b.inUse(id); len(got) != 1 {
+			t.Errorf("%s holds %v, want its ENI", id, got)
+		}
+	}
+	if n := b.calls("ecs", "DetachNetworkInterface"); n != 0 {
+		t.Errorf("%d detaches", n)
+	}
+	for _, api := range []string{"CompleteLifecycleAction", "RecordLifecycleActionHeartbeat"} {
+		if n := b.calls("ess", api); n != 0 {
+			t.Errorf("%d %s calls, want none", n, api)
+		}
+	}
+	if a, ok := b.cloud.ESS.LifecycleAction(token); !ok || a.Status != ess.StatusPending {
+		t.Errorf("lifecycle action %+v, want it left %s for its timeout", a, ess.StatusPending)
+	}
+	envs := b.deadLetters()
+	if len(envs) != 1 {
+		t.Fatalf("%d dead letters, want one for the message", len(envs))
+	}
+	msg := envs[0].Error.Message
+	if envs[0].Error.Code != cloud.CodeReleaseRefused {
+		t.Errorf("letter code %s, want %s", envs[0].Error.Code, cloud.CodeReleaseRefused)
+	}
+	for _, want := range []string{"scale-in", "work-queue message", hookIn, "default result (CONTINUE)",
+		"point scale-in hooks at EventBridge", "eventbus/default", "only scale-out hooks may notify the work queue"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("letter says %q, want it to say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, token) {
+		t.Errorf("letter carries the lifecycle token: %q", msg)
 	}
 }
 
@@ -358,5 +457,65 @@ func TestOneLetterPerUnreadableMessage(t *testing.T) {
 	}
 	if !strings.Contains(envs[0].Error.Message, "9999 more invalid ids") {
 		t.Errorf("letter says %q, want the count of invalid ids", envs[0].Error.Message)
+	}
+}
+
+// A work-queue batch of more unreadable messages than ENIPOOL_MAX_DEAD_LETTERS loses none and
+// does not fail the invocation: the messages past the cap share one letter holding their raw
+// events as a JSON array, which a redrive reads back event by event. On main the 6 messages
+// past the cap were "not dead-lettered" and the invocation failed, so the stream would retry
+// the whole batch (the real event in it included) and send the same letters again.
+func TestMoreUnreadableMessagesThanDeadLetters(t *testing.T) {
+	t.Parallel()
+	const maxLetters, bad = 4, 10
+	in, e := holding("i-bp1trustcap00001", "eni-trustcap01")
+	b := newBed(t, newWorld(t, spec{instances: []world.Instance{in}, enis: []world.ENI{e}}),
+		bedOptions{env: map[string]string{"ENIPOOL_MAX_DEAD_LETTERS": fmt.Sprint(maxLetters)}})
+	var batch []string
+	for i := range bad {
+		batch = append(batch, queued(t, fmt.Sprintf("not an event, unreadable-%02d", i)))
+	}
+	batch = append(batch, queued(t, direct(in.ID)))
+	resp, ferr := b.invoke("[" + strings.Join(batch, ",") + "]")
+	if ferr != nil {
+		t.Fatalf("the invocation failed (the stream would retry the whole batch): %s", ferr.ErrorMessage)
+	}
+	if r := result(t, resp, in.ID); r.Outcome != engine.OutcomeAlreadyAttached {
+		t.Errorf("the real event: %s (%s)", r.Outcome, r.Reason)
+	}
+	n := 0
+	for _, r := range resp.Results {
+		if r.InstanceID == in.ID {
+			continue
+		}
+		n++
+		if r.Outcome != engine.OutcomeDeadLettered || r.DeadLetterID == "" || r.Code != cloud.CodeBadEvent {
+			t.Errorf("result %s %s letter %q (%s), want dead-lettered %s in a letter", r.Outcome, r.Code, r.DeadLetterID, r.Reason, cloud.CodeBadEvent)
+		}
+	}
+	if n != bad {
+		t.Errorf("%d results for the unreadable messages, want %d", n, bad)
+	}
+	envs := b.deadLetters()
+	if len(envs) != maxLetters {
+		t.Fatalf("%d dead letters, want ENIPOOL_MAX_DEAD_LETTERS (%d)", len(envs), maxLetters)
+	}
+	for i := range bad {
+		mark, found := fmt.Sprintf("unreadable-%02d", i), 0
+		for _, env := range envs {
+			found += strings.Count(string(env.Event), mark)
+		}
+		if found != 1 {
+			t.Errorf("message %s is in %d letters, want 1", mark, found)
+		}
+	}
+	// A redrive reads every message back out of the letters, the folded one included.
+	var rep handler.RedriveReport
+	raw, _ := json.Marshal(b.mustInvoke(`{"action":"redrive"}`).Report)
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Received != maxLetters || rep.Unreadable != bad {
+		t.Errorf("redrive %+v, want %d letters received holding %d unreadable events", rep, maxLetters, bad)
 	}
 }

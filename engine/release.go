@@ -25,10 +25,6 @@ const (
 	// CheckDeleted: ECS no longer knows the instance. A Deleted event about an instance ECS
 	// still has is out of date, or forged.
 	CheckDeleted Check = "Deleted"
-	// CheckLifecycleClosed: the dead letter of one instance of a scale-in, whose action was
-	// ended when the letter was written, so Auto Scaling can no longer vouch for it: as
-	// CheckDeleted, but refused with CodeLifecycleUnverified.
-	CheckLifecycleClosed Check = "lifecycle-closed"
 )
 
 // giveBack is one instance whose pool ENIs go back to the pool.
@@ -124,7 +120,7 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 				continue
 			}
 			in, found := now[r.id]
-			contradicts := found && (r.check == CheckDeleted || r.check == CheckLifecycleClosed ||
+			contradicts := found && (r.check == CheckDeleted ||
 				r.check == CheckStopped && in.Status != "Stopped" && in.Status != "Stopping")
 			switch {
 			case err != nil:
@@ -140,8 +136,6 @@ func (eng *Engine) releaseAll(ctx context.Context, ecs cloud.ECS, rs []*giveBack
 				lagging = append(lagging, r.id)
 			case found && r.check == CheckDeleted:
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "ECS still has instance %s (%s): a Deleted event releases only an instance ECS no longer knows, its ENIs stay", r.id, in.Status))
-			case found && r.check == CheckLifecycleClosed:
-				r.finish(OutcomeDeadLettered, cloud.Problemf(cloud.CodeLifecycleUnverified, "instance %s (%s) is still known to ECS, and the scale-in's lifecycle action was ended when this dead letter was written, so Auto Scaling no longer vouches for it: its ENIs stay", r.id, in.Status))
 			case found && r.check == CheckStopped && in.Status != "Stopped" && in.Status != "Stopping":
 				r.finish(OutcomeSkipped, cloud.Problemf(cloud.CodeStaleEvent, "instance %s is %s now: the %s event is out of date, its ENIs stay", r.id, in.Status, r.check))
 			case found && r.check == CheckStopped && !eng.releasesOnStop(&in):

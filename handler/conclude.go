@@ -127,13 +127,7 @@ func (h *Handler) deadLetter(ctx context.Context, inv Invocation, items []*item)
 	}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
-	for i, l := range letters {
-		if i >= h.opts.MaxDeadLetters {
-			// Folding left more carrier messages than letters allowed: the platform keeps
-			// these (the invocation fails), none is lost.
-			fail(l, fmt.Sprintf("not dead-lettered: the invocation's %d dead letters are sent", h.opts.MaxDeadLetters))
-			continue
-		}
+	for _, l := range letters {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

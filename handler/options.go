@@ -88,7 +88,9 @@ type Options struct {
 	// event is dead-lettered for a later redrive.
 	MaxCalls int
 	// MaxDeadLetters bounds the dead letters one invocation sends. Beyond it, the dead
-	// letters of one carrier message are folded into one that holds the whole message.
+	// letters of one carrier message are folded into one that holds the whole message, and
+	// the messages past the bound share one letter holding their raw events as a JSON array
+	// (one more per 64 KiB they take beyond one message; see letters).
 	MaxDeadLetters int
 	// Logger receives one JSON line per outcome. Nil discards.
 	Logger *slog.Logger

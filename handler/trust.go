@@ -18,7 +18,8 @@ import (
 //   - a release (Stopped, Deleted, a scale-in) not from the work queue, a dead letter or an FC
 //     record: anyone who may send to the queue could otherwise cut an instance's network. The
 //     next reconcile sends back the ENIs of a stopped instance, and ECS detaches those of a
-//     released one itself;
+//     released one itself. A scale-in notification straight from the work queue is also
+//     dead-lettered: its hook notifies the wrong place, and the letter says so;
 //   - nothing outside the function's own region and account, whatever the channel.
 //
 // What the cloud must confirm before anything destructive (a release's state, a lifecycle
@@ -43,6 +44,17 @@ func (h *Handler) authorise(it *item, inv Invocation) {
 		}
 		h.capAction(it)
 	case opRelease:
+		if !letter && r.Channel == event.ChannelQueue && r.Kind == event.KindLifecycle {
+			// A scale-in hook notifying the work queue is a deployment mistake, not an
+			// attack to shrug off: dead-lettered, so the operator sees what to change, while
+			// the hook waits out its timeout.
+			lc := r.Lifecycle
+			h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeReleaseRefused, "a scale-in lifecycle notification of %s came in a work-queue message, which may only ask for attaches: "+
+				"its ENIs stay, and lifecycle action %s of hook %s is neither completed nor extended, so it waits out the hook's heartbeat timeout and ends on its default result (%s). "+
+				"Fix: point scale-in hooks at EventBridge (NotificationArn acs:eventbridge:<region>:<account>:eventbus/default); only scale-out hooks may notify the work queue",
+				r.InstanceID, fingerprint(lc.Token), lc.HookID, firstNonEmpty(lc.DefaultResult, "not given")))
+			return
+		}
 		if letter || r.Channel == event.ChannelQueue {
 			h.refuse(it, engine.OutcomeSkipped, cloud.Problemf(cloud.CodeReleaseRefused, "a release of %s came %s, which may only ask for attaches: not acted on (reconcile sends back a stopped instance's ENIs; ECS detaches a released one's)",
 				r.InstanceID, carrier(r)))

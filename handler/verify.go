@@ -29,10 +29,10 @@ import (
 //   - any other claim, and any instance the action does not name, is refused with
 //     CodeLifecycleUnverified: no attach, no detach, no completion, a dead letter.
 //
-// The dead letter of one instance of a lifecycle event (its action was completed when it was
-// written) is not verified: a scale-out's instance is attached as a direct invocation would
-// be, and a scale-in's instance is released only if ECS no longer knows it
-// (checkLifecycleClosed).
+// The dead letter of one instance of a lifecycle event (its action was completed or timed out
+// when it was written) is not verified: its instance is attached as a direct invocation would
+// attach it, and nothing is completed or extended (lifecycleGroups). A letter never releases:
+// authorise refuses a scale-in from a letter before it gets here.
 func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, items []*item) {
 	type claim struct {
 		lc    *event.Lifecycle
@@ -47,9 +47,6 @@ func (h *Handler) verifyLifecycles(ctx context.Context, lc cloud.Lifecycle, item
 		}
 		if rd := it.req.Redrive; rd != nil && rd.InstanceID != "" {
 			it.proof = proofRedriven
-			if it.op == opRelease {
-				it.check = engine.CheckLifecycleClosed
-			}
 			continue
 		}
 		key := l.HookID + "|" + l.Token

@@ -98,7 +98,7 @@ fuzz: deps ## Fuzz the event decoder and the dead-letter envelope for FUZZTIME e
 docs: ## Regenerate the README's generated tables (configuration, error codes)
 	$(GO) run ./internal/readmegen -readme README.md
 
-policy: deps ## The function role's RAM and trust policies for your deployment: make policy ACCOUNT=<id> (ENIPOOL_DEPLOY_* as for deploy); writes dist/policy/
+policy: deps ## The function role's RAM and trust policies for your deployment: ENIPOOL_DEPLOY_POOLS=<pools|*> ENIPOOL_DEPLOY_SCALING_GROUPS=<groups|*> make policy ACCOUNT=<id> (other ENIPOOL_DEPLOY_* as for deploy); writes dist/policy/
 	$(GO) run ./deploy/cmd/policy -account "$(ACCOUNT)" -out dist/policy
 
 policy-example: deps ## Render deploy/ram-policy.json and deploy/trust-policy.json, the example for the demo world

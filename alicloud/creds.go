@@ -83,6 +83,13 @@ func (c *creds) secrets() []string {
 			}
 		}
 	}
+	return encodings(vals)
+}
+
+// encodings returns each value of vals, raw and URL-encoded once and twice (a string to sign
+// encodes the query again); values shorter than 4 bytes are left out, as replacing them
+// would shred the message and hide nothing.
+func encodings(vals []string) []string {
 	var out []string
 	for _, v := range vals {
 		if len(v) >= 4 {
@@ -93,18 +100,19 @@ func (c *creds) secrets() []string {
 }
 
 // signedParams matches secret-bearing parameters in query strings and strings-to-sign, raw
-// and percent-encoded once or twice (a string-to-sign encodes the query again).
-var signedParams = regexp.MustCompile(`(?i)(SecurityToken|Signature|AccessKeySecret)(=|%3D|%253D)[^&\s"',;]*`)
+// and percent-encoded once or twice (a string-to-sign encodes the query again). A lifecycle
+// action token is one: whoever holds it may complete the action (README, "Quiet").
+var signedParams = regexp.MustCompile(`(?i)(SecurityToken|Signature|AccessKeySecret|LifecycleActionToken)(=|%3D|%253D)[^&\s"',;]*`)
 
-// scrub removes secrets from s: the session's secret and token wherever they appear, and the
-// values of secret-bearing parameters, and cuts a signature error's echo of the string to
-// sign.
-func (c *creds) scrub(s string) string {
+// scrub removes secrets from s: the session's secret and token and the values in more (a
+// lifecycle action token the call carried) wherever they appear, and the values of
+// secret-bearing parameters, and cuts a signature error's echo of the string to sign.
+func (c *creds) scrub(s string, more ...string) string {
 	if i := strings.Index(s, "server string to sign is:"); i >= 0 {
 		s = s[:i] + "server string to sign is: [redacted]"
 	}
 	s = signedParams.ReplaceAllString(s, "$1$2[redacted]")
-	for _, v := range c.secrets() {
+	for _, v := range append(c.secrets(), encodings(more)...) {
 		s = strings.ReplaceAll(s, v, "[redacted]")
 	}
 	return s
@@ -120,16 +128,16 @@ type scrubbedError struct {
 func (e *scrubbedError) Error() string { return e.msg }
 func (e *scrubbedError) Unwrap() error { return e.cause }
 
-// transportError turns a failed request into an error that names no secret: a *url.Error
-// prints the whole request URL, query and signature included.
-func (c *creds) transportError(err error) error {
+// transportError turns a failed request into an error that names no secret (nor any value
+// of more): a *url.Error prints the whole request URL, query and signature included.
+func (c *creds) transportError(err error, more ...string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		host := ""
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			host = u.Host
 		}
-		return &scrubbedError{msg: c.scrub(fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err)), cause: ue.Err}
+		return &scrubbedError{msg: c.scrub(fmt.Sprintf("%s %s: %v", ue.Op, host, ue.Err), more...), cause: ue.Err}
 	}
-	return &scrubbedError{msg: c.scrub(err.Error()), cause: errors.Unwrap(err)}
+	return &scrubbedError{msg: c.scrub(err.Error(), more...), cause: errors.Unwrap(err)}
 }

@@ -31,7 +31,9 @@ func newESS(opts Options, region string, c *creds) *essAPI {
 	return &essAPI{opts: opts, region: region, creds: c}
 }
 
-func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeout(time.Duration) }, fn func(*sdk.Client) (string, error)) error {
+// do makes one call. token is the lifecycle action token the call carries ("" for none): it
+// is scrubbed from the error's text, as the session's secrets are, should ESS echo it.
+func (a *essAPI) do(ctx context.Context, api, token string, req interface{ SetReadTimeout(time.Duration) }, fn func(*sdk.Client) (string, error)) error {
 	timeout, err := deadlineTimeout(ctx, a.opts.ReadTimeout)
 	if err != nil {
 		return &cloud.APIError{Service: "ess", API: api, Err: err}
@@ -54,11 +56,11 @@ func (a *essAPI) do(ctx context.Context, api string, req interface{ SetReadTimeo
 	if err != nil {
 		var se *sdkerrors.ServerError
 		if errors.As(err, &se) {
-			err = &cloud.APIError{Service: "ess", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message()),
+			err = &cloud.APIError{Service: "ess", API: api, Code: se.ErrorCode(), Message: a.creds.scrub(se.Message(), token),
 				HTTPStatus: se.HttpStatus(), RequestID: se.RequestId()}
 			reqID = se.RequestId()
 		} else {
-			err = &cloud.APIError{Service: "ess", API: api, Err: a.creds.transportError(err)}
+			err = &cloud.APIError{Service: "ess", API: api, Err: a.creds.transportError(err, token)}
 		}
 	}
 	cloud.ReportCall(ctx, cloud.Call{Service: "ess", API: api, RequestID: reqID, Err: err, Duration: time.Since(start)})
@@ -70,7 +72,7 @@ func (a *essAPI) Complete(ctx context.Context, hookID, token, result string) err
 	req.LifecycleHookId, req.LifecycleActionToken, req.LifecycleActionResult = hookID, token, result
 	// ESS de-duplicates completions carrying the same client token.
 	req.ClientToken = clientToken("complete", hookID, token)
-	return a.do(ctx, "CompleteLifecycleAction", req, func(c *sdk.Client) (string, error) {
+	return a.do(ctx, "CompleteLifecycleAction", token, req, func(c *sdk.Client) (string, error) {
 		resp := ess.CreateCompleteLifecycleActionResponse()
 		err := c.DoAction(req, resp)
 		return resp.RequestId, err
@@ -81,7 +83,7 @@ func (a *essAPI) Heartbeat(ctx context.Context, hookID, token string, timeout ti
 	req := ess.CreateRecordLifecycleActionHeartbeatRequest()
 	req.LifecycleHookId, req.LifecycleActionToken = hookID, token
 	req.HeartbeatTimeout = requests.NewInteger(int(timeout.Seconds()))
-	return a.do(ctx, "RecordLifecycleActionHeartbeat", req, func(c *sdk.Client) (string, error) {
+	return a.do(ctx, "RecordLifecycleActionHeartbeat", token, req, func(c *sdk.Client) (string, error) {
 		resp := ess.CreateRecordLifecycleActionHeartbeatResponse()
 		err := c.DoAction(req, resp)
 		return resp.RequestId, err
@@ -95,7 +97,7 @@ func (a *essAPI) LifecycleHook(ctx context.Context, hookID string) (cloud.Lifecy
 	req := ess.CreateDescribeLifecycleHooksRequest()
 	req.LifecycleHookId = &[]string{hookID}
 	var got []ess.LifecycleHook
-	err := a.do(ctx, "DescribeLifecycleHooks", req, func(c *sdk.Client) (string, error) {
+	err := a.do(ctx, "DescribeLifecycleHooks", "", req, func(c *sdk.Client) (string, error) {
 		resp := ess.CreateDescribeLifecycleHooksResponse()
 		err := c.DoAction(req, resp)
 		got = resp.LifecycleHooks.LifecycleHook
@@ -123,7 +125,7 @@ func (a *essAPI) LifecycleActions(ctx context.Context, activityID, status string
 		req.ScalingActivityId, req.LifecycleActionStatus, req.NextToken = activityID, status, next
 		req.MaxResults = requests.NewInteger(50)
 		var got []ess.LifecycleAction
-		err := a.do(ctx, "DescribeLifecycleActions", req, func(c *sdk.Client) (string, error) {
+		err := a.do(ctx, "DescribeLifecycleActions", "", req, func(c *sdk.Client) (string, error) {
 			resp := ess.CreateDescribeLifecycleActionsResponse()
 			err := c.DoAction(req, resp)
 			got, next = resp.LifecycleActions.LifecycleAction, resp.NextToken
@@ -160,7 +162,7 @@ func (a *essAPI) ScalingInstances(ctx context.Context, groupID, activityID strin
 			req.PageNumber, req.PageSize = requests.NewInteger(page), requests.NewInteger(50)
 			var got []ess.ScalingInstance
 			total := 0
-			err := a.do(ctx, "DescribeScalingInstances", req, func(c *sdk.Client) (string, error) {
+			err := a.do(ctx, "DescribeScalingInstances", "", req, func(c *sdk.Client) (string, error) {
 				resp := ess.CreateDescribeScalingInstancesResponse()
 				err := c.DoAction(req, resp)
 				got, total = resp.ScalingInstances.ScalingInstance, resp.TotalCount

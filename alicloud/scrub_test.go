@@ -2,6 +2,7 @@ package alicloud
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -107,6 +108,54 @@ func TestBadMNSEndpointIsAnErrorNotAPanic(t *testing.T) {
 		c, _ := NewConnector(Options{DeadLetterQueue: "dlq", MNSEndpoint: ep})
 		if _, err := c.Connect(context.Background(), testSession("cn-hangzhou")); err == nil {
 			t.Errorf("endpoint %q accepted", ep)
+		}
+	}
+}
+
+// A lifecycle action token is a secret (whoever holds it may complete the action): an ESS
+// error that echoes it, raw or as a request parameter, leaves it out of the error the handler
+// sees, for the completion and for the heartbeat. Fails on a0bb83d, whose scrub knew only the
+// session's secret and token.
+func TestErrorsCarryNoLifecycleToken(t *testing.T) {
+	const token = "3F1B7C2D-0E4A-4B8C-9D6E-1A2B3C4D5E6F"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		tok := r.Form.Get("LifecycleActionToken")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"RequestId":"R-1","HostId":"ess","Code":"LifecycleHookIdAndLifecycleActionToken.Invalid",`+
+			`"Message":"The specified lifecycle action token %s is invalid (LifecycleActionToken=%s, LifecycleActionToken%%3D%s)."}`,
+			tok, url.QueryEscape(tok), url.QueryEscape(tok))
+	}))
+	defer echo.Close()
+	c, err := NewConnector(Options{Scheme: "http", ESSEndpoint: strings.TrimPrefix(echo.URL, "http://"), DeadLetterQueue: "dlq",
+		ReadTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := c.Connect(context.Background(), testSession("cn-hangzhou"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func() error{
+		"complete":  func() error { return cl.Lifecycle.Complete(context.Background(), "ash-1", token, "CONTINUE") },
+		"heartbeat": func() error { return cl.Lifecycle.Heartbeat(context.Background(), "ash-1", token, time.Minute) },
+	}
+	for name, call := range calls {
+		err := call()
+		var apiErr *cloud.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != "LifecycleHookIdAndLifecycleActionToken.Invalid" {
+			t.Fatalf("%s: %v, want the service's error", name, err)
+		}
+		msg := fmt.Sprintf("%v %+v %#v", err, err, err)
+		for _, v := range []string{token, url.QueryEscape(token), "3F1B7C2D"} {
+			if strings.Contains(msg, v) {
+				t.Errorf("%s: the error leaks the token: %s", name, msg)
+				break
+			}
+		}
+		if !strings.Contains(msg, "is invalid") {
+			t.Errorf("%s: the scrubbed message lost its text: %s", name, msg)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,8 +44,8 @@ func Variables() []Variable {
 	return []Variable{
 		{"ENIPOOL_DLQ_QUEUE", "", true, "MNS queue that receives dead letters (one message per failed event)."},
 		{"ENIPOOL_TAG_KEY", d.TagKey, false, "Pool tag key. ENIs tagged `<key>=<pool>` form pool `<pool>`; an instance tagged `<key>=<pool>` gets ENIs from it."},
-		{"ENIPOOL_POOLS", "", false, "Pool tag values this deployment serves, comma-separated; an instance of another pool is skipped (`enipool.InstanceNotInPool`). Empty serves any pool, but then the RAM policy cannot be pinned to the pools (deploy/README.md)."},
-		{"ENIPOOL_SCALING_GROUPS", "", false, "Scaling group ids whose lifecycle hooks this deployment serves, comma-separated. A notification of another group is refused (`enipool.LifecycleUnverified`). Empty serves any, but then the RAM policy cannot be pinned to the groups (deploy/README.md)."},
+		{"ENIPOOL_POOLS", "", false, "Pool tag values this deployment serves, comma-separated; an instance of another pool is skipped (`enipool.InstanceNotInPool`). `*` (or empty) serves any pool; `make policy` renders only for a list or an explicit `*`, whose policy cannot be pinned to the pools (deploy/README.md)."},
+		{"ENIPOOL_SCALING_GROUPS", "", false, "Scaling group ids whose lifecycle hooks this deployment serves, comma-separated. A notification of another group is refused (`enipool.LifecycleUnverified`). `*` (or empty) serves any; `make policy` renders only for a list or an explicit `*`, whose policy cannot be pinned to the groups (deploy/README.md)."},
 		{"ENIPOOL_ENIS_PER_INSTANCE", strconv.Itoa(d.PerInstance), false, "Pool ENIs each instance should hold (1-16)."},
 		{"ENIPOOL_REGION", "", false, "Region when neither the event nor FC names one (FC always does)."},
 		{"ENIPOOL_ACCOUNT_ID", "", false, "Account id when FC does not give one (local runs); used to build the MNS endpoint."},
@@ -98,8 +99,8 @@ func Load(getenv func(string) string) (Config, error) {
 		r.fail("ENIPOOL_DLQ_QUEUE", fmt.Errorf("%q is not an MNS queue name (1-120 letters, digits and hyphens, starting with a letter)", dlq))
 	}
 	h.TagKey = r.str("ENIPOOL_TAG_KEY", h.TagKey)
-	h.Pools = r.list("ENIPOOL_POOLS")
-	h.ScalingGroups = r.list("ENIPOOL_SCALING_GROUPS")
+	h.Pools = r.anyList("ENIPOOL_POOLS")
+	h.ScalingGroups = r.anyList("ENIPOOL_SCALING_GROUPS")
 	h.PerInstance = r.intIn("ENIPOOL_ENIS_PER_INSTANCE", h.PerInstance, 1, 16)
 	h.Region = r.str("ENIPOOL_REGION", "")
 	c.AccountID = r.str("ENIPOOL_ACCOUNT_ID", "")
@@ -305,6 +306,20 @@ func (r *reader) list(name string) []string {
 		}
 	}
 	return out
+}
+
+// anyList reads a list in which "*" alone means any: nil, as an empty list. The policy
+// command (deploy/cmd/policy) renders no policy for an empty one, so "*" is how a deployer
+// says any on purpose; "*" among other values is refused.
+func (r *reader) anyList(name string) []string {
+	l := r.list(name)
+	if slices.Contains(l, "*") {
+		if len(l) > 1 {
+			r.fail(name, errors.New("has * among other values: * alone means any"))
+		}
+		return nil
+	}
+	return l
 }
 
 // zoneVSwitches reads "zone:vsw,zone:vsw" pairs.

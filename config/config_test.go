@@ -62,6 +62,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"warm pool not served", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_POOLS", "web", "ENIPOOL_WARM_POOL", "db",
 			"ENIPOOL_WARM_VSWITCHES", "cn-hangzhou-h:vsw-a", "ENIPOOL_WARM_SECURITY_GROUPS", "sg-1"}, []string{"ENIPOOL_WARM_POOL", "ENIPOOL_POOLS"}},
 		{"bad scaling group", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_SCALING_GROUPS", "asg-1,group-2"}, []string{"ENIPOOL_SCALING_GROUPS"}},
+		{"any among pools", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_POOLS", "web,*"}, []string{"ENIPOOL_POOLS"}},
+		{"any among scaling groups", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_SCALING_GROUPS", "*,asg-1"}, []string{"ENIPOOL_SCALING_GROUPS"}},
 		{"several at once", []string{"ENIPOOL_DLQ_QUEUE", "q", "ENIPOOL_LOG_LEVEL", "loud", "ENIPOOL_PLATFORM_RETRIES", "9"},
 			[]string{"ENIPOOL_LOG_LEVEL", "ENIPOOL_PLATFORM_RETRIES"}},
 	}
@@ -136,7 +138,7 @@ func TestLoadWarmTarget(t *testing.T) {
 	}
 }
 
-// ENIPOOL_POOLS and ENIPOOL_SCALING_GROUPS are comma-separated lists; empty means any.
+// ENIPOOL_POOLS and ENIPOOL_SCALING_GROUPS are comma-separated lists; empty or "*" means any.
 // Fails on 968df3d (Load read neither).
 func TestLoadPoolsAndScalingGroups(t *testing.T) {
 	tests := []struct {
@@ -145,6 +147,9 @@ func TestLoadPoolsAndScalingGroups(t *testing.T) {
 		serves, refuses string
 	}{
 		{"", "", nil, nil, "anything", ""},
+		// "*" is how a deployer says any on purpose (make policy renders nothing for an empty
+		// list); on a0bb83d it was a pool named "*" and a scaling group refused.
+		{"*", " * ", nil, nil, "anything", ""},
 		{"web, db", "asg-1,asg-2", []string{"web", "db"}, []string{"asg-1", "asg-2"}, "db", "cache"},
 	}
 	for _, tt := range tests {

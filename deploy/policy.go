@@ -24,11 +24,13 @@ type Deployment struct {
 	AccountID string
 	// TagKey is the pool tag's key (ENIPOOL_TAG_KEY).
 	TagKey string
-	// Pools are the pool tag values the deployment serves (ENIPOOL_POOLS). Empty means any
-	// value: the tag conditions then accept any value of TagKey.
+	// Pools are the pool tag values the deployment serves (ENIPOOL_POOLS), at least one.
+	// Any ("*") alone means any value: the tag conditions then accept any value of TagKey.
+	// Empty is refused, so a policy open to every pool is always somebody's explicit choice.
 	Pools []string
 	// ScalingGroups are the scaling groups whose lifecycle hooks the deployment serves
-	// (ENIPOOL_SCALING_GROUPS). Empty means any scaling group of the region and account.
+	// (ENIPOOL_SCALING_GROUPS), at least one. Any ("*") alone means any scaling group of the
+	// region and account; empty is refused, as for Pools.
 	ScalingGroups []string
 	// DeadLetterQueue is the MNS queue of the dead letters (ENIPOOL_DLQ_QUEUE).
 	DeadLetterQueue string
@@ -43,6 +45,13 @@ type Warm struct {
 	VSwitches      []string `json:"vswitches" yaml:"vswitches"`
 	SecurityGroups []string `json:"securityGroups" yaml:"securityGroups"`
 }
+
+// Any, alone in Deployment.Pools or Deployment.ScalingGroups, means any pool or any scaling
+// group: an explicit choice, where an empty list is refused.
+const Any = "*"
+
+// isAny reports whether list is exactly [Any].
+func isAny(list []string) bool { return len(list) == 1 && list[0] == Any }
 
 var (
 	reRegion  = regexp.MustCompile(`^[a-z]+(-[a-z0-9]+)+$`)
@@ -67,14 +76,24 @@ func (d Deployment) Validate() error {
 	if d.TagKey == "" || strings.ContainsAny(d.TagKey, "*?") {
 		bad("tag key %q: want a key without * or ?", d.TagKey)
 	}
-	for _, p := range d.Pools {
-		if p == "" || strings.ContainsAny(p, "*?") {
-			bad("pool %q: want a tag value without * or ?", p)
+	switch {
+	case len(d.Pools) == 0:
+		bad("no pools: list the pool tag values served, or %q alone for any pool", Any)
+	case !isAny(d.Pools):
+		for _, p := range d.Pools {
+			if p == "" || strings.ContainsAny(p, "*?") {
+				bad("pool %q: want a tag value without * or ?, or %q alone for any pool", p, Any)
+			}
 		}
 	}
-	for _, g := range d.ScalingGroups {
-		if !reGroup.MatchString(g) {
-			bad("scaling group %q is not a scaling group id (asg-...)", g)
+	switch {
+	case len(d.ScalingGroups) == 0:
+		bad("no scaling groups: list the scaling groups served, or %q alone for any scaling group", Any)
+	case !isAny(d.ScalingGroups):
+		for _, g := range d.ScalingGroups {
+			if !reGroup.MatchString(g) {
+				bad("scaling group %q is not a scaling group id (asg-...), nor %q alone for any scaling group", g, Any)
+			}
 		}
 	}
 	if !reQueue.MatchString(d.DeadLetterQueue) {
@@ -84,7 +103,7 @@ func (d Deployment) Validate() error {
 		if w.Pool == "" || strings.ContainsAny(w.Pool, "*?") {
 			bad("warm pool %q: want a tag value without * or ?", w.Pool)
 		}
-		if len(d.Pools) > 0 && !slices.Contains(d.Pools, w.Pool) {
+		if !isAny(d.Pools) && !slices.Contains(d.Pools, w.Pool) {
 			bad("warm pool %q is not among the pools served %v", w.Pool, d.Pools)
 		}
 		if len(w.VSwitches) == 0 || len(w.SecurityGroups) == 0 {
@@ -132,8 +151,8 @@ func (p Policy) JSON() []byte {
 }
 
 // RAMPolicy renders the function role's policy for d: exactly the calls the function
-// makes, on the deployment's region and account, the listed pools and scaling groups, and
-// the warm target's calls only when it is configured. deploy/README.md explains each
+// makes, on the deployment's region and account, the listed pools and scaling groups (or,
+// where d says Any, any), and the warm target's calls only when it is configured. deploy/README.md explains each
 // statement.
 func RAMPolicy(d Deployment) (Policy, error) {
 	if err := d.Validate(); err != nil {
@@ -166,9 +185,10 @@ func RAMPolicy(d Deployment) (Policy, error) {
 		}
 		return out
 	}
-	pools := slices.Clone(d.Pools)
-	slices.Sort(pools)
-	pools = slices.Compact(pools)
+	var pools []string // none: any value of the key
+	if !isAny(d.Pools) {
+		pools = sorted(d.Pools)
+	}
 
 	var sts []Statement
 	sts = append(sts,
@@ -201,7 +221,7 @@ func RAMPolicy(d Deployment) (Policy, error) {
 			"acs:ResourceTag", warmTags)...)
 	}
 	groups := []string{arn("ess", "scalinggroup/*")}
-	if len(d.ScalingGroups) > 0 {
+	if !isAny(d.ScalingGroups) {
 		groups = nil
 		for _, g := range sorted(d.ScalingGroups) {
 			groups = append(groups, arn("ess", "scalinggroup/"+g))

@@ -285,12 +285,12 @@ func TestRAMPolicy(t *testing.T) {
 	}
 }
 
-// TestRAMPolicyUnpinned renders a deployment that lists neither pools nor scaling groups
-// (ENIPOOL_POOLS and ENIPOOL_SCALING_GROUPS empty): any pool value and any scaling group of
-// the region and account are allowed, and still nothing untagged, nothing elsewhere.
+// TestRAMPolicyUnpinned renders a deployment that asks for any pool and any scaling group
+// (ENIPOOL_POOLS and ENIPOOL_SCALING_GROUPS "*"): any pool value and any scaling group of the
+// region and account are allowed, and still nothing untagged, nothing elsewhere.
 func TestRAMPolicyUnpinned(t *testing.T) {
 	d := testDeployment(false)
-	d.Pools, d.ScalingGroups = nil, nil
+	d.Pools, d.ScalingGroups = []string{deploy.Any}, []string{deploy.Any}
 	pol, _ := render(t, d)
 	checkCalls(t, pol, append(functionCalls(false),
 		namedCall{"attach an ENI of any pool", onENIAndInstance("ecs:AttachNetworkInterface", unlistedTags, unlistedTags)},
@@ -300,6 +300,33 @@ func TestRAMPolicyUnpinned(t *testing.T) {
 		{"attach in another region", in(onENIAndInstance("ecs:AttachNetworkInterface", unlistedTags, unlistedTags), otherRegion, testAccountID)},
 		{"heartbeat a group of another account", in(onGroup("ess:RecordLifecycleActionHeartbeat", otherGroup), ramRegion, otherAccount)},
 	})
+}
+
+// TestRAMPolicyRefusesUnlisted: a deployment that lists no pool or no scaling group renders
+// nothing (any is "*", said on purpose), nor one that puts "*" beside other values. Fails on
+// a0bb83d, which rendered an empty list as any.
+func TestRAMPolicyRefusesUnlisted(t *testing.T) {
+	tests := []struct {
+		name          string
+		pools, groups []string
+		want          string
+	}{
+		{"no pools", nil, []string{group}, "no pools"},
+		{"no scaling groups", []string{"web"}, nil, "no scaling groups"},
+		{"empty lists", []string{}, []string{}, "no pools"},
+		{"any beside a pool", []string{deploy.Any, "web"}, []string{group}, `pool "*"`},
+		{"any beside a group", []string{"web"}, []string{group, deploy.Any}, `scaling group "*"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := testDeployment(false)
+			d.Pools, d.ScalingGroups = tt.pools, tt.groups
+			_, err := deploy.RAMPolicy(d)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
 }
 
 // TestRAMPolicyIsPinned checks the rendered documents themselves: every resource names the

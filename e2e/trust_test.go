@@ -318,12 +318,19 @@ func TestOwnRegionAndAccountOnly(t *testing.T) {
 	const a, c = "i-bp1trust00000004", "i-bp1trust00000005"
 	b := newBed(t, newWorld(t, spec{instances: []world.Instance{inst(a, zoneH), inst(c, zoneH)}, enis: poolENIs("p", zoneH, 2)}), bedOptions{})
 	otherAccount := strings.ReplaceAll(running(a), "1234567890123456", "6543210987654321")
+	ownID := func(ev string) string {
+		return strings.Replace(ev, `"aliyunregionid"`, `"aliyunaccountid":"1234567890123456","aliyunregionid"`, 1)
+	}
 	tests := []struct{ name, payload string }{
 		{"direct, another region", fmt.Sprintf(`{"instanceId":%q,"regionId":"cn-beijing"}`, a)},
 		{"queued, another region", queued(t, fmt.Sprintf(`{"instanceId":%q,"regionId":"cn-beijing"}`, a))},
 		{"queued, a region that does not exist", queued(t, fmt.Sprintf(`{"instanceId":%q,"regionId":"aa-aa"}`, a))},
 		{"EventBridge event of another account", otherAccount},
 		{"queued event of another account", queued(t, otherAccount)},
+		// Every account field is compared, not the first valid one: on a0bb83d the matching
+		// aliyunaccountid hid the subject's foreign account, and these attached.
+		{"EventBridge event whose subject is another account's, beside this account's id", ownID(otherAccount)},
+		{"queued event whose subject is another account's, beside this account's id", queued(t, ownID(otherAccount))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,29 +78,52 @@ func TestChannel(t *testing.T) {
 	}
 }
 
-// TestAccount: the account an event names, from the field its form has for it.
-func TestAccount(t *testing.T) {
-	const acc = "1234567890123456"
+// TestAccounts: every account an event and its carrier name, from every field their forms
+// have for it. The cases marked "beside" fail on a0bb83d, which kept only the first valid
+// field (aliyunaccountid before subject, userId before resourceArn, an inner event's before
+// its queue message's), so a foreign ARN next to a matching id was never compared.
+func TestAccounts(t *testing.T) {
+	const acc, other = "1234567890123456", "6543210987654321"
+	running := string(readEvent(t, "ecs-running.json"))
+	notification := func(userID, arnAccount string) string {
+		return `{"userId":"` + userID + `","regionId":"cn-hangzhou","resourceArn":"acs:ess:cn-hangzhou:` + arnAccount + `:scalinggroup/asg-1",` +
+			`"content":{"lifecycleHookId":"ash-1","lifecycleActionToken":"tok-1","lifecycleTransition":"SCALE_OUT","instanceIds":["i-bp1demo00000000001"]}}`
+	}
+	foreignSubject := strings.Replace(running, `"acs:ecs:cn-hangzhou:`+acc+`:instance/`, `"acs:ecs:cn-hangzhou:`+other+`:instance/`, 1)
+	if foreignSubject == running {
+		t.Fatal("ecs-running.json's subject no longer names the account: update this test")
+	}
 	tests := []struct {
-		name, in, want string
+		name string
+		in   string
+		want []string
 	}{
-		{"EventBridge ECS event", string(readEvent(t, "ecs-running.json")), acc},
-		{"ECS notification in a queue message", string(readEvent(t, "ecs-notification-mns.json")), acc},
-		{"ESS notification in a queue message", string(readEvent(t, "ess-scale-out-mns.json")), acc},
-		{"notification of another account", mnsWrap(t, `{"userId":"999","regionId":"cn-hangzhou","resourceArn":"acs:ess:cn-hangzhou:999:scalinggroup/asg-1",`+
-			`"content":{"lifecycleHookId":"ash-1","lifecycleActionToken":"tok-1","lifecycleTransition":"SCALE_OUT","instanceIds":["i-bp1demo00000000001"]}}`), "999"},
-		{"direct names none", `{"instanceId":"i-bp1demo00000000001"}`, ""},
-		{"direct in a queue message takes the queue's", mnsWrap(t, `{"instanceId":"i-bp1demo00000000001"}`), acc},
-		{"not an account id", strings.Replace(string(readEvent(t, "ecs-running.json")), `"aliyunaccountid": "`+acc, `"aliyunaccountid": "x`+acc, 1), acc}, // from the subject ARN
+		{"EventBridge ECS event", running, []string{acc}},
+		{"ECS notification in a queue message", string(readEvent(t, "ecs-notification-mns.json")), []string{acc}},
+		{"ESS notification in a queue message", string(readEvent(t, "ess-scale-out-mns.json")), []string{acc}},
+		{"notification of another account", mnsWrap(t, notification(other, other)), []string{other, acc}},
+		{"direct names none", `{"instanceId":"i-bp1demo00000000001"}`, nil},
+		{"direct in a queue message takes the queue's", mnsWrap(t, `{"instanceId":"i-bp1demo00000000001"}`), []string{acc}},
+		{"not an account id", strings.Replace(running, `"aliyunaccountid": "`+acc, `"aliyunaccountid": "x`+acc, 1), []string{acc}}, // from the subject ARN
+		{"beside: a foreign subject ARN beside a matching aliyunaccountid", foreignSubject, []string{acc, other}},
+		{"beside: a foreign original account", strings.Replace(running, `"aliyunaccountid": "`+acc+`"`,
+			`"aliyunaccountid": "`+acc+`", "aliyunoriginalaccountid": "`+other+`"`, 1), []string{acc, other}},
+		{"beside: a foreign resourceArn beside a matching userId", mnsWrap(t, notification(acc, other)), []string{acc, other}},
+		{"beside: an event of another account in this account's queue message", mnsWrap(t, foreignSubject), []string{acc, other}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for i, r := range event.Decode([]byte(tt.in), event.Options{}) {
+			reqs := event.Decode([]byte(tt.in), event.Options{})
+			if len(reqs) == 0 {
+				t.Fatal("no request")
+			}
+			for i, r := range reqs {
 				if r.Err != nil {
 					t.Fatalf("request %d: %v", i, r.Err)
 				}
-				if r.Account != tt.want {
-					t.Errorf("request %d: Account %q, want %q", i, r.Account, tt.want)
+				got := slices.Sorted(slices.Values(r.Accounts))
+				if want := slices.Sorted(slices.Values(tt.want)); !slices.Equal(got, want) {
+					t.Errorf("request %d: Accounts %q, want %q", i, got, want)
 				}
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -279,9 +280,11 @@ func cloudEventSource(o fields, def string) string {
 	return def
 }
 
-// account is the account id an event names: the first of keys holding an account id, or an
-// ARN (acs:service:region:account:resource) whose account part is one. Empty when none does.
-func account(o fields, keys ...string) string {
+// accounts adds to acc every account id the event names under keys (a key holding an
+// account id, or an ARN acs:service:region:account:resource whose account part is one), each
+// once. Every one is kept, not the first: a foreign ARN beside a matching account id must
+// still be compared with the function's own (the handler refuses the event if any differs).
+func accounts(acc []string, o fields, keys ...string) []string {
 	var rd reader
 	for _, k := range keys {
 		v := rd.str(o, k)
@@ -290,11 +293,17 @@ func account(o fields, keys ...string) string {
 				v = parts[3]
 			}
 		}
-		if ValidAccountID(v) {
-			return v
+		if ValidAccountID(v) && !slices.Contains(acc, v) {
+			acc = append(acc, v)
 		}
 	}
-	return ""
+	return acc
+}
+
+// cloudEventAccounts are the account ids a CloudEvent names: the account it was published in,
+// the account it originally came from, and the account of its subject's ARN.
+func cloudEventAccounts(o fields) []string {
+	return accounts(nil, o, "aliyunaccountid", "aliyunoriginalaccountid", "subject")
 }
 
 // cloudEventTime is a CloudEvent's time, zero when absent or not RFC 3339.
@@ -335,10 +344,12 @@ func (d *decoder) mnsMessage(o fields, raw []byte, wrap int) []Request {
 	}
 	id := eventID(o, "id")
 	reqs := d.mnsBody(data, raw, source, id, wrap)
-	if acc := account(o, "aliyunaccountid", "subject"); acc != "" {
+	if acc := cloudEventAccounts(o); len(acc) > 0 {
 		for i := range reqs {
-			if reqs[i].Account == "" {
-				reqs[i].Account = acc
+			for _, a := range acc {
+				if !slices.Contains(reqs[i].Accounts, a) {
+					reqs[i].Accounts = append(reqs[i].Accounts, a)
+				}
 			}
 		}
 	}
@@ -661,7 +672,7 @@ func state(rd *reader, field, v string) string {
 // resourceId ARN, and the state data.state or data.content.state.
 func ecsStateChange(o fields, raw []byte) Request {
 	r := Request{Kind: KindECSStateChange, Raw: raw, Source: cloudEventSource(o, sourceECS), EventID: eventID(o, "id"),
-		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject"), Time: cloudEventTime(o)}
+		Channel: ChannelEventBridge, Accounts: accounts(cloudEventAccounts(o), o, "resourceId"), Time: cloudEventTime(o)}
 	var rd reader
 	data, ok := rd.obj(o, "data")
 	if rd.err == nil && !ok {
@@ -699,7 +710,7 @@ func ecsStateChange(o fields, raw []byte) Request {
 
 // ecsNotification decodes the ECS CloudMonitor/MNS notification form.
 func ecsNotification(o fields, raw []byte) Request {
-	r := Request{Kind: KindECSNotification, Raw: raw, Source: sourceECS, EventID: eventID(o, "id"), Account: account(o, "userId", "resourceId")}
+	r := Request{Kind: KindECSNotification, Raw: raw, Source: sourceECS, EventID: eventID(o, "id"), Accounts: accounts(nil, o, "userId", "resourceId")}
 	var rd reader
 	product, name := rd.str(o, "product"), rd.str(o, "name")
 	if rd.err == nil && (!strings.EqualFold(product, "ECS") || name != "Instance:StateChange") {
@@ -738,7 +749,7 @@ func ecsNotification(o fields, raw []byte) Request {
 // hold that content under data.content.
 func lifecycleEvent(o fields, raw []byte, transition string, limit int) []Request {
 	base := Request{Kind: KindLifecycle, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id"),
-		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
+		Channel: ChannelEventBridge, Accounts: cloudEventAccounts(o)}
 	var rd reader
 	data, ok := rd.obj(o, "data")
 	if rd.err == nil && !ok {
@@ -761,7 +772,7 @@ func lifecycleEvent(o fields, raw []byte, transition string, limit int) []Reques
 // lifecycleNotification decodes the lifecycle hook notification ESS sends
 // to an MNS queue or topic: {userId, regionId, resourceArn, content}.
 func lifecycleNotification(o fields, raw []byte, limit int) []Request {
-	base := Request{Kind: KindLifecycle, Raw: raw, Source: sourceESS, Account: account(o, "userId", "resourceArn")}
+	base := Request{Kind: KindLifecycle, Raw: raw, Source: sourceESS, Accounts: accounts(nil, o, "userId", "resourceArn")}
 	var rd reader
 	content, _ := rd.obj(o, "content")
 	if rd.err != nil {
@@ -849,7 +860,7 @@ func hook(base Request, f fields, want string, limit int) []Request {
 // lifecycleTest decodes EventBridge's ess:LifecycleHook:Test event.
 func lifecycleTest(o fields, raw []byte) Request {
 	r := Request{Kind: KindLifecycleTest, Raw: raw, Source: cloudEventSource(o, sourceESS), EventID: eventID(o, "id"),
-		Channel: ChannelEventBridge, Account: account(o, "aliyunaccountid", "subject")}
+		Channel: ChannelEventBridge, Accounts: cloudEventAccounts(o)}
 	var rd reader
 	if reg := rd.str(o, "aliyunregionid"); ValidRegion(reg) {
 		r.Region = reg

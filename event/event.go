@@ -138,9 +138,11 @@ type Request struct {
 	// Channel is the carrier the event came on (see Channel); set for every Request,
 	// including those with Err.
 	Channel Channel
-	// Account is the account id the event names (a CloudEvent's aliyunaccountid, a
-	// notification's userId, the account of an ARN), empty when it names none.
-	Account string
+	// Accounts are every account id the event and its carrier name (a CloudEvent's
+	// aliyunaccountid and aliyunoriginalaccountid, a notification's userId, the account of
+	// each ARN), each once; empty when they name none. The handler refuses the event if any
+	// is not the function's own.
+	Accounts []string
 	// EventID is the outermost carrier's id: the MNS messageId, the
 	// CloudEvent or notification id, or the id recorded in the envelope.
 	EventID string

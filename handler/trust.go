@@ -30,9 +30,13 @@ func (h *Handler) authorise(it *item, inv Invocation) {
 		h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names region %s; this function serves %s", r.Region, own))
 		return
 	}
-	if own := inv.AccountID; r.Account != "" && own != "" && r.Account != own {
-		h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names account %s; this function serves account %s", r.Account, own))
-		return
+	if own := inv.AccountID; own != "" {
+		for _, acc := range r.Accounts {
+			if acc != own {
+				h.refuse(it, engine.OutcomeDeadLettered, cloud.Problemf(cloud.CodeForeign, "the event names account %s; this function serves account %s", acc, own))
+				return
+			}
+		}
 	}
 	letter := r.Redrive != nil
 	switch it.op {

@@ -58,11 +58,14 @@ func sharedFirst() string {
 }
 
 // hostileWorld builds the world the hostile inputs are thrown at. Its role may do anything
-// in ECS (the generated world's policy): the function's own checks are the only guard.
+// in ECS, ESS and MNS (world.UnrestrictedPolicy, not the rendered policy): the subject here is
+// the function's own checks, and the rendered policy's tag, region and account conditions
+// would refuse many of these calls before the function's check was reached (the end-to-end
+// tests, e2e/, run the function under the rendered policy).
 func hostileWorld(t *testing.T) *world.World {
 	t.Helper()
 	w, err := world.Generate(world.GenerateOptions{Instances: 8, Pool: 10, Zones: 2, PoolValue: pool,
-		Attach: 300 * time.Millisecond, Detach: 150 * time.Millisecond})
+		Attach: 300 * time.Millisecond, Detach: 150 * time.Millisecond, FunctionPolicy: world.UnrestrictedPolicy})
 	if err != nil {
 		t.Fatal(err)
 	}

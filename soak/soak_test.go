@@ -341,7 +341,7 @@ func faultPlan(seed uint64, realistic fault.Plan) fault.Plan {
 func policyWithoutTagConditions(t *testing.T, cfg soakConfig) string {
 	t.Helper()
 	pol, err := deploy.RAMPolicy(deploy.Deployment{Region: "cn-hangzhou", AccountID: "1234567890123456", TagKey: "enipool",
-		Pools: cfg.pools, DeadLetterQueue: "enipool-dlq"})
+		Pools: cfg.pools, ScalingGroups: []string{deploy.Any}, DeadLetterQueue: "enipool-dlq"}) // the world has no scaling group
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/enipool/enipool/deploy"
 	"github.com/enipool/enipool/localcloud/auth"
 	"github.com/enipool/enipool/localcloud/fault"
 )
@@ -26,13 +27,26 @@ type GenerateOptions struct {
 	Throttling   []Throttle
 	// RootKeyID and RootSecret are the account's AccessKey [LTAIgeneratedroot / generated-root-secret].
 	RootKeyID, RootSecret string
-	// FunctionPolicy is the RAM policy of the role "enipool-fn" [every ecs, ess and mns action].
+	// Pools are the pool tag values the function's rendered policy serves [PoolValue]; a
+	// caller that retags instances and ENIs lists the values it uses.
+	Pools []string
+	// FunctionPolicy is the RAM policy document of the role "enipool-fn" [the policy `make
+	// policy` renders for the world (deploy.RAMPolicy): its region and account, PoolKey and
+	// Pools, any scaling group (a generated world has none), the dead-letter queue
+	// enipool-dlq, no warm target]. A test that needs another says so by name, with its
+	// reason beside it: UnrestrictedPolicy, or a document of its own.
 	FunctionPolicy string
 }
 
-// Generate builds a large world for benchmarks: one VPC, one /16 vSwitch per zone, one
-// security group, Running instances started a minute ago and a pool of tagged Available
-// ENIs. Instance ids are i-gen%09d, pool ENI ids eni-gen%09d.
+// UnrestrictedPolicy grants every ECS, ESS and MNS action on every resource: for a test whose
+// subject is the function's own checks, which the rendered policy's conditions would hide (RAM
+// would refuse the call before the function's check was tested). Name why where it is used.
+const UnrestrictedPolicy = `{"Version":"1","Statement":[{"Effect":"Allow","Action":["ecs:*","ess:*","mns:*"],"Resource":"*"}]}`
+
+// Generate builds a large world for benchmarks and tests: one VPC, one /16 vSwitch per zone,
+// one security group, Running instances started a minute ago, a pool of tagged Available
+// ENIs, and the function's role under the policy rendered for the world (FunctionPolicy).
+// Instance ids are i-gen%09d, pool ENI ids eni-gen%09d.
 func Generate(o GenerateOptions) (*World, error) {
 	def := func(v *int, d int) {
 		if *v == 0 {
@@ -53,7 +67,9 @@ func Generate(o GenerateOptions) (*World, error) {
 	defs(&o.PoolValue, "web")
 	defs(&o.RootKeyID, "LTAIgeneratedroot")
 	defs(&o.RootSecret, "generated-root-secret")
-	defs(&o.FunctionPolicy, `{"Version":"1","Statement":[{"Effect":"Allow","Action":["ecs:*","ess:*","mns:*"],"Resource":"*"}]}`)
+	if len(o.Pools) == 0 {
+		o.Pools = []string{o.PoolValue}
+	}
 	if o.InstanceType.ID == "" {
 		o.InstanceType = InstanceType{ID: "ecs.g7.large", Family: "ecs.g7", Generation: "ecs-6", CPU: 2, MemoryGiB: 8,
 			ENIQuantity: 3, ENIPrivateIPQuantity: 10, ENIIPv6Quantity: 10}
@@ -68,13 +84,18 @@ func Generate(o GenerateOptions) (*World, error) {
 		return nil, fmt.Errorf("world: Generate: at most 19 zones, got %d", o.Zones)
 	}
 
+	fnPolicy := PolicyDoc{Name: "enipool-fn", Rendered: &RenderedPolicy{Region: o.Region, TagKey: o.PoolKey, Pools: o.Pools,
+		ScalingGroups: []string{deploy.Any}, DeadLetterQueue: "enipool-dlq"}}
+	if o.FunctionPolicy != "" {
+		fnPolicy = PolicyDoc{Name: "enipool-fn", Document: o.FunctionPolicy}
+	}
 	w := &World{
 		Account: Account{ID: o.AccountID, Type: AccountEnterprise},
 		Principals: []Principal{
 			{Name: "root", Kind: auth.KindAccount, AccessKeys: []AccessKey{{ID: o.RootKeyID, Secret: o.RootSecret}}},
 			{Name: "enipool-fn", Kind: auth.KindRole, Policies: []string{"enipool-fn"}},
 		},
-		Policies:       []PolicyDoc{{Name: "enipool-fn", Document: o.FunctionPolicy}},
+		Policies:       []PolicyDoc{fnPolicy},
 		VPCs:           []VPC{{ID: "vpc-gen0001", Region: o.Region, CIDR: "10.0.0.0/8"}},
 		SecurityGroups: []SecurityGroup{{ID: "sg-gen0001", VPC: "vpc-gen0001", MaxInstances: 65536}},
 		InstanceTypes:  []InstanceType{o.InstanceType},

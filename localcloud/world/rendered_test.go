@@ -21,13 +21,16 @@ policies:
 		want         []string // substrings of the rendered document
 		wantErr      string
 	}{
-		{"defaults", `  - {name: fn, rendered: {}}`,
+		{"defaults, any pool and group", `  - {name: fn, rendered: {pools: ["*"], scalingGroups: ["*"]}}`,
 			[]string{`"acs:ecs:cn-hangzhou:1234567890123456:eni/*"`, `"ecs:tag/enipool": [`, `/queues/enipool-dlq/messages`, `scalinggroup/*`}, ""},
+		// As make policy, a world renders no policy open to any pool or group unless asked.
+		{"no pools", `  - {name: fn, rendered: {scalingGroups: ["*"]}}`, nil, "no pools"},
+		{"no scaling groups", `  - {name: fn, rendered: {pools: [web]}}`, nil, "no scaling groups"},
 		{"pinned", `  - {name: fn, rendered: {region: cn-shanghai, pools: [web], scalingGroups: [asg-1], tagKey: pool, deadLetterQueue: dlq}}`,
 			[]string{`acs:ecs:cn-shanghai:1234567890123456:instance/*`, `"ecs:tag/pool": [`, `"web"`, `scalinggroup/asg-1"`, `/queues/dlq/messages`}, ""},
-		{"warm", `  - {name: fn, rendered: {pools: [web], warm: {pool: web, vswitches: [vsw-1], securityGroups: [sg-1]}}}`,
+		{"warm", `  - {name: fn, rendered: {pools: [web], scalingGroups: [asg-1], warm: {pool: web, vswitches: [vsw-1], securityGroups: [sg-1]}}}`,
 			[]string{`WarmTargetCreate`, `acs:vpc:cn-hangzhou:1234567890123456:vswitch/vsw-1`, `securitygroup/sg-1`}, ""},
-		{"a pattern in a pool", `  - {name: fn, rendered: {pools: ["w*"]}}`, nil, "policies[0]: rendered:"},
+		{"a pattern in a pool", `  - {name: fn, rendered: {pools: ["w*"], scalingGroups: ["*"]}}`, nil, "policies[0]: rendered:"},
 		{"rendered and file", `  - {name: fn, file: x.json, rendered: {}}`, nil, "mutually exclusive"},
 	}
 	for _, tt := range tests {

@@ -33,8 +33,8 @@
 //	    region:                the function's region (default: the first region)
 //	    tagKey:                pool tag key (default enipool)
 //	    deadLetterQueue:       (default enipool-dlq)
-//	    pools[]:               pool tag values served (default: any)
-//	    scalingGroups[]:       scaling groups served (default: any of the region)
+//	    pools[]:               pool tag values served, or ["*"] for any (required)
+//	    scalingGroups[]:       scaling groups served, or ["*"] for any of the region (required)
 //	    warm:                  the warm target's pool, vswitches[] and securityGroups[];
 //	                           absent: no create, no delete
 //	regions[]:

@@ -3,12 +3,14 @@ package world
 import (
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/enipool/enipool/localcloud/fault"
+	"github.com/enipool/enipool/localcloud/ram"
 )
 
 func demoPath(t *testing.T) string {
@@ -205,5 +207,70 @@ func TestGenerate(t *testing.T) {
 	}
 	if n := len(s.Instances()); n != 500 {
 		t.Fatalf("instances = %d", n)
+	}
+}
+
+// A generated world's function role runs under the policy `make policy` renders for it: a
+// pool ENI attached to a pool instance of the world's region and account is allowed; an
+// instance or ENI without the pool tag, of a pool not served, in another region, or a queue
+// other than the dead-letter queue is refused. UnrestrictedPolicy, asked for by name, allows
+// them all. Fails on a0bb83d, whose Generate gave the role ecs:*, ess:* and mns:* on *.
+func TestGeneratePolicy(t *testing.T) {
+	const region, account = "cn-shanghai", "1234567890123456"
+	call := func(action, inRegion string, instTags, eniTags map[string]string) ram.Call {
+		return ram.Call{Action: action, Resources: []ram.Resource{
+			{ARN: ram.ARN("ecs", inRegion, account, "instance/i-gen000000001"), Tags: instTags},
+			{ARN: ram.ARN("ecs", inRegion, account, "eni/eni-gen000000001"), Tags: eniTags}}}
+	}
+	queue := func(name string) ram.Call {
+		return ram.Call{Action: "mns:SendMessage", Resources: []ram.Resource{{ARN: ram.ARN("mns", region, account, "/queues/"+name+"/messages")}}}
+	}
+	web, db, lane := map[string]string{"pool": "web"}, map[string]string{"pool": "db"}, map[string]string{"pool": "lane1"}
+	type policyCase struct {
+		name    string
+		call    ram.Call
+		allowed bool
+	}
+	tests := []policyCase{
+		{"attach a pool ENI to a pool instance", call("ecs:AttachNetworkInterface", region, web, web), true},
+		{"detach a pool ENI", call("ecs:DetachNetworkInterface", region, web, web), true},
+		{"dead letter", queue("enipool-dlq"), true},
+		{"attach to an untagged instance", call("ecs:AttachNetworkInterface", region, nil, web), false},
+		{"attach an ENI of a pool not served", call("ecs:AttachNetworkInterface", region, web, db), false},
+		{"attach in another region", call("ecs:AttachNetworkInterface", "cn-hangzhou", web, web), false},
+		{"send to the work queue", queue("enipool-work"), false},
+	}
+	for _, o := range []struct {
+		name  string
+		opts  GenerateOptions
+		extra []policyCase
+	}{
+		{"rendered", GenerateOptions{Region: region, PoolKey: "pool", Instances: 1, Zones: 1},
+			[]policyCase{{"attach an ENI of a pool not listed in Pools", call("ecs:AttachNetworkInterface", region, lane, lane), false}}},
+		{"rendered, pools listed", GenerateOptions{Region: region, PoolKey: "pool", Pools: []string{"web", "lane1"}, Instances: 1, Zones: 1},
+			[]policyCase{{"attach an ENI of a pool listed in Pools", call("ecs:AttachNetworkInterface", region, lane, lane), true}}},
+		{"unrestricted", GenerateOptions{Region: region, PoolKey: "pool", Instances: 1, Zones: 1, FunctionPolicy: UnrestrictedPolicy}, nil},
+	} {
+		t.Run(o.name, func(t *testing.T) {
+			w, err := Generate(o.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, az, err := w.Identities(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			role, ok := w.PrincipalNamed("enipool-fn")
+			if !ok {
+				t.Fatal("no role enipool-fn")
+			}
+			unrestricted := o.opts.FunctionPolicy == UnrestrictedPolicy
+			for _, c := range slices.Concat(tests, o.extra) {
+				err := az.AuthorizeCall(role, c.call)
+				if want := c.allowed || unrestricted; (err == nil) != want {
+					t.Errorf("%s: err %v, want allowed %v", c.name, err, want)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ package harness
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -108,8 +109,19 @@ func (p CloudParams) World() (*world.World, error) {
 	if p.OtherQPS > 0 {
 		throttles = append(throttles, world.Throttle{Service: "ecs", QPS: p.OtherQPS, Burst: p.OtherBurst})
 	}
+	// The function's role (and the peers', whose calls are the function's) runs under the
+	// policy rendered for the pools the world holds.
+	pools := []string{PoolName}
+	if p.PoolOf != nil {
+		pools = nil
+		for i := range max(p.Instances, p.Pool) {
+			pools = append(pools, p.PoolOf(i))
+		}
+		slices.Sort(pools)
+		pools = slices.Compact(pools)
+	}
 	w, err := world.Generate(world.GenerateOptions{
-		Instances: p.Instances, Pool: p.Pool, Zones: p.Zones, PoolKey: PoolTagKey, PoolValue: PoolName,
+		Instances: p.Instances, Pool: p.Pool, Zones: p.Zones, PoolKey: PoolTagKey, PoolValue: PoolName, Pools: pools,
 		Faults: plan, Throttling: throttles,
 	})
 	if err != nil {

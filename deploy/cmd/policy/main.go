@@ -8,8 +8,9 @@
 //	go run ./deploy/cmd/policy -account 1234567890123456   # = make policy ACCOUNT=...
 //	go run ./deploy/cmd/policy -example                     # = make policy-example
 //
-// It writes ram-policy.json and trust-policy.json into -out (dist/policy), and warns on
-// standard error of what it could not pin. -example renders the repository's example
+// It writes ram-policy.json and trust-policy.json into -out (dist/policy). It renders
+// nothing while ENIPOOL_DEPLOY_POOLS or ENIPOOL_DEPLOY_SCALING_GROUPS is unset: a policy open to
+// every pool or scaling group must be asked for with "*", and then it warns on standard error. -example renders the repository's example
 // (deploy/ram-policy.json) for the local cloud's demo world; a test keeps it current.
 package main
 
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -133,12 +135,32 @@ func fromSYAML(raw []byte, account string, getenv func(string) (string, bool)) (
 		slices.Sort(w.VSwitches)
 		d.Warm = w
 	}
+	// An empty list would render a policy open to every pool or every scaling group without
+	// anybody having asked for it: only "*", written out, does.
 	var warnings []string
-	if len(d.Pools) == 0 {
-		warnings = append(warnings, "ENIPOOL_POOLS is empty (set ENIPOOL_DEPLOY_POOLS): the policy lets the function attach and detach ENIs of any pool")
+	var missing []error
+	for _, l := range []struct {
+		list           *[]string
+		fn, shell      string
+		what, anyMeans string
+	}{
+		{&d.Pools, "ENIPOOL_POOLS", "ENIPOOL_DEPLOY_POOLS", "the pool tag values this deployment serves",
+			"the policy lets the function attach and detach ENIs of any pool"},
+		{&d.ScalingGroups, "ENIPOOL_SCALING_GROUPS", "ENIPOOL_DEPLOY_SCALING_GROUPS", "the scaling groups whose lifecycle hooks it serves",
+			"the policy lets the function heartbeat and read the instances of any scaling group of the region"},
+	} {
+		raw, _ := envVars[l.fn].(string)
+		switch {
+		case strings.TrimSpace(raw) == deploy.Any:
+			*l.list = []string{deploy.Any}
+			warnings = append(warnings, fmt.Sprintf("%s is %q (%s): %s", l.fn, deploy.Any, l.shell, l.anyMeans))
+		case len(*l.list) == 0:
+			missing = append(missing, fmt.Errorf("%s is empty: set %s to %s, comma-separated, or to %q if it should serve any (then %s)",
+				l.fn, l.shell, l.what, deploy.Any, l.anyMeans))
+		}
 	}
-	if len(d.ScalingGroups) == 0 {
-		warnings = append(warnings, "ENIPOOL_SCALING_GROUPS is empty (set ENIPOOL_DEPLOY_SCALING_GROUPS): the policy lets the function heartbeat and list the instances of any scaling group of the region")
+	if len(missing) > 0 {
+		return deploy.Deployment{}, nil, errors.Join(missing...)
 	}
 	return d, warnings, nil
 }

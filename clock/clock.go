@@ -42,3 +42,15 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 func Deadline(ctx context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, c.Now().Add(d))
 }
+
+// Left returns how long ctx has before its deadline, and false when it has none. It is
+// measured on the clock ctx's timers run on (the system's, or a synctest bubble's virtual
+// time), not on an injected Clock, whose calendar may be shifted (the simulation's is): only
+// a duration to a context's deadline means the same on both.
+func Left(ctx context.Context) (time.Duration, bool) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	return time.Until(d), true
+}

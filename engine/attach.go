@@ -149,8 +149,12 @@ type attachRun struct {
 	viewSent map[string]time.Time
 	inUse    map[string]sighting
 	listed   map[groupKey]time.Time
-	// lastLook is when the loop last looked at the cloud (observe).
-	lastLook time.Time
+	// lastLook is when the loop last looked at the cloud (observe), and lookTook how long
+	// that look took; lastChance is set once the loop has moved a look up to just before
+	// the deadline (see lastChanceWake).
+	lastLook   time.Time
+	lookTook   time.Duration
+	lastChance bool
 }
 
 type groupKey struct{ pool, vpc string }
@@ -192,13 +196,17 @@ func (e *attachRun) run(ctx context.Context) {
 		if len(active) == 0 {
 			return
 		}
-		wait, look := e.nextWake(active)
+		wait, look := e.lastChanceWake(ctx, active)
 		if err := e.eng.clock.Sleep(ctx, wait); err != nil {
 			e.expire(active, err)
 			return
 		}
-		if look && !e.observe(ctx, active) {
-			return
+		if look {
+			began := e.eng.clock.Now()
+			if !e.observe(ctx, active) {
+				return
+			}
+			e.lookTook = e.eng.clock.Now().Sub(began)
 		}
 	}
 }
@@ -279,5 +287,8 @@ func (e *attachRun) failAll(ctx context.Context, ts []*target, err error) {
 	}
 }
 
-// throttleBase and throttleMax bound the full-jitter back-off of a throttled attach.
+// throttleBase and throttleMax bound the full-jitter back-off of a throttled attach: the
+// window doubles from 2 s to 20 s, as the AWS SDKs' standard retry mode does, wide enough to
+// spread the instances a burst throttled together (throttleWait keeps it inside the
+// invocation's deadline).
 const throttleBase, throttleMax = 2 * time.Second, 20 * time.Second

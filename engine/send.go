@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 )
 
@@ -89,7 +91,7 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		}
 		// Keep the claim: the same ENI is tried again after the back-off.
 		if throttled(err) {
-			t.retryAt = now.Add(t.throttle.next())
+			t.retryAt = now.Add(e.throttleWait(ctx, t))
 		} else {
 			t.retryAt = now.Add(t.retry.next())
 		}
@@ -108,6 +110,18 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		}
 		t.finish(OutcomeDeadLettered, err)
 	}
+}
+
+// throttleWait is how long t waits after ECS throttled its attach: t's full-jitter back-off,
+// but no more than half the time ctx has left beyond a typical attach, so that one more
+// throttled try still leaves room for another and the attach that finally goes out can be
+// confirmed in this invocation.
+func (e *attachRun) throttleWait(ctx context.Context, t *target) time.Duration {
+	d := t.throttle.next()
+	if left, ok := clock.Left(ctx); ok {
+		d = min(d, max(0, left-e.eng.attachTime.typical())/2)
+	}
+	return d
 }
 
 // maybeApplied reports whether a failed call may still have been applied: the request went

@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/enipool/enipool/clock"
 	"github.com/enipool/enipool/cloud"
 )
 
@@ -67,6 +69,23 @@ func (e *attachRun) nextWake(active []*target) (time.Duration, bool) {
 	}
 	// Nothing scheduled, yet work remains: look again, but never back to back.
 	return e.spaced(0, now), true
+}
+
+// lastChanceWake is nextWake, but when an accepted attach is still unconfirmed and the next
+// look would come after ctx's deadline, it looks once just before the deadline instead (two
+// looks' time before it, at least 100 ms): the attach may well be done by then, and an
+// invocation that ends on an old look hands back an instance that holds its ENI.
+func (e *attachRun) lastChanceWake(ctx context.Context, active []*target) (time.Duration, bool) {
+	wait, look := e.nextWake(active)
+	left, ok := clock.Left(ctx)
+	if !ok || e.lastChance || !slices.ContainsFunc(active, func(t *target) bool { return t.count(isPending) > 0 }) {
+		return wait, look
+	}
+	if before := left - max(100*time.Millisecond, 2*e.lookTook); wait > before {
+		e.lastChance = true
+		return max(0, before), true
+	}
+	return wait, look
 }
 
 // spaced stretches a wait before a look so that looks are at least minPoll apart: a state

@@ -155,7 +155,10 @@ func TestLastPlatformRetryDeadLettersItself(t *testing.T) {
 		w.Faults.Errors = append(w.Faults.Errors, fault.Rule{Service: "ecs", Action: "AttachNetworkInterface", Rate: 1,
 			Code: "InternalError", HTTPStatus: 500})
 	}})
-	b := newBed(t, w, bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "2", "ENIPOOL_DLQ_RESERVE": "1s"}, timeout: 3 * time.Second,
+	// A 2 s reserve: the dead letter goes out in the reserve less the final 0.5 s, and with
+	// 1 s of it a loaded make test once ran the send past its deadline (the letter arrived,
+	// its answer came too late, and FC's record followed it).
+	b := newBed(t, w, bedOptions{env: map[string]string{"ENIPOOL_PLATFORM_RETRIES": "2", "ENIPOOL_DLQ_RESERVE": "2s"}, timeout: 4 * time.Second,
 		async: fcrt.AsyncConfig{MaxRetryAttempts: 2, Backoff: func(int) time.Duration { return 100 * time.Millisecond }}})
 	b.fn.InvokeAsync([]byte(running(a)))
 	waitAsync(t, b)

@@ -369,7 +369,9 @@ func TestScaleOutHookGivesUpWithAbandon(t *testing.T) {
 	insts, ids := instances("hookg", 1, zoneH)
 	insts[0].Status = "Pending"
 	b := newBed(t, newWorld(t, spec{instances: insts, enis: poolENIs("p", zoneH, 1), mutate: withHooks}),
-		bedOptions{timeout: 3 * time.Second, env: map[string]string{"ENIPOOL_DLQ_RESERVE": "1s", "ENIPOOL_PLATFORM_RETRIES": "0"}})
+		// The completion and the dead letter go out in the reserve: 2 s of it, as a loaded
+		// machine may need (see TestLastPlatformRetryDeadLettersItself).
+		bedOptions{timeout: 4 * time.Second, env: map[string]string{"ENIPOOL_DLQ_RESERVE": "2s", "ENIPOOL_PLATFORM_RETRIES": "0"}})
 	token := b.startAction(hookOut, ids...)
 	resp := b.mustInvoke(hookEvent(hookOut, token, "SCALE_OUT", ids))
 	if a, _ := b.cloud.ESS.LifecycleAction(token); a.Result != "ABANDON" {

@@ -19,6 +19,9 @@ type BurstParams struct {
 	Events       int         `json:"events"`
 	MaxInstances int         `json:"maxInstances"`
 	PeerScale    float64     `json:"peerScale,omitempty"`
+	// QueueTasks, for a burst through the work queue (BurstQueue), replaces the trigger's
+	// runOptions.maximumTasks, the batches it pushes at once; 0 keeps s.yaml's.
+	QueueTasks int `json:"queueTasks,omitempty"`
 }
 
 // BurstResult is what a burst measured.

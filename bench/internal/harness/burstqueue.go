@@ -77,7 +77,7 @@ func BurstQueue(ctx context.Context, bins Functions, p BurstParams) (*BurstResul
 	if p.Cloud.Instances < p.Events || p.Cloud.Pool < p.Events {
 		return nil, fmt.Errorf("harness: burst: %d events need as many instances and pool ENIs (have %d, %d)", p.Events, p.Cloud.Instances, p.Cloud.Pool)
 	}
-	spec, qs, err := workQueue(bins.Spec)
+	spec, qs, err := workQueue(bins.Spec, p.QueueTasks)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +145,10 @@ func BurstQueue(ctx context.Context, bins Functions, p BurstParams) (*BurstResul
 }
 
 // workQueue finds the function's MNS event stream (the work-queue trigger) in spec and
-// returns spec with the stream's settings described.
-func workQueue(spec trigger.FunctionSpec) (trigger.FunctionSpec, QueueStats, error) {
-	for _, t := range spec.Triggers {
+// returns spec, its maximumTasks replaced by tasks unless 0, and the stream's settings.
+func workQueue(spec trigger.FunctionSpec, tasks int) (trigger.FunctionSpec, QueueStats, error) {
+	spec.Triggers = slices.Clone(spec.Triggers)
+	for i, t := range spec.Triggers {
 		eb := t.EventBridge
 		if eb == nil || !eb.TriggerEnable || eb.EventSourceConfig.EventSourceType != "MNS" {
 			continue
@@ -155,6 +156,18 @@ func workQueue(spec trigger.FunctionSpec) (trigger.FunctionSpec, QueueStats, err
 		src := eb.EventSourceConfig.EventSourceParameters.SourceMNSParameters
 		if src == nil {
 			continue
+		}
+		if tasks > 0 {
+			// A copy: the caller's spec keeps s.yaml's settings.
+			ebc := *eb
+			ro := trigger.RunOptionsSpec{}
+			if eb.RunOptions != nil {
+				ro = *eb.RunOptions
+			}
+			ro.MaximumTasks = tasks
+			ebc.RunOptions = &ro
+			spec.Triggers[i].EventBridge = &ebc
+			eb = &ebc
 		}
 		qs := QueueStats{Trigger: t.Name, Queue: src.QueueName}
 		if ro := eb.RunOptions; ro != nil {

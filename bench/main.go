@@ -458,8 +458,8 @@ func (b *bench) burstQueue(ctx context.Context) error {
 		tasks, whose = 1, "s.yaml sets no maximumTasks; the local stream's default"
 	}
 	group := fmt.Sprintf("burst through the work queue, enipool: %d launches sent at once to the queue of s.yaml's %s trigger, which pushes batches of up to %d messages "+
-		"or %d s, %d push(es) at a time (%s); pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; the peers have no batch path",
-		p.BurstEvents, q.Trigger, q.CountBasedWindow, q.TimeBasedWindowS, tasks, whose, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances)
+		"or %d s, %d push(es) at a time (%s), the queue's visibility timeout %d s (deploy/README.md); pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; the peers have no batch path",
+		p.BurstEvents, q.Trigger, q.CountBasedWindow, q.TimeBasedWindowS, tasks, whose, q.VisibilityTimeoutS, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances)
 	b.burstFigures(harness.Enipool, r, "2q/"+harness.Enipool, group, b.command("burstqueue"), "first send",
 		1, "(the attach: a batch shares its describes and listings)")
 	b.add(report.Figure{ID: "2q/" + harness.Enipool, Group: group, Name: fmt.Sprintf("invocations (batches of %v, %d stream retries)", q.Batches, q.Retries),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/enipool/enipool/handler"
 	"github.com/enipool/enipool/localcloud/fcrt"
+	"github.com/enipool/enipool/localcloud/mns"
 	"github.com/enipool/enipool/localcloud/trigger"
 )
 
@@ -28,6 +29,8 @@ type QueueStats struct {
 	CountBasedWindow int    `json:"countBasedWindow"`
 	TimeBasedWindowS int    `json:"timeBasedWindowS"`
 	MaximumTasks     int    `json:"maximumTasks"`
+	// VisibilityTimeoutS is the queue's: how long a message the stream took stays invisible.
+	VisibilityTimeoutS int `json:"visibilityTimeoutS"`
 	// Batches are the sizes of the batches the stream pushed, in push order (first pushes
 	// only); Retries counts the stream's pushes again of a failed batch.
 	Batches []int `json:"batches"`
@@ -86,9 +89,12 @@ func BurstQueue(ctx context.Context, bins Functions, p BurstParams) (*BurstResul
 		return nil, err
 	}
 	defer b.Close()
-	if !b.Cloud.MNS.HasQueue(qs.Queue) {
-		return nil, fmt.Errorf("harness: the world has no queue %s for trigger %s", qs.Queue, qs.Trigger)
+	// The world creates its queues with MNS's defaults (a 30 s visibility); the deployment
+	// creates the work queue with a longer one.
+	if err := b.Cloud.MNS.SetQueueAttributes(qs.Queue, mns.QueueConfig{VisibilityTimeout: WorkQueueVisibility}); err != nil {
+		return nil, fmt.Errorf("harness: the work queue %s of trigger %s: %w", qs.Queue, qs.Trigger, err)
 	}
+	qs.VisibilityTimeoutS = int(WorkQueueVisibility / time.Second)
 	if err := b.Start(p.Policy, bins, FunctionOptions{MaxInstances: p.MaxInstances}); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,9 @@ package harness
 
 import (
 	"context"
+	"os"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -121,4 +124,23 @@ func TestHarness(t *testing.T) {
 			t.Errorf("BurstQueue ran %s, which has no batch path", Policies()[1])
 		}
 	})
+}
+
+// TestWorkQueueVisibility: the bench's work queue has the visibility timeout the deploy steps
+// create it with (deploy/README.md), longer than the function's timeout.
+func TestWorkQueueVisibility(t *testing.T) {
+	b, err := os.ReadFile("../../../deploy/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`VisibilityTimeout`\\s+(\\d+)").FindSubmatch(b)
+	if m == nil {
+		t.Fatal("deploy/README.md gives the work queue no `VisibilityTimeout` <seconds>")
+	}
+	if got := strconv.Itoa(int(WorkQueueVisibility / time.Second)); got != string(m[1]) {
+		t.Errorf("WorkQueueVisibility %v; deploy/README.md creates the work queue with %s s", WorkQueueVisibility, m[1])
+	}
+	if WorkQueueVisibility <= FunctionTimeout {
+		t.Errorf("WorkQueueVisibility %v is not longer than the function's timeout %v", WorkQueueVisibility, FunctionTimeout)
+	}
 }

@@ -455,6 +455,7 @@ func TestConsistency(t *testing.T) {
 			"triggerConfig.runOptions.mode":                                                            "event-streaming",
 			"triggerConfig.runOptions.batchWindow.CountBasedWindow":                                    float64(100),
 			"triggerConfig.runOptions.batchWindow.TimeBasedWindow":                                     float64(2),
+			"triggerConfig.runOptions.maximumTasks":                                                    float64(5),
 			"triggerConfig.runOptions.retryStrategy.PushRetryStrategy":                                 "BACKOFF_RETRY",
 			"triggerConfig.runOptions.errorsTolerance":                                                 "ALL",
 		} {

@@ -10,10 +10,14 @@
 //	go run ./bench -out bench/results.json -charts docs/bench   # everything (make bench)
 //	go run ./bench -quick                                       # smoke sizes
 //	go run ./bench -only burst -policies enipool                # some of it
+//	go run ./bench -only burstqueue                             # the burst through the work queue
 //
 // Scenarios: single (events one at a time per lane, every policy side by side in one world:
 // latency against each event's own floor, 3L + its attach time), burst (500 launches at once
-// against the attach quota, each policy in a fresh copy of the world) and coldstart (process
+// against the attach quota, each policy in a fresh copy of the world, delivered as EventBridge
+// delivers them: one asynchronous invocation each), burstqueue (the same burst for enipool
+// alone, sent to the work queue and handed to the function in batches by s.yaml's work-queue
+// trigger; the peers have no batch path) and coldstart (process
 // start, the first invocation and peak RSS over HTTPS against a hello-world function, the
 // same over plain HTTP, and a 1000-event batch).
 package main
@@ -30,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +47,7 @@ import (
 )
 
 // scenarios returns the names -only accepts, in the order they run.
-func scenarios() []string { return []string{"single", "burst", "coldstart"} }
+func scenarios() []string { return []string{"single", "burst", "burstqueue", "coldstart"} }
 
 func main() {
 	out := flag.String("out", "", "write the results as JSON to this file (make bench writes bench/results.json)")
@@ -52,6 +57,7 @@ func main() {
 	policies := flag.String("policies", "", "compare only these policies, comma-separated: "+strings.Join(harness.Policies(), ", "))
 	stale := flag.Duration("stale", time.Second, "how far behind the writes ECS reads may be served (the realistic world's 1s); 0 serves fresh reads, "+
 		"which separates what a confirmation schedule costs from what the reads' lag costs")
+	queueTasks := flag.Int("queue-tasks", 0, "burstqueue: batches the work-queue trigger pushes at once (its runOptions.maximumTasks); 0 keeps s.yaml's")
 	flag.Parse()
 	sel, err := pick("-only", *only, scenarios())
 	if err == nil {
@@ -59,7 +65,7 @@ func main() {
 		if pols, err = pick("-policies", *policies, harness.Policies()); err == nil {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
-			err = run(ctx, config{out: *out, charts: *charts, quick: *quick, only: sel, policies: pols, stale: *stale}, os.Stdout, os.Stderr)
+			err = run(ctx, config{out: *out, charts: *charts, quick: *quick, only: sel, policies: pols, stale: *stale, queueTasks: *queueTasks}, os.Stdout, os.Stderr)
 		}
 	}
 	if err != nil {
@@ -90,6 +96,7 @@ type config struct {
 	only        []string
 	policies    []string
 	stale       time.Duration
+	queueTasks  int
 }
 
 // Parameters are the exact settings of a run.
@@ -136,7 +143,8 @@ func parameters(quick bool, policies []string, stale time.Duration) Parameters {
 		ColdRuns: 20, BigBatch: 1000,
 		Deployment: "s.yaml rendered with every default (environment, timeout, asyncInvokeConfig); no ENIPOOL_ATTACH_TIME; " +
 			"the peers run the same way as a function of their own (bench/peerfn), BENCH_PEER_POLICY naming the policy; " +
-			"events are EventBridge ECS Running events delivered as asynchronous invocations",
+			"events are EventBridge ECS Running events delivered as asynchronous invocations; " +
+			"burstqueue sends direct requests as messages to the work queue, which s.yaml's work-queue trigger (package trigger's MNS event stream) pushes in batches",
 		FunctionTimeoutS: harness.FunctionTimeout.Seconds(),
 		FunctionMemoryMB: 256,
 		Randomness: "the cloud's attach durations and stale reads are drawn from the seed (the n-th attach of a world takes as long in every run); " +
@@ -177,7 +185,10 @@ type Results struct {
 	// Bursts are by policy; their events are summed up (the ratios are in BurstRatios).
 	Bursts      map[string]*harness.BurstResult `json:"bursts,omitempty"`
 	BurstRatios map[string][]float64            `json:"burstRatios,omitempty"`
-	ColdStart   *harness.ColdStartResult        `json:"coldStart,omitempty"`
+	// BurstQueue is enipool's burst through the work queue, summed up likewise.
+	BurstQueue       *harness.BurstResult     `json:"burstQueue,omitempty"`
+	BurstQueueRatios []float64                `json:"burstQueueRatios,omitempty"`
+	ColdStart        *harness.ColdStartResult `json:"coldStart,omitempty"`
 }
 
 // bench holds a run in progress.
@@ -197,7 +208,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Quick: cfg.quick, Scenarios: cfg.only, Machine: report.ReadMachine(), Parameters: b.p,
 		Bursts: map[string]*harness.BurstResult{}, BurstRatios: map[string][]float64{},
 	}
-	if slices.Contains(cfg.only, "single") || slices.Contains(cfg.only, "burst") {
+	if slices.ContainsFunc(cfg.only, func(s string) bool { return s == "single" || s == "burst" || s == "burstqueue" }) {
 		dir, err := os.MkdirTemp("", "enipool-bench-fn-")
 		if err != nil {
 			return err
@@ -208,7 +219,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	steps := map[string]func(context.Context) error{"single": b.single, "burst": b.burst, "coldstart": b.coldstart}
+	steps := map[string]func(context.Context) error{"single": b.single, "burst": b.burst, "burstqueue": b.burstQueue, "coldstart": b.coldstart}
 	for _, s := range cfg.only {
 		if err := steps[s](ctx); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
@@ -283,6 +294,9 @@ func (b *bench) command(scenario string) string {
 	}
 	if b.cfg.stale != time.Second {
 		c += " -stale " + b.cfg.stale.String()
+	}
+	if scenario == "burstqueue" && b.cfg.queueTasks > 0 {
+		c += " -queue-tasks " + strconv.Itoa(b.cfg.queueTasks)
 	}
 	return c
 }
@@ -406,26 +420,79 @@ func (b *bench) burst(ctx context.Context) error {
 		}
 		b.pollNote("2/"+pol, r.Events)
 		r.Events = nil // summed up above and in the ratios
-		b.burstFigures(pol, r)
+		group := fmt.Sprintf("burst, %s: %d launches at once, pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; %s",
+			pol, p.BurstEvents, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances, describe(pol))
+		b.burstFigures(pol, r, "2/"+pol, group, b.command("burst"), "delivery", 4, "")
 	}
 	return nil
 }
 
-func (b *bench) burstFigures(pol string, r *harness.BurstResult) {
+// burstQueue: scenario 2 through the work queue, enipool only.
+func (b *bench) burstQueue(ctx context.Context) error {
+	p := b.p
+	if !slices.Contains(p.Policies, harness.Enipool) {
+		b.note("2q: not run: -policies leaves out enipool, and the peers have no batch path (their function takes one event per invocation).")
+		return nil
+	}
+	b.progress("2q/enipool burst through the work queue: %d launches sent at once to s.yaml's work-queue trigger, at most %d FC instances",
+		p.BurstEvents, p.BurstMaxInstances)
+	c := p.Cloud
+	c.Instances, c.Pool = p.BurstEvents, p.BurstEvents
+	r, err := harness.BurstQueue(ctx, b.bins, harness.BurstParams{Cloud: c, Policy: harness.Enipool,
+		Events: p.BurstEvents, MaxInstances: p.BurstMaxInstances, QueueTasks: b.cfg.queueTasks})
+	if err != nil {
+		return err
+	}
+	b.progress("2q/enipool done: wall %.1f s (floor %.1f s), batches %v", ms(r.Wall)/1000, ms(r.WallFloor)/1000, r.Queue.Batches)
+	b.res.BurstQueue = r
+	for _, ev := range r.Events {
+		b.res.BurstQueueRatios = append(b.res.BurstQueueRatios, math.Round(ev.Ratio*100)/100)
+	}
+	r.Events = nil // summed up above and in the ratios
+	q := r.Queue
+	tasks, whose := q.MaximumTasks, "s.yaml's maximumTasks"
+	switch {
+	case b.cfg.queueTasks > 0:
+		whose = "maximumTasks from -queue-tasks"
+	case tasks == 0:
+		tasks, whose = 1, "s.yaml sets no maximumTasks; the local stream's default"
+	}
+	group := fmt.Sprintf("burst through the work queue, enipool: %d launches sent at once to the queue of s.yaml's %s trigger, which pushes batches of up to %d messages "+
+		"or %d s, %d push(es) at a time (%s), the queue's visibility timeout %d s (deploy/README.md); pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; the peers have no batch path",
+		p.BurstEvents, q.Trigger, q.CountBasedWindow, q.TimeBasedWindowS, tasks, whose, q.VisibilityTimeoutS, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances)
+	b.burstFigures(harness.Enipool, r, "2q/"+harness.Enipool, group, b.command("burstqueue"), "first send",
+		1, "(the attach: a batch shares its describes and listings)")
+	b.add(report.Figure{ID: "2q/" + harness.Enipool, Group: group, Name: fmt.Sprintf("invocations (batches of %v, %d stream retries)", q.Batches, q.Retries),
+		Value: float64(r.Invocations), Unit: "count", Command: b.command("burstqueue")})
+	b.note("2q/enipool: the stream took %d messages for %d sent; %d events reached the function again (a message taken again after its visibility timeout, or a batch retried), handled then as %v; "+
+		"the queue drained %.1f s after the first send; %d errors outside the function%s.",
+		q.MessagesTaken, p.BurstEvents, q.Again, q.AgainOutcomes, ms(q.Drained)/1000, q.Errors, firstErrors(q.FirstErrors))
+	b.note("2q/enipool: events count from their message's send; the floors are the EventBridge burst's, with nothing for the batch window (harness.BurstQueue).")
+	return nil
+}
+
+// firstErrors shows the first errors of a list, if any.
+func firstErrors(errs []string) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	return ", the first: " + strings.Join(errs, "; ")
+}
+
+// burstFigures adds a burst's figures under id and group; from names what its wall counts
+// from, and callsFloor (with its reason) is the fewest ECS calls an attach can cost.
+func (b *bench) burstFigures(pol string, r *harness.BurstResult, id, group, cmd, from string, callsFloor float64, callsWhy string) {
 	p, a, c := b.p, r.Audit, b.p.Cloud
-	id := "2/" + pol
-	cmd := b.command("burst")
-	group := fmt.Sprintf("burst, %s: %d launches at once, pool %d over %d zones, attach quota %g/s (bucket %d), at most %d FC instances; %s",
-		pol, p.BurstEvents, p.BurstEvents, c.Zones, c.AttachQPS, c.AttachBurst, p.BurstMaxInstances, describe(pol))
 	fig := func(name string, v float64, unit string) report.Figure {
 		return report.Figure{ID: id, Group: group, Name: name, Value: v, Unit: unit, Command: cmd}
 	}
 	floor := ms(r.WallFloor) / 1000
-	wall := fig("wall time, delivery to the last event's end", ms(r.Wall)/1000, "s").
+	wall := fig("wall time, "+from+" to the last event's end", ms(r.Wall)/1000, "s").
 		WithFloor(floor, fmt.Sprintf("(3L + the quota's least schedule of the %d attach times)", p.BurstEvents))
 	thr := fig(fmt.Sprintf("throttled calls per attach (%d)", a.Throttled), r.ThrottledPerAttach, "calls/attach").WithFloor(0, "")
-	calls := fig(fmt.Sprintf("ECS calls per attach (%d / %d)", a.ECSCalls, p.BurstEvents), r.ECSCallsPerAttach, "calls/attach").WithFloor(4, "")
-	dead := fig("dead letters", float64(len(a.DeadLetters)), "count")
+	calls := fig(fmt.Sprintf("ECS calls per attach (%d / %d)", a.ECSCalls, p.BurstEvents), r.ECSCallsPerAttach, "calls/attach").WithFloor(callsFloor, callsWhy)
+	// OtherDLQMessages are FC's onFailure records and the stream's dead-lettered events.
+	dead := fig("dead letters", float64(len(a.DeadLetters)+a.OtherDLQMessages), "count")
 	if pol == harness.Enipool {
 		wall = wall.Goal("<=", 1.2*floor, "1.2x floor")
 		thr = thr.Goal("<=", 0.2, "")
@@ -442,9 +509,9 @@ func (b *bench) burstFigures(pol string, r *harness.BurstResult) {
 		wall, thr, calls, r50, r99, dead,
 		fig(fmt.Sprintf("FC instances started (%d cold starts)", r.ColdStarts), float64(r.Instances), "count"),
 	)
-	b.note("2/%s: outcomes %v; lost races %d; ECS calls by action %v.", pol, r.Outcomes, a.LostRaces, a.ByAction)
-	b.note("2/%s: the first attach was accepted %.1f s after the launches (%d FC instances cold-starting on this machine, then a describe and a listing); the floor counts 3L = %.0f ms for that.",
-		pol, ms(r.FirstAttach)/1000, r.Instances, harness.Ms(3*c.L()))
+	b.note("%s: outcomes %v; lost races %d; ECS calls by action %v.", id, r.Outcomes, a.LostRaces, a.ByAction)
+	b.note("%s: the first attach was accepted %.1f s after the %s (%d FC instances cold-starting on this machine, then a describe and a listing); the floor counts 3L = %.0f ms for that.",
+		id, ms(r.FirstAttach)/1000, from, r.Instances, harness.Ms(3*c.L()))
 }
 
 // drawCharts writes the charts of what ran.
@@ -468,12 +535,18 @@ func (b *bench) drawCharts() error {
 		}
 		written = append(written, path)
 	}
-	if len(b.res.Bursts) > 0 {
+	if len(b.res.Bursts) > 0 || b.res.BurstQueue != nil {
+		positive := func(v []float64) []float64 {
+			return slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return x <= 0 })
+		}
 		var all []chart.Series
 		for _, pol := range b.p.Policies {
 			if v, ok := b.res.BurstRatios[pol]; ok {
-				all = append(all, chart.Series{Name: pol, Values: slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return x <= 0 })})
+				all = append(all, chart.Series{Name: pol, Values: positive(v)})
 			}
+		}
+		if b.res.BurstQueue != nil {
+			all = append(all, chart.Series{Name: harness.Enipool + ", work queue", Values: positive(b.res.BurstQueueRatios)})
 		}
 		path := filepath.Join(dir, "burst-ratio.svg")
 		if err := chart.RatioCDF(path, fmt.Sprintf("%d launches at once: latency ÷ the event's floor (with its quota wait)", b.p.BurstEvents), all); err != nil {
@@ -488,6 +561,15 @@ func (b *bench) drawCharts() error {
 			t := r.Timeline
 			path := filepath.Join(dir, "burst-timeline-"+pol+".svg")
 			title := fmt.Sprintf("%s: %d launches at once, per second", pol, b.p.BurstEvents)
+			if err := chart.BurstTimeline(path, title, chart.Timeline{Attaches: t.Attaches, Throttled: t.Throttled, Instances: t.Instances, Busy: t.Busy}, b.p.Cloud.AttachQPS); err != nil {
+				return err
+			}
+			written = append(written, path)
+		}
+		if r := b.res.BurstQueue; r != nil {
+			t := r.Timeline
+			path := filepath.Join(dir, "burst-timeline-"+harness.Enipool+"-workqueue.svg")
+			title := fmt.Sprintf("%s: %d launches through the work queue, per second", harness.Enipool, b.p.BurstEvents)
 			if err := chart.BurstTimeline(path, title, chart.Timeline{Attaches: t.Attaches, Throttled: t.Throttled, Instances: t.Instances, Busy: t.Busy}, b.p.Cloud.AttachQPS); err != nil {
 				return err
 			}

@@ -323,6 +323,38 @@ func TestConsistency(t *testing.T) {
 		}
 	})
 
+	t.Run("work-queue visibility", func(t *testing.T) {
+		// The work-queue stream deletes a batch's messages only when its synchronous push
+		// returned: a queue whose visibility timeout is not longer than the function's timeout
+		// hands messages out again while their batch still runs. fc3 does not create queues,
+		// so the rule lives in the deploy steps of both READMEs, which must agree.
+		timeout, ok := p["timeout"].(float64)
+		if !ok || timeout != tp.vars["functionTimeout"] {
+			t.Fatalf("timeout = %v, vars.functionTimeout = %v: want the same number", p["timeout"], tp.vars["functionTimeout"])
+		}
+		re := regexp.MustCompile("`VisibilityTimeout`\\s+(\\d+)")
+		var seen []int
+		for _, path := range []string{readmePath, filepath.Join(repoRoot, "README.md")} {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := re.FindSubmatch(b)
+			if m == nil || !bytes.Contains(b, []byte("enipool-work")) {
+				t.Errorf("%s: no \"`VisibilityTimeout` <seconds>\" for the work queue enipool-work", path)
+				continue
+			}
+			v, _ := strconv.Atoi(string(m[1]))
+			if v <= int(timeout) || v > 43200 {
+				t.Errorf("%s: the work queue's VisibilityTimeout %d s, want above the function's timeout (%v s) and at most MNS's 43200", path, v, timeout)
+			}
+			seen = append(seen, v)
+		}
+		if len(seen) == 2 && seen[0] != seen[1] {
+			t.Errorf("the READMEs disagree on the work queue's VisibilityTimeout: %v", seen)
+		}
+	})
+
 	t.Run("code and handler", func(t *testing.T) {
 		if p["runtime"] != "go1" || p["handler"] != "main" {
 			t.Errorf("runtime %v handler %v, want go1 and main", p["runtime"], p["handler"])
@@ -423,6 +455,7 @@ func TestConsistency(t *testing.T) {
 			"triggerConfig.runOptions.mode":                                                            "event-streaming",
 			"triggerConfig.runOptions.batchWindow.CountBasedWindow":                                    float64(100),
 			"triggerConfig.runOptions.batchWindow.TimeBasedWindow":                                     float64(2),
+			"triggerConfig.runOptions.maximumTasks":                                                    float64(5),
 			"triggerConfig.runOptions.retryStrategy.PushRetryStrategy":                                 "BACKOFF_RETRY",
 			"triggerConfig.runOptions.errorsTolerance":                                                 "ALL",
 		} {

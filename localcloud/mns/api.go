@@ -97,6 +97,53 @@ func (s *Server) CreateQueueWithConfig(name string, c QueueConfig) error {
 	return nil
 }
 
+// SetQueueAttributes changes a queue's attributes as the SetQueueAttributes API does: the
+// non-zero fields of c replace the queue's, the others stay, and out-of-range values are
+// refused (VisibilityTimeout 1 s to 12 h, and so on: QueueConfig). Messages already in flight
+// keep the visibility they were received with.
+func (s *Server) SetQueueAttributes(name string, c QueueConfig) error {
+	var doc queueConfigXML
+	str := func(n int64) *string { v := strconv.FormatInt(n, 10); return &v }
+	secs := func(name string, d time.Duration) (*string, error) {
+		if d == 0 {
+			return nil, nil
+		}
+		if d%time.Second != 0 {
+			return nil, errorf(CodeInvalidArgument, "The value of %s must be a whole number of seconds.", name)
+		}
+		return str(int64(d / time.Second)), nil
+	}
+	var err error
+	if doc.DelaySeconds, err = secs("DelaySeconds", c.Delay); err != nil {
+		return err
+	}
+	if doc.MessageRetentionPeriod, err = secs("MessageRetentionPeriod", c.Retention); err != nil {
+		return err
+	}
+	if doc.VisibilityTimeout, err = secs("VisibilityTimeout", c.VisibilityTimeout); err != nil {
+		return err
+	}
+	if doc.PollingWaitSeconds, err = secs("PollingWaitSeconds", c.PollingWait); err != nil {
+		return err
+	}
+	if c.MaxMessageSize != 0 {
+		doc.MaximumMessageSize = str(int64(c.MaxMessageSize))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.queues[name]
+	if !ok {
+		return newError(CodeQueueNotExist, "")
+	}
+	cfg, e := q.cfg.applyXML(doc)
+	if e != nil {
+		return e
+	}
+	q.cfg, q.modified = cfg, s.now()
+	q.broadcast()
+	return nil
+}
+
 // DeleteQueue deletes a queue and its messages; deleting a missing queue is not an error.
 func (s *Server) DeleteQueue(name string) {
 	s.deleteQueue(name)

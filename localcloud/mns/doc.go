@@ -11,9 +11,9 @@
 // BatchDeleteMessage, ChangeMessageVisibility, GetQueueAttributes, CreateQueue,
 // SetQueueAttributes (metaoverride=true), DeleteQueue and ListQueue.
 //
-// Server also has a Go API for tests and for the other emulators: CreateQueue, Messages
-// (peek at every message, in flight or not), Receive, Delete, Drain, and Deliver / Queue
-// (the FC runtime's onFailure destination).
+// Server also has a Go API for tests and for the other emulators: CreateQueue,
+// SetQueueAttributes, Messages (peek at every message, in flight or not), Receive, Delete,
+// Drain, and Deliver / Queue (the FC runtime's onFailure destination).
 //
 // # Aiming the SDK at the emulator
 //

@@ -805,3 +805,55 @@ func TestGoAPIReceiveAndDrain(t *testing.T) {
 		t.Error("a missing queue reported messages")
 	}
 }
+
+// TestGoAPISetQueueAttributes: the Go API changes only the attributes it is given, refuses
+// what the SetQueueAttributes API refuses, and a message received afterwards stays in flight
+// for the new visibility timeout.
+func TestGoAPISetQueueAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		queue      string
+		set        mns.QueueConfig
+		err        error // errors.Is; nil: succeeds
+		visibility int64 // after the call
+		retention  int64
+	}{
+		{name: "visibility only", queue: "work", set: mns.QueueConfig{VisibilityTimeout: 600 * time.Second}, visibility: 600, retention: 345600},
+		{name: "highest visibility", queue: "work", set: mns.QueueConfig{VisibilityTimeout: 12 * time.Hour}, visibility: 43200, retention: 345600},
+		{name: "retention only", queue: "work", set: mns.QueueConfig{Retention: time.Hour}, visibility: 30, retention: 3600},
+		{name: "beyond 12 h", queue: "work", set: mns.QueueConfig{VisibilityTimeout: 12*time.Hour + time.Second}, err: &mns.Error{Code: mns.CodeInvalidArgument}, visibility: 30, retention: 345600},
+		{name: "not whole seconds", queue: "work", set: mns.QueueConfig{VisibilityTimeout: 1500 * time.Millisecond}, err: &mns.Error{Code: mns.CodeInvalidArgument}, visibility: 30, retention: 345600},
+		{name: "missing queue", queue: "nope", set: mns.QueueConfig{VisibilityTimeout: time.Minute}, err: mns.ErrQueueNotExist, visibility: 30, retention: 345600},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.mustCreate("work", mns.QueueConfig{})
+			err := e.srv.SetQueueAttributes(tc.queue, tc.set)
+			if (tc.err == nil) != (err == nil) || (tc.err != nil && !errors.Is(err, tc.err)) {
+				t.Fatalf("SetQueueAttributes = %v, want %v", err, tc.err)
+			}
+			attrs, err := alimns.NewMNSQueueManager(e.clientFor(e.root)).GetQueueAttributes("work")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(attrs.VisibilityTimeout) != tc.visibility || int64(attrs.MessageRetentionPeriod) != tc.retention {
+				t.Errorf("VisibilityTimeout %d, MessageRetentionPeriod %d; want %d, %d", attrs.VisibilityTimeout, attrs.MessageRetentionPeriod, tc.visibility, tc.retention)
+			}
+			ctx := context.Background()
+			if err := e.srv.Deliver(ctx, "work", []byte("m")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.srv.Receive(ctx, "work", 0); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(time.Duration(tc.visibility)*time.Second - time.Second)
+			if _, err := e.srv.Receive(ctx, "work", 0); !errors.Is(err, mns.ErrMessageNotExist) {
+				t.Fatalf("receive a second before the visibility timeout: %v, want MessageNotExist", err)
+			}
+			e.clock.Advance(time.Second)
+			if _, err := e.srv.Receive(ctx, "work", 0); err != nil {
+				t.Fatalf("receive at the visibility timeout: %v", err)
+			}
+		})
+	}
+}

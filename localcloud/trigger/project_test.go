@@ -56,6 +56,11 @@ func TestLoadProject(t *testing.T) {
 						if q, err := QueueFromARN(eb.RunOptions.DeadLetterQueue.Arn); err != nil || q != tt.wantDLQ {
 							t.Errorf("stream dead-letter queue %q, %v", q, err)
 						}
+						// One push at a time leaves the attach quota idle while a batch waits
+						// for its slowest attach (s.yaml's comment has the bench's figures).
+						if eb.RunOptions.MaximumTasks < 2 {
+							t.Errorf("stream maximumTasks %d: want batches pushed in parallel", eb.RunOptions.MaximumTasks)
+						}
 					}
 				}
 			}

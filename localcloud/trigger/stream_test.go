@@ -154,6 +154,7 @@ func TestStreamBatchWindows(t *testing.T) {
 			fn := withWorkQueue(t, spec, func(eb *EventBridgeSpec) {
 				eb.RunOptions.BatchWindow.CountBasedWindow = tt.count
 				eb.RunOptions.BatchWindow.TimeBasedWindow = tt.secs
+				eb.RunOptions.MaximumTasks = 1 // batches arrive in the order they were cut
 			})
 			q := newQueues(t, "enipool-work", "enipool-dlq")
 			for i := range tt.before {
@@ -212,6 +213,9 @@ func TestStreamRetriesAndDeadLetters(t *testing.T) {
 				ro.ErrorsTolerance = tt.tolerance
 				ro.RetryStrategy.PushRetryStrategy = tt.strategy
 				ro.RetryStrategy.MaximumRetryAttempts = &tt.retries
+				// One push at a time: NONE stops the stream before the batch after the
+				// poisoned one is pushed.
+				ro.MaximumTasks = 1
 			})
 			q := newQueues(t, "enipool-work", "enipool-dlq")
 			send(t, q, "enipool-work", `{"ok":1}`, `{"poison":true}`, `{"ok":2}`)

@@ -19,6 +19,9 @@ type BurstParams struct {
 	Events       int         `json:"events"`
 	MaxInstances int         `json:"maxInstances"`
 	PeerScale    float64     `json:"peerScale,omitempty"`
+	// QueueTasks, for a burst through the work queue (BurstQueue), replaces the trigger's
+	// runOptions.maximumTasks, the batches it pushes at once; 0 keeps s.yaml's.
+	QueueTasks int `json:"queueTasks,omitempty"`
 }
 
 // BurstResult is what a burst measured.
@@ -39,11 +42,16 @@ type BurstResult struct {
 	ECSCallsPerAttach  float64 `json:"ecsCallsPerAttach"`
 	ThrottledPerAttach float64 `json:"throttledPerAttach"`
 	// Instances counts the FC instances started; ColdStarts the attempts that waited for one.
-	Instances  int            `json:"fcInstances"`
-	ColdStarts int            `json:"coldStarts"`
-	Outcomes   map[string]int `json:"outcomes"`
-	Audit      Audit          `json:"audit"`
-	Timeline   Timeline       `json:"timeline"`
+	Instances  int `json:"fcInstances"`
+	ColdStarts int `json:"coldStarts"`
+	// Invocations counts the function's invocations, FC's retries and the stream's included.
+	Invocations int `json:"invocations"`
+	// Queue is what the work-queue stream did, for a burst delivered through it
+	// (BurstQueue); nil for one delivered by EventBridge.
+	Queue    *QueueStats    `json:"queue,omitempty"`
+	Outcomes map[string]int `json:"outcomes"`
+	Audit    Audit          `json:"audit"`
+	Timeline Timeline       `json:"timeline"`
 }
 
 // Timeline counts, per second of the burst, what happened in it.
@@ -79,7 +87,15 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 	if err := b.WaitAll(ctx); err != nil {
 		return nil, err
 	}
-	res := &BurstResult{Params: p, Events: b.Collect(tickets)}
+	events := b.Collect(tickets)
+	return b.burstResult(p, start, ids, events, b.Audit(ctx, ids, 0)), nil
+}
+
+// burstResult measures a finished burst that started at start: its events' floors and
+// ratios, the wall against its floor, the audit's costs per attach, the FC instances and
+// invocations, and the timeline.
+func (b *Bed) burstResult(p BurstParams, start time.Time, ids []string, events []*Event, audit Audit) *BurstResult {
+	res := &BurstResult{Params: p, Events: events}
 	var last time.Time
 	for _, ev := range res.Events {
 		if ev.end.After(last) {
@@ -93,12 +109,14 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 	res.WallFloor = Duration(WallFloor(ops, p.Cloud))
 	res.Summary = Summarize(res.Events)
 	res.Outcomes = tallyEvents(res.Events)
-	res.Audit = b.Audit(ctx, ids, 0)
+	res.Audit = audit
 	res.ECSCallsPerAttach = float64(res.Audit.ECSCalls) / float64(p.Events)
 	res.ThrottledPerAttach = float64(res.Audit.Throttled) / float64(p.Events)
 	rt := b.Runtime(p.Policy)
 	st := rt.Stats()
 	res.Instances, res.ColdStarts = st.InstancesStarted, st.ColdStarts
+	invocations := rt.Invocations()
+	res.Invocations = len(invocations)
 
 	sec := func(t time.Time) int { return max(0, int(t.Sub(start)/time.Second)) }
 	n := int(math.Ceil(res.Wall.D().Seconds())) + 1
@@ -122,7 +140,7 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 		}
 	}
 	busy := make([]map[string]bool, n)
-	for _, inv := range rt.Invocations() {
+	for _, inv := range invocations {
 		for s := sec(inv.Start); s <= sec(inv.Start.Add(inv.Duration)) && s < n; s++ {
 			if busy[s] == nil {
 				busy[s] = map[string]bool{}
@@ -134,7 +152,7 @@ func Burst(ctx context.Context, bins Functions, p BurstParams) (*BurstResult, er
 		tl.Busy[s] = len(busy[s])
 	}
 	res.Timeline = tl
-	return res, nil
+	return res
 }
 
 // tallyEvents counts events by outcome.

@@ -37,6 +37,11 @@ const (
 	Role = testbed.Role
 	// FunctionTimeout is s.yaml's timeout, the invocation deadline of the cold-start runs.
 	FunctionTimeout = 120 * time.Second
+	// WorkQueueVisibility is the VisibilityTimeout deploy/README.md has the work queue
+	// created with, longer than FunctionTimeout: the stream deletes a batch's messages only
+	// when its synchronous push returned, so they must stay invisible for as long as the
+	// batch can take (its window, a wait for a free push, its own push and retries).
+	WorkQueueVisibility = 600 * time.Second
 )
 
 // CloudParams shape a generated local cloud (world.Generate) and its timing and limits.

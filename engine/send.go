@@ -56,7 +56,11 @@ func (e *attachRun) attachOne(ctx context.Context, j attachJob) {
 		t.undrop(j.eni)
 		return
 	}
-	t.lastErr = err
+	if code, _ := cloud.CodeOf(err); code != "" || ctx.Err() == nil || t.lastErr == nil {
+		// A call the deadline cut short says nothing about the cloud: the answer before it
+		// stays the cause the result names.
+		t.lastErr = err
+	}
 	verdict, rule := cloud.Classify(err)
 	switch verdict {
 	case cloud.VerdictNextENI:

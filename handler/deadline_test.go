@@ -35,3 +35,30 @@ func TestDeadlineDuringALookIsNotATransportError(t *testing.T) {
 		t.Fatalf("outcome %s %s (%s), want %s", r.Outcome, r.Code, r.Reason, cloud.CodeNotReady)
 	}
 }
+
+// An attach that ECS keeps refusing as unavailable, whose last try the deadline cuts short,
+// ends with the code ECS gave, not the transport error of the cut call. Fails on f6c2f9d:
+// the result said enipool.DeadlineExceeded with "Client.Timeout exceeded", which e2e
+// TestQueueEventsDeadLetterTransientFailures met under a loaded make test.
+func TestDeadlineCutAttachKeepsItsCause(t *testing.T) {
+	const inst = "i-bp1deadcause001"
+	c := newFakeCloud()
+	c.addInstance(inst, "ecs.g7.large")
+	c.addENIs("c", 1)
+	h, _ := fakeHandler(t, c, nil)
+	// The work's deadline: the invocation's 1.5 s less the 200 ms dead-letter reserve.
+	deadline := time.Now().Add(1300 * time.Millisecond)
+	tries := 0
+	c.onAttach = func(string, string) (error, bool) {
+		if tries++; tries < 3 {
+			return fakeError("AttachNetworkInterface", "ServiceUnavailable"), false
+		}
+		time.Sleep(time.Until(deadline) + 20*time.Millisecond) // the call is cut by the deadline
+		return &cloud.APIError{Service: "ecs", API: "AttachNetworkInterface",
+			Err: errors.New("context deadline exceeded (Client.Timeout exceeded while awaiting headers)")}, false
+	}
+	resp, _ := invoke(t, h, directPayload(inst), 1500*time.Millisecond)
+	if r := resultFor(t, resp, inst); r.Code != "ServiceUnavailable" {
+		t.Fatalf("outcome %s %s (%s) after %d tries, want ServiceUnavailable", r.Outcome, r.Code, r.Reason, tries)
+	}
+}

@@ -16,6 +16,9 @@ import (
 // TestThrottlingStorm and TestSeedErrorCodes/Throttling.User met it under make test; with
 // the waits bounded but no look moved up to just before the deadline (lastChanceWake), the
 // sixth attach, accepted 2 s before the deadline, was never confirmed in 161 runs of 200.
+// The handler is told nothing the test world knows: its reads lag and it starts from the
+// default attach time, not the fake's (200 of 200 pass; without the bound and the last look,
+// 50 of 50 fail).
 func TestThrottledAttachKeepsInsideItsDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const inst = "i-bp1throttle0001"
@@ -31,7 +34,12 @@ func TestThrottledAttachKeepsInsideItsDeadline(t *testing.T) {
 			}
 			return nil, false
 		}
-		h, _ := fakeHandler(t, c, nil)
+		// As production: reads that lag, and no hint of the true attach time (the handler
+		// starts from the default, 2 s, not the fake's 300 ms).
+		c.lag = func(string) time.Duration { return 300 * time.Millisecond }
+		h, _ := fakeHandler(t, c, func(o *Options) {
+			o.AttachTime, o.StaleReadBound = DefaultOptions().AttachTime, time.Second
+		})
 		resp, err := invoke(t, h, directPayload(inst), 12*time.Second)
 		if err != nil {
 			t.Fatalf("invocation failed: %v", err)
